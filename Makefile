@@ -1,0 +1,117 @@
+# bayeux-fcgi — plain GNU make + pkg-config. All outputs go under $(BUILD).
+#   make            release build (build/)
+#   make test       sanitizer build (build/san) + every test suite
+#   make run        the whole stack in the foreground (redis + workers + nginx)
+#   make bench      benchmarks against the peers
+#   make fuzz       libFuzzer on the message parser (clang), FUZZ_SECONDS=60
+#   CC=clang make   builds with clang as well
+
+CC      ?= cc
+BUILD   ?= build
+OPT     ?= -O2
+V       ?= 0
+PKGS    := jansson hiredis libevent libevent_pthreads
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wwrite-strings
+BX_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g -MMD -MP -Ishared -Ibroker -I$(BUILD)/gen $(PKG_CFLAGS) $(SAN) $(CFLAGS)
+BX_LDFLAGS = $(SAN) $(LDFLAGS)
+LIBS    := $(PKG_LIBS) -lfcgi -lpthread -lm
+
+ifeq ($(V),0)
+Q := @
+endif
+
+# Every .c under these folders is part of the core library (no main()).
+LIB_SRC  := $(wildcard shared/*.c shared/ext/*.c broker/*.c)
+LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/bayeux_lua.o
+FCGI_SRC := $(wildcard fcgi/*.c)
+FCGI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(FCGI_SRC))
+CTL_SRC  := $(wildcard ctl/*.c)
+CTL_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
+# Unit tests: one binary per tests/unit/test_*.c (cmocka, no servers).
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
+# Broker tests: one binary per tests/broker/test_*.c (cmocka + a real redis-server).
+BRK_SRC  := $(wildcard tests/broker/test_*.c)
+BRK_BIN  := $(patsubst tests/broker/%.c,$(BUILD)/tests/%,$(BRK_SRC))
+# Integration helpers in C (optional), one binary per tests/integration/*_tool.c
+INT_SRC  := $(wildcard tests/integration/*_tool.c)
+INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INT_SRC))
+
+BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl)
+BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
+
+.PHONY: all deps test test-build run bench fuzz clean unit
+all: $(BINS)
+
+deps:
+	@bash scripts/deps.sh
+
+$(BUILD)/libbx.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  CC  $<" || true
+	$(Q)$(CC) $(BX_CFLAGS) -c $< -o $@
+
+# The broker's Lua library is embedded in every binary (no file path at run time).
+$(BUILD)/gen/bayeux_lua.c: broker/bayeux.lua scripts/embed-lua.sh
+	@mkdir -p $(dir $@)
+	$(Q)bash scripts/embed-lua.sh $< $@
+$(BUILD)/obj/gen/bayeux_lua.o: $(BUILD)/gen/bayeux_lua.c
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BX_CFLAGS) -c $< -o $@
+
+$(BUILD)/bin/bayeux-fcgi: $(FCGI_OBJ) $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(FCGI_OBJ) $(BUILD)/libbx.a $(LIBS)
+
+$(BUILD)/bin/bayeuxctl: $(CTL_OBJ) $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CTL_OBJ) $(BUILD)/libbx.a $(LIBS)
+
+$(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS) -lcmocka
+
+$(BUILD)/tests/%_tool: $(BUILD)/obj/tests/integration/%_tool.o $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS)
+
+# Broker test binaries share a name pattern with unit tests; give them their own rule.
+$(BUILD)/tests/broker_%: $(BUILD)/obj/tests/broker/test_%.o $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS) -lcmocka
+BRK_BIN := $(patsubst tests/broker/test_%.c,$(BUILD)/tests/broker_%,$(BRK_SRC))
+
+test-build: $(BINS) $(UNIT_BIN) $(BRK_BIN) $(INT_BIN)
+
+# make test: sanitizer build (ASan + UBSan, leaks on) of everything, then every suite.
+test: deps
+	$(MAKE) --no-print-directory BUILD=build/san OPT=-O1 \
+	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test-build
+	$(MAKE) --no-print-directory all
+	BUILD=build/san bash tests/run.sh
+
+unit: $(UNIT_BIN)
+	@for t in $(UNIT_BIN); do $$t || exit 1; done
+
+run: deps all
+	bash scripts/run.sh
+
+bench: deps all
+	bash bench/run.sh
+
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,63 @@
+/* store.h — the only C code that speaks to Redis.
+ *
+ * Two faces over hiredis:
+ *  - bx_store: asynchronous, on a libevent base (workers). A command connection
+ *    for FCALLs and a subscriber connection for the worker's wake-up channel.
+ *    Reconnects with backoff; while Redis is away, bx_store_fcall fails at once
+ *    (the caller answers with reconnect:"retry" advice), it never blocks.
+ *  - bx_store_sync: blocking (bayeuxctl, tests).
+ * Both load the embedded function library with FUNCTION LOAD REPLACE when the
+ * loaded bx_version differs from the embedded one. Function contract: broker/API.md. */
+#ifndef BX_STORE_H
+#define BX_STORE_H
+
+#include <stddef.h>
+#include <hiredis/hiredis.h>
+
+struct event_base;
+
+extern const char bx_lua_source[];  /* embedded broker/bayeux.lua (generated) */
+extern const char bx_lua_version[];
+
+typedef struct bx_store_opts {
+    const char *host;     /* "127.0.0.1" */
+    int port;             /* 6379 */
+    const char *prefix;   /* "bayeux:" */
+    const char *worker;   /* this worker's id (wake channel = prefix "wake:" worker); NULL: no subscriber */
+} bx_store_opts;
+
+typedef struct bx_store bx_store;
+
+/* Reply callback: reply is NULL when the command failed (err says why: Redis down,
+ * script error). hiredis frees reply after the callback returns: do not free it. */
+typedef void bx_store_cb(const redisReply *reply, const char *err, void *arg);
+/* Wake-up callback: one payload line from the wake channel (see API.md), not NUL-terminated. */
+typedef void bx_wake_cb(const char *payload, size_t len, void *arg);
+
+/* Create and start connecting (asynchronously). opts strings are copied. NULL + err on failure. */
+bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
+                       bx_wake_cb *wake, void *wake_arg, char *err, size_t errlen);
+/* 1 when the command connection is up and the library is loaded. */
+int bx_store_ready(const bx_store *s);
+/* FCALL fn 0 prefix argv[0..argc-1]. 0 queued (cb will run exactly once), -1 not connected
+ * (cb is NOT called; err set). argv strings are copied before return. */
+int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,
+                   bx_store_cb *cb, void *arg, char *err, size_t errlen);
+/* Close both connections; pending callbacks run with reply NULL. Frees s. */
+void bx_store_free(bx_store *s);
+
+/* Blocking face. */
+typedef struct bx_store_sync bx_store_sync;
+/* Connect (timeout 2 s) and load the library if needed. NULL + err on failure. */
+bx_store_sync *bx_store_sync_open(const char *host, int port, const char *prefix, char *err, size_t errlen);
+/* FCALL fn 0 prefix argv...; returns a reply the caller frees with freeReplyObject,
+ * or NULL with err set (connection error, or an error reply turned into err). */
+redisReply *bx_store_sync_fcall(bx_store_sync *s, const char *fn, int argc, const char **argv,
+                                const size_t *lens, char *err, size_t errlen);
+/* Any command (argv form); same ownership as above. */
+redisReply *bx_store_sync_command(bx_store_sync *s, int argc, const char **argv, const size_t *lens,
+                                  char *err, size_t errlen);
+const char *bx_store_sync_prefix(const bx_store_sync *s);
+void bx_store_sync_close(bx_store_sync *s);
+
+#endif

@@ -1,0 +1,37 @@
+# tests/lib/common.sh — shared helpers for test suites (source it).
+# Every server a test starts is private: free loopback port, own dir, stopped by PID.
+
+# A free TCP port on 127.0.0.1 (bind to 0, read the port back).
+bx_free_port() {
+  python3 - 2>/dev/null <<'PY' || node -e 'const s=require("net").createServer();s.listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})'
+import socket
+s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()
+PY
+}
+
+# bx_start_redis DIR PORT → starts redis-server (no persistence), pid in DIR/redis.pid
+bx_start_redis() {
+  local dir=$1 port=$2
+  mkdir -p "$dir"
+  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
+    --daemonize no --protected-mode yes --logfile "$dir/redis.log" &
+  echo $! > "$dir/redis.pid"
+  for _ in $(seq 1 100); do
+    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    sleep 0.05
+  done
+  echo "redis-server did not start on port $port" >&2; cat "$dir/redis.log" >&2; return 1
+}
+
+# bx_stop_pidfile FILE → TERM, wait up to 5 s, then KILL.
+bx_stop_pidfile() {
+  local f=$1 pid
+  [ -f "$f" ] || return 0
+  pid=$(cat "$f")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
