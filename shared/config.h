@@ -6,8 +6,10 @@
  * (bayeux-notes.md §3): long-polling uses "long-polling.json.<k>", then
  * "long-polling.<k>", then "<k>"; callback-polling uses "long-polling.jsonp.<k>",
  * "long-polling.<k>", "<k>"; websocket "ws.<k>", "<k>".
- * Environment overrides: BX_<KEY> with '.' and '-' as '_' (BX_TIMEOUT,
- * BX_LONG_POLLING_TIMEOUT, BX_LOG_LEVEL), applied after the file.
+ * Environment overrides: BX_<KEY> where the key is written in upper snake case:
+ * camelCase humps, '.' and '-' become '_' (timeout → BX_TIMEOUT, maxInterval →
+ * BX_MAX_INTERVAL, long-polling.timeout → BX_LONG_POLLING_TIMEOUT, redisPort →
+ * BX_REDIS_PORT, logLevel → BX_LOG_LEVEL), applied after the file.
  * The whole table lives in config.c; every key is documented in conf/bayeux.conf. */
 #ifndef BX_CONFIG_H
 #define BX_CONFIG_H
