@@ -9,12 +9,14 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
-# bx_start_redis DIR PORT → starts redis-server (no persistence), pid in DIR/redis.pid
+# bx_start_redis DIR PORT [redis-server args...] → starts redis-server (no persistence unless
+# the extra args, which come last and so win, turn it on), pid in DIR/redis.pid
 bx_start_redis() {
   local dir=$1 port=$2
+  shift 2
   mkdir -p "$dir"
   redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
-    --daemonize no --protected-mode yes --logfile "$dir/redis.log" &
+    --daemonize no --protected-mode yes --logfile "$dir/redis.log" "$@" &
   echo $! > "$dir/redis.pid"
   for _ in $(seq 1 100); do
     redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
