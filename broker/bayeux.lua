@@ -1,5 +1,799 @@
 #!lua name=bayeux
 -- bayeux — the broker's Redis function library. Contract: broker/API.md; keys: broker/KEYS.md.
+--
+-- Every function is called FCALL <name> 0 <prefix> args... and works in three phases:
+--   1. validate arguments (an error names the argument);
+--   2. read every key it will write, checking its type (an error names the key);
+--   3. write.
+-- Redis does not roll back a function that fails half-way, so nothing may fail after
+-- the first write: phases 1 and 2 must catch every error. Keys are derived inside the
+-- functions (fan-out), see KEYS.md on Redis Cluster.
 local VERSION = 'dev'
 
-redis.register_function('bx_version', function(keys, args) return VERSION end)
+local ID_MAX = 64         -- longest client/browser/worker id or token
+local CHANNEL_MAX = 1024  -- longest channel name
+local PUSH_CHUNK = 1000   -- RPUSH arguments per call (Lua's C stack limits unpack)
+
+-- ---------------------------------------------------------------- helpers
+
+local function fail(fn, msg)
+  error({err = 'ERR ' .. fn .. ': ' .. msg})
+end
+
+-- Argument checkers: each returns the value or raises an error naming the argument.
+local function arg_count(fn, args, min, max)
+  if #args < min or (max and #args > max) then
+    if max == min then
+      fail(fn, 'wrong number of arguments (want ' .. min .. ' after numkeys, got ' .. #args .. ')')
+    end
+    fail(fn, 'wrong number of arguments (want ' .. min .. (max and ('..' .. max) or '+') ..
+         ' after numkeys, got ' .. #args .. ')')
+  end
+end
+
+local function arg_prefix(fn, v)
+  if #v > ID_MAX or v:find('[%s{}]') then
+    fail(fn, 'prefix: at most ' .. ID_MAX .. ' chars, no spaces or braces')
+  end
+  return v
+end
+
+local function arg_id(fn, name, v, allow_empty)
+  if v == '' and allow_empty then return v end
+  if #v < 1 or #v > ID_MAX or v:find('[^%w_%-%.]') then
+    fail(fn, name .. ': 1..' .. ID_MAX .. ' chars of [A-Za-z0-9_.-] expected, got "' ..
+         v:sub(1, ID_MAX) .. '"')
+  end
+  return v
+end
+
+local function arg_int(fn, name, v, min)
+  if not v:match('^%-?%d+$') or #v > 15 then
+    fail(fn, name .. ': integer expected, got "' .. v:sub(1, 32) .. '"')
+  end
+  local n = tonumber(v)
+  if min and n < min then fail(fn, name .. ': must be >= ' .. min .. ', got ' .. v) end
+  return n
+end
+
+local function arg_flag(fn, name, v)
+  if v ~= '0' and v ~= '1' then fail(fn, name .. ': 0 or 1 expected, got "' .. v:sub(1, 32) .. '"') end
+  return v == '1'
+end
+
+local function arg_channel(fn, name, v)
+  if #v < 2 or #v > CHANNEL_MAX or v:sub(1, 1) ~= '/' then
+    fail(fn, name .. ': channel name "/..." of 2..' .. CHANNEL_MAX .. ' chars expected, got "' ..
+         v:sub(1, 64) .. '"')
+  end
+  return v
+end
+
+local function arg_nonempty(fn, name, v)
+  if v == '' then fail(fn, name .. ': must not be empty') end
+  return v
+end
+
+local function arg_transport(fn, v)
+  if #v > ID_MAX or v:find('[^%w%-]') then fail(fn, 'transport: name of [A-Za-z0-9-] expected') end
+  return v
+end
+
+-- A key of the wrong type under our prefix is someone else's data: refuse to touch it.
+local function wrongtype(key, got, want)
+  error({err = 'WRONGTYPE key ' .. key .. ' holds a ' .. got .. ', expected a ' .. want})
+end
+
+-- Check a key that will only be written (never read) by the caller.
+local function need(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then wrongtype(key, t, want) end
+end
+
+-- A read that doubles as the type check: a WRONGTYPE error names the key.
+local function rd(want, key, cmd, ...)
+  local r = redis.pcall(cmd, key, ...)
+  if type(r) == 'table' and r['err'] then
+    if r['err']:find('^WRONGTYPE') then wrongtype(key, redis.call('TYPE', key)['ok'], want) end
+    error(r)
+  end
+  return r
+end
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function K(P)
+  return {
+    P = P,
+    expiry = P .. 'expiry',
+    stats = P .. 'stats',
+    ch = function(c) return P .. 'ch:' .. c end,
+    browser = function(b) return P .. 'browser:' .. b end,
+    held = function(b) return P .. 'browser:' .. b .. ':held' end,
+    wake = function(w) return P .. 'wake:' .. w end,
+  }
+end
+
+-- The keys of one session; they share the hash tag {cid}.
+local function SK(P, cid)
+  local base = P .. '{' .. cid .. '}:'
+  return { s = base .. 's', subs = base .. 'subs', q = base .. 'q', f = base .. 'f' }
+end
+
+local function push_all(key, list, first, last)
+  local i = first
+  while i <= last do
+    local j = math.min(last, i + PUSH_CHUNK - 1)
+    redis.call('RPUSH', key, unpack(list, i, j))
+    i = j + 1
+  end
+end
+
+-- Session keys all get the same safety-net TTL.
+local function expire_session(sk, ttl)
+  redis.call('PEXPIRE', sk.s, ttl)
+  redis.call('PEXPIRE', sk.subs, ttl)
+  redis.call('PEXPIRE', sk.q, ttl)
+  redis.call('PEXPIRE', sk.f, ttl)
+end
+
+-- A newly created session key inherits the session hash's remaining TTL.
+local function inherit_ttl(sk, key)
+  local ttl = redis.call('PTTL', sk.s)
+  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
+end
+
+local function stat(k, name, n)
+  if n ~= 0 then redis.call('HINCRBY', k.stats, name, n) end
+end
+
+-- Load the session hash fields we need; nil when the session does not exist.
+-- Fields: st b t w k n bn.
+local function load_session(sk)
+  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'n', 'bn')
+  if not v[1] then return nil end
+  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], n = v[6], bn = v[7] }
+end
+
+-- The browser check of API.md: empty browser argument = skip.
+local function browser_ok(sess, browser)
+  return browser == '' or sess.b == browser
+end
+
+-- Split an in-flight entry "<batch>|<json>".
+local function inflight_split(e)
+  local bar = e:find('|', 1, true)
+  return tonumber(e:sub(1, bar - 1)), e:sub(bar + 1)
+end
+
+-- Count in-flight entries (oldest first) tagged <= batch.
+local function inflight_upto(list, batch)
+  local n = 0
+  for i = 1, #list do
+    if inflight_split(list[i]) > batch then break end
+    n = n + 1
+  end
+  return n
+end
+
+-- Forget a parked request (unpark): fields w k n and the browser's held set.
+local function unpark(k, sk, cid, sess)
+  redis.call('HDEL', sk.s, 'w', 'k', 'n')
+  if sess.b ~= '' then redis.call('SREM', k.held(sess.b), cid) end
+  sess.w, sess.k, sess.n = nil, nil, nil
+end
+
+-- Read phase of a drain: the queue and the in-flight list (type-checked).
+local function drain_read(sk)
+  local queued = rd('list', sk.q, 'LRANGE', 0, -1)
+  local inflight = rd('list', sk.f, 'LRANGE', 0, -1)
+  return queued, inflight
+end
+
+-- Write phase of a drain: every queued message moves to the in-flight list tagged
+-- with a new batch number. Appends batch and every in-flight JSON (oldest first) to out.
+local function drain_write(sk, queued, inflight, dropped, out)
+  local batch = redis.call('HINCRBY', sk.s, 'bn', 1)
+  out[#out + 1] = batch
+  for i = dropped + 1, #inflight do
+    local _, json = inflight_split(inflight[i])
+    out[#out + 1] = json
+  end
+  if #queued > 0 then
+    local tagged = {}
+    local tag = batch .. '|'
+    for i = 1, #queued do
+      tagged[i] = tag .. queued[i]
+      out[#out + 1] = queued[i]
+    end
+    redis.call('DEL', sk.q)
+    push_all(sk.f, tagged, 1, #tagged)
+    inherit_ttl(sk, sk.f)
+  end
+  return batch
+end
+
+-- Removing a session, read phase: type-check everything the write phase touches.
+-- sess may be nil (hash already expired by its TTL). Returns the plan for removal_write.
+local function removal_read(k, sk, cid, sess)
+  local subs = rd('set', sk.subs, 'SMEMBERS')
+  for _, c in ipairs(subs) do need(k.ch(c), 'set') end
+  rd('list', sk.q, 'LLEN')
+  rd('list', sk.f, 'LLEN')
+  if sess and sess.b ~= '' then
+    need(k.browser(sess.b), 'set')
+    need(k.held(sess.b), 'set')
+  end
+  return { k = k, sk = sk, cid = cid, sess = sess, subs = subs }
+end
+
+-- Removing a session, write phase: every trace goes; a parked worker gets "d <token>".
+local function removal_write(plan)
+  local k, sk, cid, sess = plan.k, plan.sk, plan.cid, plan.sess
+  for _, c in ipairs(plan.subs) do redis.call('SREM', k.ch(c), cid) end
+  if sess and sess.w and sess.k then
+    redis.call('PUBLISH', k.wake(sess.w), 'd ' .. sess.k)
+  end
+  if sess and sess.b ~= '' then
+    redis.call('SREM', k.browser(sess.b), cid)
+    redis.call('SREM', k.held(sess.b), cid)
+  end
+  redis.call('DEL', sk.s, sk.subs, sk.q, sk.f)
+  redis.call('ZREM', k.expiry, cid)
+end
+
+-- Notify the workers holding parked polls of these sessions: one PUBLISH per worker.
+-- parked: list of {cid, worker} already marked n=1.
+local function wake_workers(k, parked)
+  local by_worker, order = {}, {}
+  for _, p in ipairs(parked) do
+    local w = p[2]
+    if not by_worker[w] then
+      by_worker[w] = { 'w' }
+      order[#order + 1] = w
+    end
+    local l = by_worker[w]
+    l[#l + 1] = p[1]
+  end
+  for _, w in ipairs(order) do
+    redis.call('PUBLISH', k.wake(w), table.concat(by_worker[w], ' '))
+  end
+  return #order
+end
+
+-- ---------------------------------------------------------------- functions
+
+-- keys: P{cid}:s P{cid}:subs P{cid}:q P{cid}:f  Pexpiry  Pbrowser:<b>  Pstats (all derived)
+-- args: prefix cid browser transport expiry_ms ttl_ms ack(0/1) user
+-- returns: 1
+-- errors: bad argument; session already exists; wrong-type key
+local function handshake(_, args)
+  local fn = 'bx_handshake'
+  arg_count(fn, args, 8, 8)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local browser = arg_id(fn, 'browser', args[3], true)
+  local transport = arg_transport(fn, args[4])
+  local expiry_ms = arg_int(fn, 'expiry_ms', args[5], 0)
+  local ttl = arg_int(fn, 'ttl_ms', args[6], 1)
+  local ack = arg_flag(fn, 'ack', args[7]) and '1' or '0'
+  local user = args[8]
+  if #user > 256 then fail(fn, 'user: at most 256 bytes') end
+  local k, sk = K(P), SK(P, cid)
+
+  local t = redis.call('TYPE', sk.s)['ok']
+  if t ~= 'none' then fail(fn, 'cid: session ' .. cid .. ' already exists (' .. sk.s .. ')') end
+  need(k.expiry, 'zset')
+  need(k.stats, 'hash')
+  need(sk.subs, 'set')
+  need(sk.q, 'list')
+  need(sk.f, 'list')
+  if browser ~= '' then need(k.browser(browser), 'set') end
+
+  local now = now_ms()
+  redis.call('DEL', sk.subs, sk.q, sk.f) -- leftovers of an expired namesake
+  redis.call('HSET', sk.s, 'ct', now, 'ls', now, 'b', browser, 't', transport, 'st', 'h',
+             'ack', ack, 'bn', 0, 'u', user)
+  redis.call('PEXPIRE', sk.s, ttl)
+  redis.call('ZADD', k.expiry, now + expiry_ms, cid)
+  if browser ~= '' then
+    redis.call('SADD', k.browser(browser), cid)
+    redis.call('PEXPIRE', k.browser(browser), ttl)
+  end
+  stat(k, 'handshakes', 1)
+  return 1
+end
+
+-- Count the other sessions of this browser that hold a parked poll; drop stale members.
+local function held_others(k, browser, cid)
+  local key = k.held(browser)
+  local members = rd('set', key, 'SMEMBERS')
+  local live, stale = 0, {}
+  for _, m in ipairs(members) do
+    if m ~= cid then
+      local msk = SK(k.P, m)
+      if rd('hash', msk.s, 'HEXISTS', 'w') == 1 then live = live + 1 else stale[#stale + 1] = m end
+    end
+  end
+  return live, stale
+end
+
+-- keys: P{cid}:s P{cid}:q P{cid}:f (+subs TTL)  Pexpiry  Pbrowser:<b> Pbrowser:<b>:held  Pstats  Pwake:<W>
+-- args: prefix cid browser worker token ack_k hold timeout_ms expiry_ms ttl_ms max_sessions_per_browser transport
+-- returns: {status, first, transport_changed, batch, msg...}, status msgs|parked|multi|empty|unknown
+local function connect(_, args)
+  local fn = 'bx_connect'
+  arg_count(fn, args, 12, 12)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local browser = arg_id(fn, 'browser', args[3], true)
+  local worker = arg_id(fn, 'worker', args[4])
+  local token = arg_id(fn, 'token', args[5])
+  local ack_k = arg_int(fn, 'ack_k', args[6])
+  local hold = arg_flag(fn, 'hold', args[7])
+  local timeout_ms = arg_int(fn, 'timeout_ms', args[8], 0)
+  local expiry_ms = arg_int(fn, 'expiry_ms', args[9], 0)
+  local ttl = arg_int(fn, 'ttl_ms', args[10], 1)
+  local max_spb = arg_int(fn, 'max_sessions_per_browser', args[11])
+  local transport = arg_transport(fn, args[12])
+  local k, sk = K(P), SK(P, cid)
+
+  local sess = load_session(sk)
+  if not sess or not browser_ok(sess, browser) then return { 'unknown' } end
+  need(k.expiry, 'zset')
+  need(k.stats, 'hash')
+  local queued, inflight = drain_read(sk)
+  local dropped = 0
+  if ack_k >= 0 then dropped = inflight_upto(inflight, ack_k) end
+  local pending = #queued + #inflight - dropped
+  local first = sess.st == 'h'
+  local tc = sess.t ~= transport
+  local held_live, held_stale = 0, {}
+  local want_park = pending == 0 and hold and not first
+  if sess.b ~= '' then
+    need(k.held(sess.b), 'set')
+    need(k.browser(sess.b), 'set')
+    if want_park and max_spb >= 0 then held_live, held_stale = held_others(k, sess.b, cid) end
+  end
+
+  -- writes
+  local now = now_ms()
+  if dropped > 0 then redis.call('LTRIM', sk.f, dropped, -1) end
+  if sess.w and sess.k and sess.k ~= token then
+    redis.call('PUBLISH', k.wake(sess.w), 's ' .. sess.k)
+    unpark(k, sk, cid, sess)
+  end
+  redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now)
+  for _, m in ipairs(held_stale) do redis.call('SREM', k.held(sess.b), m) end
+  stat(k, 'connects', 1)
+  local reply = { '', first and 1 or 0, tc and 1 or 0 }
+  local expiry = now + expiry_ms
+  if pending > 0 then
+    if sess.w then unpark(k, sk, cid, sess) end
+    reply[1] = 'msgs'
+    drain_write(sk, queued, inflight, dropped, reply)
+  elseif want_park and max_spb >= 0 and held_live >= max_spb then
+    if sess.w then unpark(k, sk, cid, sess) end
+    reply[1], reply[4] = 'multi', 0
+  elseif want_park then
+    redis.call('HSET', sk.s, 'w', worker, 'k', token, 'n', 0)
+    if sess.b ~= '' then
+      redis.call('SADD', k.held(sess.b), cid)
+      redis.call('PEXPIRE', k.held(sess.b), ttl)
+    end
+    reply[1], reply[4] = 'parked', 0
+    expiry = now + timeout_ms + expiry_ms
+  else
+    if sess.w then unpark(k, sk, cid, sess) end
+    reply[1], reply[4] = 'empty', 0
+  end
+  redis.call('ZADD', k.expiry, expiry, cid)
+  expire_session(sk, ttl)
+  if sess.b ~= '' then redis.call('PEXPIRE', k.browser(sess.b), ttl) end
+  return reply
+end
+
+-- keys: P{cid}:s P{cid}:q P{cid}:f  Pexpiry  Pbrowser:<b>:held
+-- args: prefix cid token final(0/1) expiry_ms ttl_ms
+-- returns: {"gone"} | {"superseded"} | {"msgs", batch, msg...} | {"empty", 0} | {"parked", 0}
+local function drain(_, args)
+  local fn = 'bx_drain'
+  arg_count(fn, args, 6, 6)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local token = arg_id(fn, 'token', args[3])
+  local final = arg_flag(fn, 'final', args[4])
+  local expiry_ms = arg_int(fn, 'expiry_ms', args[5], 0)
+  local ttl = arg_int(fn, 'ttl_ms', args[6], 1)
+  local k, sk = K(P), SK(P, cid)
+
+  local sess = load_session(sk)
+  if not sess then return { 'gone' } end
+  if sess.k ~= token then return { 'superseded' } end
+  need(k.expiry, 'zset')
+  if sess.b ~= '' then need(k.held(sess.b), 'set') end
+  local queued, inflight = drain_read(sk)
+
+  -- writes
+  local now = now_ms()
+  local reply
+  if #queued + #inflight > 0 then
+    unpark(k, sk, cid, sess)
+    reply = { 'msgs' }
+    drain_write(sk, queued, inflight, 0, reply)
+  elseif final then
+    unpark(k, sk, cid, sess)
+    reply = { 'empty', 0 }
+  else
+    redis.call('HSET', sk.s, 'n', 0)
+    return { 'parked', 0 }
+  end
+  redis.call('HSET', sk.s, 'ls', now)
+  redis.call('ZADD', k.expiry, now + expiry_ms, cid)
+  expire_session(sk, ttl)
+  return reply
+end
+
+-- keys: P{cid}:f
+-- args: prefix cid batch
+-- returns: number of in-flight messages dropped (tag <= batch)
+local function confirm(_, args)
+  local fn = 'bx_confirm'
+  arg_count(fn, args, 3, 3)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local batch = arg_int(fn, 'batch', args[3], 0)
+  local sk = SK(P, cid)
+  local inflight = rd('list', sk.f, 'LRANGE', 0, -1)
+  local n = inflight_upto(inflight, batch)
+  if n == #inflight then
+    if n > 0 then redis.call('DEL', sk.f) end
+  else
+    redis.call('LTRIM', sk.f, n, -1)
+  end
+  return n
+end
+
+-- Shared session check + touch of subscribe/unsubscribe/publish/touch.
+-- Returns k, sk, sess (nil when unknown) after the type checks of the touched keys.
+local function session_check(fn, args)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local browser = arg_id(fn, 'browser', args[3], true)
+  local max_interval = arg_int(fn, 'max_interval_ms', args[4], 0)
+  local ttl = arg_int(fn, 'ttl_ms', args[5], 1)
+  local k, sk = K(P), SK(P, cid)
+  local sess = load_session(sk)
+  if not sess or not browser_ok(sess, browser) then return k, sk, nil end
+  need(k.expiry, 'zset')
+  return k, sk, sess, cid, max_interval, ttl
+end
+
+-- Touch: expiry index = max(current, now + max_interval); safety-net TTL on all keys.
+local function touch_write(k, sk, cid, max_interval, ttl)
+  local now = now_ms()
+  local cur = tonumber(redis.call('ZSCORE', k.expiry, cid) or 0)
+  if cur < now + max_interval then redis.call('ZADD', k.expiry, now + max_interval, cid) end
+  redis.call('HSET', sk.s, 'ls', now)
+  expire_session(sk, ttl)
+end
+
+-- keys: P{cid}:s P{cid}:subs  Pch:<channel>...  Pexpiry
+-- args: prefix cid browser max_interval_ms ttl_ms channel...
+-- returns: {"ok", n_added} | {"unknown"}
+local function subscribe(_, args)
+  local fn = 'bx_subscribe'
+  arg_count(fn, args, 6)
+  for i = 6, #args do arg_channel(fn, 'channel ' .. (i - 5), args[i]) end
+  local k, sk, sess, cid, max_interval, ttl = session_check(fn, args)
+  if not sess then return { 'unknown' } end
+  need(sk.subs, 'set')
+  for i = 6, #args do need(k.ch(args[i]), 'set') end
+
+  local added = 0
+  for i = 6, #args do
+    added = added + redis.call('SADD', sk.subs, args[i])
+    redis.call('SADD', k.ch(args[i]), cid)
+  end
+  touch_write(k, sk, cid, max_interval, ttl)
+  return { 'ok', added }
+end
+
+-- keys: P{cid}:s P{cid}:subs  Pch:<channel>...  Pexpiry
+-- args: prefix cid browser max_interval_ms ttl_ms channel...
+-- returns: {"ok", missing_index} (0 = all done) | {"unknown"}
+local function unsubscribe(_, args)
+  local fn = 'bx_unsubscribe'
+  arg_count(fn, args, 6)
+  for i = 6, #args do arg_channel(fn, 'channel ' .. (i - 5), args[i]) end
+  local k, sk, sess, cid, max_interval, ttl = session_check(fn, args)
+  if not sess then return { 'unknown' } end
+  need(sk.subs, 'set')
+  -- Which channels exist is decided in order, as each removal may delete a set.
+  local last, missing = #args, 0
+  for i = 6, #args do need(k.ch(args[i]), 'set') end
+
+  for i = 6, last do
+    if redis.call('EXISTS', k.ch(args[i])) == 0 then
+      missing = i - 5
+      break
+    end
+    redis.call('SREM', sk.subs, args[i])
+    redis.call('SREM', k.ch(args[i]), cid)
+  end
+  touch_write(k, sk, cid, max_interval, ttl)
+  return { 'ok', missing }
+end
+
+-- Fan-out core shared by publish and deliver. Read phase for one recipient:
+-- returns nil when its session is gone, else its state.
+local function recipient_read(k, cid, max_queue)
+  local sk = SK(k.P, cid)
+  local v = rd('hash', sk.s, 'HMGET', 'st', 'w', 'n')
+  if not v[1] then return nil end
+  local len = rd('list', sk.q, 'LLEN')
+  return { cid = cid, sk = sk, w = v[2], n = v[3], len = len,
+           full = max_queue > 0 and len >= max_queue }
+end
+
+-- Write phase for the recipients that are not full: queue, mark parked ones notified.
+local function recipients_write(k, recips, message, parked)
+  for _, r in ipairs(recips) do
+    redis.call('RPUSH', r.sk.q, message)
+    if r.len == 0 then inherit_ttl(r.sk, r.sk.q) end
+    if r.w and r.n ~= '1' then
+      redis.call('HSET', r.sk.s, 'n', 1)
+      parked[#parked + 1] = { r.cid, r.w }
+    end
+  end
+end
+
+-- keys: P{cid}:s (publisher)  Pch:<channel> Pch:<wildcard>...  P{rcpt}:s P{rcpt}:q  Pexpiry Pstats  Pwake:<W>
+-- args: prefix cid browser max_interval_ms ttl_ms channel message broadcast_to_publisher max_queue wildcard...
+-- cid "" = a server-side publish (bayeuxctl, services): no publisher check, nothing touched.
+-- returns: {"ok", recipients, dropped, workers_woken} | {"unknown"}
+local function publish(_, args)
+  local fn = 'bx_publish'
+  arg_count(fn, args, 9)
+  local server_side = args[2] == ''
+  local P = arg_prefix(fn, args[1])
+  local channel = arg_channel(fn, 'channel', args[6])
+  local message = arg_nonempty(fn, 'message', args[7])
+  local btp = arg_flag(fn, 'broadcast_to_publisher', args[8])
+  local max_queue = arg_int(fn, 'max_queue', args[9])
+  for i = 10, #args do arg_channel(fn, 'wildcard ' .. (i - 9), args[i]) end
+  local k, sk, sess, cid, max_interval, ttl
+  if server_side then
+    arg_id(fn, 'browser', args[3], true)
+    arg_int(fn, 'max_interval_ms', args[4], 0)
+    arg_int(fn, 'ttl_ms', args[5], 0)
+    k = K(P)
+  else
+    k, sk, sess, cid, max_interval, ttl = session_check(fn, args)
+    if not sess then return { 'unknown' } end
+  end
+  need(k.stats, 'hash')
+
+  -- read: recipients, each once, in order of the lookups
+  local sets = { k.ch(channel) }
+  for i = 10, #args do sets[#sets + 1] = k.ch(args[i]) end
+  local seen, recips, stale = {}, {}, {}
+  local dropped = 0
+  for _, set in ipairs(sets) do
+    local members = rd('set', set, 'SMEMBERS')
+    for _, m in ipairs(members) do
+      if not seen[m] and (btp or m ~= cid) then
+        seen[m] = true
+        local r = recipient_read(k, m, max_queue)
+        if not r then
+          stale[#stale + 1] = m
+        elseif r.full then
+          dropped = dropped + 1
+        else
+          recips[#recips + 1] = r
+        end
+      end
+    end
+  end
+
+  -- writes
+  for _, m in ipairs(stale) do
+    for _, set in ipairs(sets) do redis.call('SREM', set, m) end
+  end
+  local parked = {}
+  recipients_write(k, recips, message, parked)
+  local woken = wake_workers(k, parked)
+  if not server_side then touch_write(k, sk, cid, max_interval, ttl) end
+  stat(k, 'publishes', 1)
+  stat(k, 'deliveries', #recips)
+  stat(k, 'dropped', dropped)
+  stat(k, 'wakes', woken)
+  return { 'ok', #recips, dropped, woken }
+end
+
+-- keys: P{cid}:s P{cid}:q  Pstats  Pwake:<W>
+-- args: prefix cid message max_queue ttl_ms
+-- returns: 1 queued, 0 unknown session or queue full
+local function deliver(_, args)
+  local fn = 'bx_deliver'
+  arg_count(fn, args, 5, 5)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local message = arg_nonempty(fn, 'message', args[3])
+  local max_queue = arg_int(fn, 'max_queue', args[4])
+  arg_int(fn, 'ttl_ms', args[5], 1)
+  local k = K(P)
+  need(k.stats, 'hash')
+  local r = recipient_read(k, cid, max_queue)
+  if not r then return 0 end
+  if r.full then
+    stat(k, 'dropped', 1)
+    return 0
+  end
+  local parked = {}
+  recipients_write(k, { r }, message, parked)
+  stat(k, 'wakes', wake_workers(k, parked))
+  stat(k, 'deliveries', 1)
+  return 1
+end
+
+-- keys: P{cid}:s P{cid}:subs P{cid}:q P{cid}:f  Pexpiry
+-- args: prefix cid browser max_interval_ms ttl_ms
+-- returns: "ok" | "unknown"
+local function touch(_, args)
+  local fn = 'bx_touch'
+  arg_count(fn, args, 5, 5)
+  local k, sk, sess, cid, max_interval, ttl = session_check(fn, args)
+  if not sess then return 'unknown' end
+  touch_write(k, sk, cid, max_interval, ttl)
+  return 'ok'
+end
+
+-- keys: every key of the session, Pch:<c> for each subscription, Pexpiry, Pbrowser:<b>[:held], Pstats, Pwake:<W>
+-- args: prefix cid browser
+-- returns: "ok" | "unknown"
+local function disconnect(_, args)
+  local fn = 'bx_disconnect'
+  arg_count(fn, args, 3, 3)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local browser = arg_id(fn, 'browser', args[3], true)
+  local k, sk = K(P), SK(P, cid)
+  local sess = load_session(sk)
+  if not sess or not browser_ok(sess, browser) then return 'unknown' end
+  need(k.expiry, 'zset')
+  need(k.stats, 'hash')
+  removal_write(removal_read(k, sk, cid, sess))
+  stat(k, 'disconnects', 1)
+  return 'ok'
+end
+
+-- keys: Pexpiry, and for each expired session what bx_disconnect touches
+-- args: prefix max
+-- returns: number of sessions removed
+local function sweep(_, args)
+  local fn = 'bx_sweep'
+  arg_count(fn, args, 2, 2)
+  local P = arg_prefix(fn, args[1])
+  local max = arg_int(fn, 'max', args[2], 1)
+  local k = K(P)
+  need(k.stats, 'hash')
+  local now = now_ms()
+  local ids = rd('zset', k.expiry, 'ZRANGEBYSCORE', '-inf', now, 'LIMIT', 0, max)
+  -- Read (and type-check) every victim first: one bad key must not leave a half-swept batch.
+  local plans, junk = {}, {}
+  for _, cid in ipairs(ids) do
+    if #cid <= ID_MAX and not cid:find('[^%w_%-%.]') then
+      local sk = SK(P, cid)
+      plans[#plans + 1] = removal_read(k, sk, cid, load_session(sk))
+    else
+      junk[#junk + 1] = cid -- never one of ours (written by hand): drop the index entry only
+    end
+  end
+  for _, plan in ipairs(plans) do removal_write(plan) end
+  for _, cid in ipairs(junk) do redis.call('ZREM', k.expiry, cid) end
+  local removed = #plans
+  stat(k, 'expired', removed)
+  return removed
+end
+
+local STAT_NAMES = { 'handshakes', 'connects', 'publishes', 'deliveries', 'dropped', 'wakes',
+                     'disconnects', 'expired' }
+
+-- keys: Pexpiry Pstats
+-- args: prefix
+-- returns: flat array name, value: sessions, then the counters
+local function stats(_, args)
+  local fn = 'bx_stats'
+  arg_count(fn, args, 1, 1)
+  local P = arg_prefix(fn, args[1])
+  local k = K(P)
+  local out = { 'sessions', rd('zset', k.expiry, 'ZCARD') }
+  local v = rd('hash', k.stats, 'HMGET', unpack(STAT_NAMES))
+  for i, name in ipairs(STAT_NAMES) do
+    out[#out + 1] = name
+    out[#out + 1] = tonumber(v[i] or 0)
+  end
+  return out
+end
+
+-- Session summary fields for operators (bx_sessions, bx_session).
+local function summary(k, cid, now)
+  local sk = SK(k.P, cid)
+  local v = rd('hash', sk.s, 'HMGET', 'st', 't', 'b', 'u', 'w', 'ct', 'ls', 'ack', 'bn', 'k')
+  local exp = rd('zset', k.expiry, 'ZSCORE', cid)
+  local state = v[1] or 'gone'
+  if state == 'h' then state = 'handshaken' elseif state == 'c' then state = 'connected' end
+  if v[5] then state = 'parked' end
+  return {
+    'id', cid, 'state', state, 'transport', v[2] or '', 'browser', v[3] or '', 'user', v[4] or '',
+    'worker', v[5] or '', 'token', v[10] or '',
+    'queued', rd('list', sk.q, 'LLEN'), 'inflight', rd('list', sk.f, 'LLEN'),
+    'subscriptions', rd('set', sk.subs, 'SCARD'),
+    'created_ms', tonumber(v[6] or 0), 'last_seen_ms', tonumber(v[7] or 0),
+    'expires_in_ms', exp and (tonumber(exp) - now) or -1,
+    'ttl_ms', redis.call('PTTL', sk.s), 'ack', tonumber(v[8] or 0), 'batch', tonumber(v[9] or 0),
+  }
+end
+
+-- keys: Pexpiry, P{cid}:s/q/f/subs of each listed session (read only)
+-- args: prefix offset count
+-- returns: {total, {name, value, ...} per session} ordered by expiry
+local function sessions(_, args)
+  local fn = 'bx_sessions'
+  arg_count(fn, args, 3, 3)
+  local P = arg_prefix(fn, args[1])
+  local offset = arg_int(fn, 'offset', args[2], 0)
+  local count = arg_int(fn, 'count', args[3], 1)
+  local k = K(P)
+  local ids = rd('zset', k.expiry, 'ZRANGE', offset, offset + count - 1)
+  local now = now_ms()
+  local out = { rd('zset', k.expiry, 'ZCARD') }
+  for _, cid in ipairs(ids) do
+    if not cid:find('[^%w_%-%.]') and #cid <= ID_MAX then out[#out + 1] = summary(k, cid, now) end
+  end
+  return out
+end
+
+-- keys: P{cid}:* (read only)
+-- args: prefix cid
+-- returns: {} when unknown, else {summary pairs..., "channels", {...}, "queue", {...}, "inflight", {...}}
+local function session(_, args)
+  local fn = 'bx_session'
+  arg_count(fn, args, 2, 2)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local k, sk = K(P), SK(P, cid)
+  if redis.call('EXISTS', sk.s) == 0 then return {} end
+  local out = summary(k, cid, now_ms())
+  out[#out + 1] = 'channels'
+  out[#out + 1] = rd('set', sk.subs, 'SMEMBERS')
+  out[#out + 1] = 'queue'
+  out[#out + 1] = rd('list', sk.q, 'LRANGE', 0, 99)
+  out[#out + 1] = 'inflight'
+  out[#out + 1] = rd('list', sk.f, 'LRANGE', 0, 99)
+  return out
+end
+
+local function reg(name, f, ro)
+  redis.register_function { function_name = name, callback = f, flags = ro and { 'no-writes' } or {} }
+end
+
+reg('bx_version', function() return VERSION end, true)
+reg('bx_handshake', handshake)
+reg('bx_connect', connect)
+reg('bx_drain', drain)
+reg('bx_confirm', confirm)
+reg('bx_subscribe', subscribe)
+reg('bx_unsubscribe', unsubscribe)
+reg('bx_publish', publish)
+reg('bx_deliver', deliver)
+reg('bx_touch', touch)
+reg('bx_disconnect', disconnect)
+reg('bx_sweep', sweep)
+reg('bx_stats', stats, true)
+reg('bx_sessions', sessions, true)
+reg('bx_session', session, true)

@@ -31,7 +31,9 @@ typedef struct bx_store bx_store;
 /* Reply callback: reply is NULL when the command failed (err says why: Redis down,
  * script error). hiredis frees reply after the callback returns: do not free it. */
 typedef void bx_store_cb(const redisReply *reply, const char *err, void *arg);
-/* Wake-up callback: one payload line from the wake channel (see API.md), not NUL-terminated. */
+/* Wake-up callback: one payload line from the wake channel (see API.md), not NUL-terminated.
+ * Also called with "r" after the subscriber connection came back: wake-ups may have been
+ * lost while it was down, so re-drain every parked session (bx_drain final=0). */
 typedef void bx_wake_cb(const char *payload, size_t len, void *arg);
 
 /* Create and start connecting (asynchronously). opts strings are copied. NULL + err on failure. */
@@ -43,7 +45,8 @@ int bx_store_ready(const bx_store *s);
  * (cb is NOT called; err set). argv strings are copied before return. */
 int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,
                    bx_store_cb *cb, void *arg, char *err, size_t errlen);
-/* Close both connections; pending callbacks run with reply NULL. Frees s. */
+/* Close both connections; pending callbacks run with reply NULL. Frees s.
+ * Not from inside a store callback (hiredis defers the free; s would be gone). */
 void bx_store_free(bx_store *s);
 
 /* Blocking face. */
@@ -57,6 +60,9 @@ redisReply *bx_store_sync_fcall(bx_store_sync *s, const char *fn, int argc, cons
 /* Any command (argv form); same ownership as above. */
 redisReply *bx_store_sync_command(bx_store_sync *s, int argc, const char **argv, const size_t *lens,
                                   char *err, size_t errlen);
+/* FUNCTION LOAD REPLACE the embedded library whatever is loaded (bayeuxctl load). 0 ok, -1 + err. */
+int bx_store_sync_load(bx_store_sync *s, char *err, size_t errlen);
+/* Borrowed; valid until bx_store_sync_close. */
 const char *bx_store_sync_prefix(const bx_store_sync *s);
 void bx_store_sync_close(bx_store_sync *s);
 

@@ -1,0 +1,483 @@
+/* store.c — the only C code that speaks to Redis (contract: store.h, API.md).
+ *
+ * Async face: two hiredis async contexts on the caller's libevent base. Each goes
+ * DOWN → CONNECTING → (command connection only: LOADING the function library) → READY,
+ * and back to DOWN when Redis goes away; a DOWN connection retries on an evtimer with
+ * exponential backoff. hiredis runs every pending callback with a NULL reply when a
+ * context dies, which is how callers learn that their FCALL failed.
+ * Several FCALLs issued in one loop iteration leave in one write: hiredis buffers
+ * them, which is the pipelining the worker relies on when it drains many sessions. */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/time.h>
+
+#include <event2/event.h>
+#include <hiredis/async.h>
+#include <hiredis/adapters/libevent.h>
+
+#include "log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CONNECT_TIMEOUT_MS 2000
+#define SYNC_TIMEOUT_MS 2000
+#define SYNC_COMMAND_TIMEOUT_S 30
+#define ARGV_STACK 16
+
+typedef enum { CONN_DOWN = 0, CONN_CONNECTING, CONN_LOADING, CONN_READY } conn_state;
+
+typedef struct conn {
+    bx_store *store;
+    redisAsyncContext *ac;
+    conn_state state;
+    int is_sub;          /* subscriber connection (wake channel) */
+    int was_ready;       /* has been READY before: a resubscribe may have lost wake-ups */
+    int backoff_ms;
+    struct event *retry; /* reconnect timer */
+    struct event *ctimeout; /* connect timeout (hiredis 0.14 has none) */
+} conn;
+
+struct bx_store {
+    struct event_base *base;
+    char *host, *prefix, *worker, *wake_channel;
+    int port;
+    bx_wake_cb *wake;
+    void *wake_arg;
+    conn cmd, sub;
+    int closing;
+};
+
+/* One pending FCALL. */
+typedef struct call {
+    bx_store *store;
+    bx_store_cb *cb;
+    void *arg;
+} call;
+
+static void conn_start(conn *c);
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = malloc(n);
+    if (d) memcpy(d, s, n);
+    return d;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, const char *a) {
+    if (err && errlen) snprintf(err, errlen, fmt, a ? a : "");
+}
+
+static const char *conn_name(const conn *c) { return c->is_sub ? "subscriber" : "command"; }
+
+static void conn_schedule_retry(conn *c) {
+    bx_store *s = c->store;
+    if (s->closing) return;
+    struct timeval tv = { c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000 };
+    bx_debug("store: %s connection to %s:%d down, retry in %d ms", conn_name(c), s->host, s->port,
+             c->backoff_ms);
+    evtimer_add(c->retry, &tv);
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+}
+
+static void conn_down(conn *c, const char *why) {
+    if (c->state == CONN_READY || c->state == CONN_LOADING)
+        bx_warn("store: %s connection to %s:%d lost: %s", conn_name(c), c->store->host,
+                c->store->port, why);
+    c->ac = NULL;
+    c->state = CONN_DOWN;
+    evtimer_del(c->ctimeout);
+    conn_schedule_retry(c);
+}
+
+static void conn_ready(conn *c) {
+    c->state = CONN_READY;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    bx_info("store: %s connection to %s:%d ready", conn_name(c), c->store->host, c->store->port);
+}
+
+/* ---- command connection: library version check and load */
+
+static void on_load(redisAsyncContext *ac, void *r, void *priv) {
+    conn *c = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply) return; /* connection died; the disconnect callback handles it */
+    if (reply->type == REDIS_REPLY_ERROR) {
+        bx_error("store: FUNCTION LOAD of the bayeux library failed: %s", reply->str);
+        redisAsyncDisconnect(c->ac); /* retried with backoff; the error stays visible in the log */
+        return;
+    }
+    bx_info("store: loaded function library bayeux version %s", bx_lua_version);
+    conn_ready(c);
+}
+
+static void load_library(conn *c) {
+    const char *argv[] = { "FUNCTION", "LOAD", "REPLACE", bx_lua_source };
+    size_t lens[] = { 8, 4, 7, strlen(bx_lua_source) };
+    c->state = CONN_LOADING;
+    redisAsyncCommandArgv(c->ac, on_load, c, 4, argv, lens);
+}
+
+static void on_version(redisAsyncContext *ac, void *r, void *priv) {
+    conn *c = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply) return;
+    if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, bx_lua_version) == 0) {
+        bx_debug("store: function library version %s already loaded", bx_lua_version);
+        conn_ready(c);
+        return;
+    }
+    bx_info("store: function library is %s, want %s: loading",
+            reply->type == REDIS_REPLY_STRING ? reply->str : "absent", bx_lua_version);
+    load_library(c);
+}
+
+/* ---- subscriber connection */
+
+static void on_sub_message(redisAsyncContext *ac, void *r, void *priv) {
+    conn *c = priv;
+    redisReply *reply = r;
+    (void)ac;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+    redisReply *kind = reply->element[0];
+    if (kind->type != REDIS_REPLY_STRING) return;
+    if (strcmp(kind->str, "subscribe") == 0) {
+        int again = c->was_ready;
+        c->was_ready = 1;
+        conn_ready(c);
+        /* Wake-ups published while we were away are lost: tell the worker to re-drain. */
+        if (again && c->store->wake) c->store->wake("r", 1, c->store->wake_arg);
+        return;
+    }
+    if (strcmp(kind->str, "message") == 0 && reply->element[2]->type == REDIS_REPLY_STRING) {
+        redisReply *p = reply->element[2];
+        bx_debug("store: wake-up %.*s", (int)(p->len > 200 ? 200 : p->len), p->str);
+        if (c->store->wake) c->store->wake(p->str, p->len, c->store->wake_arg);
+    }
+}
+
+/* ---- connection life cycle */
+
+static void on_connect(const redisAsyncContext *ac, int status) {
+    conn *c = ac->data;
+    evtimer_del(c->ctimeout);
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback and calls no disconnect callback. */
+        bx_debug("store: %s connect to %s:%d failed: %s", conn_name(c), c->store->host,
+                 c->store->port, ac->errstr);
+        conn_down(c, ac->errstr);
+        return;
+    }
+    bx_debug("store: %s connection to %s:%d established", conn_name(c), c->store->host, c->store->port);
+    if (c->is_sub) {
+        const char *argv[] = { "SUBSCRIBE", c->store->wake_channel };
+        size_t lens[] = { 9, strlen(c->store->wake_channel) };
+        redisAsyncCommandArgv(c->ac, on_sub_message, c, 2, argv, lens);
+    } else {
+        const char *argv[] = { "FCALL", "bx_version", "0" };
+        size_t lens[] = { 5, 10, 1 };
+        c->state = CONN_LOADING;
+        redisAsyncCommandArgv(c->ac, on_version, c, 3, argv, lens);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status) {
+    conn *c = ac->data;
+    conn_down(c, status == REDIS_OK ? "closed" : ac->errstr);
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
+    conn *c = arg;
+    (void)fd; (void)what;
+    if (c->state != CONN_CONNECTING || !c->ac) return;
+    bx_warn("store: %s connect to %s:%d timed out", conn_name(c), c->store->host, c->store->port);
+    /* Not yet connected: hiredis calls neither callback on free, so go down ourselves. */
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    redisAsyncFree(ac);
+    conn_down(c, "connect timeout");
+}
+
+static void on_retry(evutil_socket_t fd, short what, void *arg) {
+    (void)fd; (void)what;
+    conn_start(arg);
+}
+
+static void conn_start(conn *c) {
+    bx_store *s = c->store;
+    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    if (!ac) {
+        conn_down(c, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        bx_debug("store: %s connect to %s:%d: %s", conn_name(c), s->host, s->port, ac->errstr);
+        redisAsyncFree(ac);
+        conn_down(c, "connect failed");
+        return;
+    }
+    ac->data = c;
+    if (redisLibeventAttach(ac, s->base) != REDIS_OK) {
+        redisAsyncFree(ac);
+        conn_down(c, "libevent attach failed");
+        return;
+    }
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    c->ac = ac;
+    c->state = CONN_CONNECTING;
+    struct timeval tv = { CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000 };
+    evtimer_add(c->ctimeout, &tv);
+}
+
+static int conn_init(bx_store *s, conn *c, int is_sub) {
+    c->store = s;
+    c->is_sub = is_sub;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->retry = evtimer_new(s->base, on_retry, c);
+    c->ctimeout = evtimer_new(s->base, on_connect_timeout, c);
+    return c->retry && c->ctimeout ? 0 : -1;
+}
+
+static void conn_close(conn *c) {
+    if (c->ac) {
+        redisAsyncContext *ac = c->ac;
+        c->ac = NULL;
+        redisAsyncFree(ac); /* runs pending callbacks with NULL, then on_disconnect if connected */
+    }
+    if (c->retry) event_free(c->retry);
+    if (c->ctimeout) event_free(c->ctimeout);
+    c->retry = c->ctimeout = NULL;
+}
+
+bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
+                       bx_wake_cb *wake, void *wake_arg, char *err, size_t errlen) {
+    if (!base || !opts || !opts->host || !opts->prefix) {
+        set_err(err, errlen, "store: base, host and prefix are required%s", NULL);
+        return NULL;
+    }
+    bx_store *s = calloc(1, sizeof *s);
+    if (!s) goto oom;
+    s->base = base;
+    s->port = opts->port;
+    s->wake = wake;
+    s->wake_arg = wake_arg;
+    s->host = dup_str(opts->host);
+    s->prefix = dup_str(opts->prefix);
+    if (!s->host || !s->prefix) goto oom;
+    if (opts->worker) {
+        size_t n = strlen(opts->prefix) + 5 + strlen(opts->worker) + 1;
+        s->worker = dup_str(opts->worker);
+        s->wake_channel = malloc(n);
+        if (!s->worker || !s->wake_channel) goto oom;
+        snprintf(s->wake_channel, n, "%swake:%s", opts->prefix, opts->worker);
+    }
+    if (conn_init(s, &s->cmd, 0) < 0 || conn_init(s, &s->sub, 1) < 0) goto oom;
+    conn_start(&s->cmd);
+    if (s->worker) conn_start(&s->sub);
+    return s;
+oom:
+    set_err(err, errlen, "store: out of memory%s", NULL);
+    bx_store_free(s);
+    return NULL;
+}
+
+int bx_store_ready(const bx_store *s) {
+    return s && s->cmd.state == CONN_READY;
+}
+
+static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
+    call *cl = priv;
+    redisReply *reply = r;
+    if (!reply) {
+        const char *why = cl->store->closing ? "store closed"
+                          : (ac && ac->errstr[0]) ? ac->errstr : "Redis connection lost";
+        cl->cb(NULL, why, cl->arg);
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        /* The library vanished (FUNCTION FLUSH, Redis restarted without our reload): load again. */
+        conn *c = &cl->store->cmd;
+        if (strstr(reply->str, "Function not found") && c->state == CONN_READY && c->ac) {
+            bx_warn("store: function library missing in Redis, reloading");
+            load_library(c);
+        }
+        cl->cb(NULL, reply->str, cl->arg);
+    } else {
+        cl->cb(reply, NULL, cl->arg);
+    }
+    free(cl);
+}
+
+/* Build "FCALL fn 0 prefix argv..." in vec/lens (caller-provided, size argc+4). */
+static void fcall_argv(const char *fn, const char *prefix, int argc, const char **argv,
+                       const size_t *lens, const char **vec, size_t *vlens) {
+    vec[0] = "FCALL"; vlens[0] = 5;
+    vec[1] = fn;      vlens[1] = strlen(fn);
+    vec[2] = "0";     vlens[2] = 1;
+    vec[3] = prefix;  vlens[3] = strlen(prefix);
+    for (int i = 0; i < argc; i++) {
+        vec[i + 4] = argv[i];
+        vlens[i + 4] = lens ? lens[i] : strlen(argv[i]);
+    }
+}
+
+int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,
+                   bx_store_cb *cb, void *arg, char *err, size_t errlen) {
+    if (!s || s->closing || s->cmd.state != CONN_READY || !s->cmd.ac) {
+        set_err(err, errlen, "Redis not connected%s",
+                s && s->cmd.state == CONN_LOADING ? " (loading the function library)" : "");
+        return -1;
+    }
+    if (argc < 0 || !cb) {
+        set_err(err, errlen, "store: bad arguments to bx_store_fcall %s", fn);
+        return -1;
+    }
+    const char *vstack[ARGV_STACK];
+    size_t lstack[ARGV_STACK];
+    const char **vec = vstack;
+    size_t *vlens = lstack;
+    int n = argc + 4;
+    if (n > ARGV_STACK) {
+        vec = malloc(sizeof *vec * (size_t)n);
+        vlens = malloc(sizeof *vlens * (size_t)n);
+    }
+    call *cl = malloc(sizeof *cl);
+    int rc = -1;
+    if (!vec || !vlens || !cl) {
+        set_err(err, errlen, "store: out of memory%s", NULL);
+        goto done;
+    }
+    cl->store = s;
+    cl->cb = cb;
+    cl->arg = arg;
+    fcall_argv(fn, s->prefix, argc, argv, lens, vec, vlens);
+    if (redisAsyncCommandArgv(s->cmd.ac, on_reply, cl, n, vec, vlens) != REDIS_OK) {
+        set_err(err, errlen, "Redis command failed: %s", s->cmd.ac->errstr);
+        goto done;
+    }
+    cl = NULL; /* owned by hiredis until on_reply */
+    rc = 0;
+done:
+    free(cl);
+    if (vec != vstack) free(vec);
+    if (vlens != lstack) free(vlens);
+    return rc;
+}
+
+void bx_store_free(bx_store *s) {
+    if (!s) return;
+    s->closing = 1;
+    conn_close(&s->cmd);
+    conn_close(&s->sub);
+    free(s->host);
+    free(s->prefix);
+    free(s->worker);
+    free(s->wake_channel);
+    free(s);
+}
+
+/* ---- blocking face */
+
+struct bx_store_sync {
+    redisContext *c;
+    char *prefix;
+};
+
+static redisReply *sync_run(bx_store_sync *s, int argc, const char **argv, const size_t *lens,
+                            char *err, size_t errlen) {
+    redisReply *r = redisCommandArgv(s->c, argc, argv, lens);
+    if (!r) {
+        set_err(err, errlen, "Redis: %s", s->c->errstr[0] ? s->c->errstr : "connection lost");
+        return NULL;
+    }
+    if (r->type == REDIS_REPLY_ERROR) {
+        set_err(err, errlen, "%s", r->str);
+        freeReplyObject(r);
+        return NULL;
+    }
+    return r;
+}
+
+/* Load the embedded library unless Redis already has this version. */
+static int sync_load(bx_store_sync *s, int force, char *err, size_t errlen) {
+    if (!force) {
+        const char *argv[] = { "FCALL", "bx_version", "0" };
+        redisReply *r = redisCommandArgv(s->c, 3, argv, NULL);
+        if (!r) {
+            set_err(err, errlen, "Redis: %s", s->c->errstr);
+            return -1;
+        }
+        int same = r->type == REDIS_REPLY_STRING && strcmp(r->str, bx_lua_version) == 0;
+        freeReplyObject(r);
+        if (same) return 0;
+    }
+    const char *argv[] = { "FUNCTION", "LOAD", "REPLACE", bx_lua_source };
+    redisReply *r = sync_run(s, 4, argv, NULL, err, errlen);
+    if (!r) return -1;
+    freeReplyObject(r);
+    return 0;
+}
+
+bx_store_sync *bx_store_sync_open(const char *host, int port, const char *prefix, char *err, size_t errlen) {
+    struct timeval tv = { SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000 };
+    bx_store_sync *s = calloc(1, sizeof *s);
+    if (!s || !(s->prefix = dup_str(prefix ? prefix : "bayeux:"))) {
+        set_err(err, errlen, "out of memory%s", NULL);
+        bx_store_sync_close(s);
+        return NULL;
+    }
+    s->c = redisConnectWithTimeout(host, port, tv);
+    if (!s->c || s->c->err) {
+        char where[300];
+        snprintf(where, sizeof where, "%s:%d: %s", host, port, s->c ? s->c->errstr : "out of memory");
+        set_err(err, errlen, "cannot connect to Redis at %s", where);
+        bx_store_sync_close(s);
+        return NULL;
+    }
+    struct timeval cmd_tv = { SYNC_COMMAND_TIMEOUT_S, 0 }; /* a sweep of many sessions takes a while */
+    redisSetTimeout(s->c, cmd_tv);
+    if (sync_load(s, 0, err, errlen) < 0) {
+        bx_store_sync_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+int bx_store_sync_load(bx_store_sync *s, char *err, size_t errlen) {
+    return sync_load(s, 1, err, errlen);
+}
+
+redisReply *bx_store_sync_fcall(bx_store_sync *s, const char *fn, int argc, const char **argv,
+                                const size_t *lens, char *err, size_t errlen) {
+    int n = argc + 4;
+    const char **vec = malloc(sizeof *vec * (size_t)n);
+    size_t *vlens = malloc(sizeof *vlens * (size_t)n);
+    redisReply *r = NULL;
+    if (!vec || !vlens) {
+        set_err(err, errlen, "out of memory%s", NULL);
+    } else {
+        fcall_argv(fn, s->prefix, argc, argv, lens, vec, vlens);
+        r = sync_run(s, n, vec, vlens, err, errlen);
+    }
+    free(vec);
+    free(vlens);
+    return r;
+}
+
+redisReply *bx_store_sync_command(bx_store_sync *s, int argc, const char **argv, const size_t *lens,
+                                  char *err, size_t errlen) {
+    return sync_run(s, argc, argv, lens, err, errlen);
+}
+
+const char *bx_store_sync_prefix(const bx_store_sync *s) { return s->prefix; }
+
+void bx_store_sync_close(bx_store_sync *s) {
+    if (!s) return;
+    if (s->c) redisFree(s->c);
+    free(s->prefix);
+    free(s);
+}
