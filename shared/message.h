@@ -56,6 +56,13 @@ const char *bx_parse_status_name(bx_parse_status st);
  * Returns NULL when valid, else the static error string. */
 const char *bx_message_validate(json_t *msg);
 
+/* CometD's subscription check for /meta/subscribe and /meta/unsubscribe: absent or null →
+ * BX_ERR_SUBSCRIPTION_MISSING (also an empty array: nothing to do is a client bug); not a
+ * string or array of strings, or any element failing bx_channel_valid (a wildcard in a middle
+ * segment included, where CometD 8 throws and answers HTTP 500) → BX_ERR_SUBSCRIPTION_INVALID.
+ * Returns NULL when valid, else the static error string. msg is borrowed. */
+const char *bx_subscription_validate(const json_t *msg);
+
 /* Accessors: borrowed strings valid while msg lives; NULL when absent or not a string. */
 const char *bx_msg_channel(const json_t *msg);
 const char *bx_msg_client_id(const json_t *msg);
@@ -68,7 +75,8 @@ json_t *bx_reply_new(const json_t *msg);
 void bx_reply_ok(json_t *reply);
 /* Mark reply successful:false with error string (copied). */
 void bx_reply_fail(json_t *reply, const char *error);
-/* The broadcast form of a publish: every field except clientId and id. New reference. */
+/* The broadcast form of a publish: every field except clientId and id. New reference;
+ * a shallow copy: data, ext and other values are shared with msg, not duplicated. */
 json_t *bx_delivery_from_publish(const json_t *msg);
 
 /* Serialize a message (or array) compactly in insertion order. Returns a malloc'd

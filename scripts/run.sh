@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# scripts/run.sh — `make run`: the whole stack in the foreground, state under run/.
+#   redis-server on 127.0.0.1:REDIS_PORT (AOF everysec, data in run/redis/),
+#   WORKERS bayeux-fcgi workers on Unix sockets run/workerN.sock (restarted when one dies),
+#   nginx on PORT (all interfaces; BIND=127.0.0.1 for loopback only) serving www/ at / and Bayeux at
+#   /cometd, and with HTTPS_PORT the same site over TLS (self-signed certificate kept in run/tls/).
+# Ctrl-C or SIGTERM stops everything it started (by PID) and nothing else.
+# Env: PORT (8080), REDIS_PORT (6380), WORKERS (2), BX_LOG_LEVEL, HTTPS_PORT, BIND (0.0.0.0),
+#      BUILD (build), BX_CONF (conf/bayeux.conf); any BX_<KEY> overrides a bayeux.conf key.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+source scripts/stack.sh
+
+PORT=${PORT:-8080}
+REDIS_PORT=${REDIS_PORT:-6380}
+WORKERS=${WORKERS:-2}
+HTTPS_PORT=${HTTPS_PORT:-}
+BIND=${BIND:-0.0.0.0}
+BUILD=${BUILD:-build}
+RUN=$PWD/run
+
+log() { bx_stack_log "$*"; }
+die() { log "$*"; exit 1; }
+
+[[ $WORKERS =~ ^[1-9][0-9]*$ ]] || die "WORKERS must be a positive number (got '$WORKERS')"
+mkdir -p "$RUN"
+
+# Refuse to start over another `make run` that still runs from this checkout.
+for f in "$RUN"/*.pid "$RUN"/redis/redis.pid; do
+  [ -f "$f" ] || continue
+  if kill -0 "$(cat "$f")" 2>/dev/null; then
+    die "$f: pid $(cat "$f") still runs (another make run?); stop it first"
+  fi
+  rm -f "$f"
+done
+
+# The worker reads bayeux.conf; make run's own choices come in as BX_* overrides.
+conf=${BX_CONF:-$PWD/conf/bayeux.conf}
+if [ ! -f "$conf" ]; then
+  log "$conf not found; the workers run on built-in defaults"
+  conf=$RUN/bayeux.conf
+  echo "# empty: built-in defaults (conf/bayeux.conf documents every key)" > "$conf"
+fi
+export BX_REDIS_HOST=127.0.0.1 BX_REDIS_PORT=$REDIS_PORT
+[ -n "${BX_LOG_LEVEL:-}" ] && export BX_LOG_LEVEL
+
+# Web-server timeouts and body limit follow the workers' configuration (env override, then file).
+conf_value() { # KEY ENVNAME DEFAULT
+  local v=${!2:-}
+  [ -n "$v" ] || v=$(sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*\\([0-9-]*\\).*/\\1/p" "$conf" | tail -n 1)
+  echo "${v:-$3}"
+}
+timeout_ms=$(conf_value timeout BX_TIMEOUT 20000)
+max_body=$(conf_value maxMessageSize BX_MAX_MESSAGE_SIZE 1048576)
+[ "$max_body" -gt 0 ] 2>/dev/null || max_body=1048576
+
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+export BX_STACK_BIN=$BUILD/bin/bayeux-fcgi BX_STACK_CONF=$conf BX_STACK_WORKERS=$WORKERS
+export BX_STACK_WWW=$PWD/www BX_STACK_MAX_BODY=$max_body BX_STACK_REDIS_PORT=$REDIS_PORT BX_STACK_REDIS_AOF=1
+# The CometD client waits timeout + maxNetworkDelay (10 s) for a held /meta/connect.
+export BX_STACK_READ_TIMEOUT=$(( (timeout_ms + 10000) / 1000 + 5 ))
+[ -x "$BX_STACK_BIN" ] || die "$BX_STACK_BIN not built (make all)"
+
+stopping=0
+cleanup() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap '' INT TERM
+  log "stopping"
+  bx_stack_stop "$RUN"
+  log "stopped"
+}
+trap 'cleanup; exit 0' INT TERM
+trap cleanup EXIT
+
+tls=()
+if [ -n "$HTTPS_PORT" ]; then
+  mkdir -p "$RUN/tls"
+  if [ ! -f "$RUN/tls/cert.pem" ] || [ ! -f "$RUN/tls/key.pem" ]; then
+    log "making a self-signed certificate in run/tls/"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+      -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" >/dev/null 2>&1 || die "openssl failed"
+    chmod 0600 "$RUN/tls/key.pem"
+  fi
+  tls=("$HTTPS_PORT" "$RUN/tls/cert.pem" "$RUN/tls/key.pem")
+fi
+
+bx_stack_init "$RUN"
+bx_stack_redis_start "$RUN" || die "redis-server did not start (see run/redis/redis.log)"
+bx_stack_workers_start "$RUN" || die "a worker did not start (see run/worker*.log)"
+bx_stack_nginx_start "$RUN" "$BIND" "$PORT" "${tls[@]}" || die "nginx did not start (see run/nginx-error.log)"
+
+host=$BIND; [ "$BIND" = 0.0.0.0 ] && host=localhost
+cat <<EOF
+
+bayeux-fcgi is running (Ctrl-C stops it all):
+  demo pages        http://$host:$PORT/
+  Bayeux endpoint   http://$host:$PORT/cometd
+$( [ -n "$HTTPS_PORT" ] && printf '  over TLS          https://%s:%s/  (self-signed: run/tls/cert.pem)\n' "$host" "$HTTPS_PORT" )
+  redis-server      127.0.0.1:$REDIS_PORT, pid $(cat "$RUN/redis/redis.pid"), data and log in run/redis/
+  workers           $WORKERS × $BX_STACK_BIN, sockets run/worker*.sock, logs run/worker*.log
+                    (pids $(cat "$RUN"/worker*.pid | tr '\n' ' '))
+  nginx             pid $(cat "$RUN/nginx.pid"), config run/nginx.conf, logs run/nginx-*.log
+  configuration     $conf (+ BX_* environment overrides)
+
+EOF
+
+# Supervise: restart a worker that died; stop everything if redis or nginx dies.
+while :; do
+  sleep 1 & wait $! 2>/dev/null
+  bx_stack_workers_check "$RUN"
+  for f in "$RUN/nginx.pid" "$RUN/redis/redis.pid"; do
+    if [ ! -f "$f" ] || ! kill -0 "$(cat "$f")" 2>/dev/null; then
+      log "$(basename "$f" .pid) exited; stopping the stack"
+      exit 1
+    fi
+  done
+done
