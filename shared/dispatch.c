@@ -1,0 +1,1060 @@
+/* dispatch.c — per-message Bayeux pipeline over the asynchronous store.
+ *
+ * An exchange walks its batch one message at a time. Each message either completes
+ * locally (validation errors, ids that can never be a session) or makes exactly one
+ * broker call whose callback completes it. A lone /meta/connect may park; events for
+ * a parked exchange arriving while a broker call is in flight are kept as pending
+ * bits and handled when the call returns, so no wake-up is lost between the two
+ * Redis connections (command replies and pub/sub are not ordered with each other). */
+#include "dispatch.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "channel.h"
+#include "clientid.h"
+#include "error.h"
+#include "log.h"
+#include "ext/ack.h"
+#include "ext/timesync.h"
+
+#define MAX_EXTS 4
+
+/* Events that may arrive for a parked exchange, in the order they are honoured. */
+enum {
+    PEND_SUPER = 1,
+    PEND_NONE = 2,
+    PEND_ABANDON = 4,
+    PEND_SHUTDOWN = 8,
+    PEND_EXPIRE = 16,
+    PEND_WAKE = 32
+};
+
+struct bx_dispatch {
+    const bx_config *cfg;
+    bx_store *store;
+    char *worker;
+    const bx_ext *exts[MAX_EXTS];
+    size_t n_ext;
+    unsigned long long next_token;
+    size_t live;
+    json_t *supported; /* handshake supportedConnectionTypes */
+};
+
+typedef void step_fn(bx_exchange *ex, const redisReply *r);
+
+struct bx_exchange {
+    bx_dispatch *d;
+    bx_batch batch;
+    size_t next;         /* message in progress */
+    bx_msgctx cur;
+    json_t *replies;     /* replies in request order */
+    json_t *deliveries;  /* delivered messages, written before the replies */
+    bx_request_info info;
+    char *browser;       /* copy of info.browser if it is a usable id, else NULL */
+    char *new_browser;   /* generated at handshake, to be set as cookie */
+    bx_exchange_hooks hooks;
+    char token[24];
+    char cid[BX_ID_MAX_LEN + 1];
+    long hold_ms;
+    int http_status;
+    step_fn *k;          /* continuation of the broker call in flight */
+    int busy;            /* a broker call is in flight */
+    int running;         /* inside run(): do not re-enter */
+    int parked;
+    int pend;
+    int drain_why;       /* PEND_* that caused the drain in flight (0: wake) */
+    int done;
+    int echo;            /* /service/echo remote call in progress */
+    const char *local_error; /* error to reply after a session check succeeds */
+    long long confirm_batch;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const bx_transport_opts *topts(const bx_exchange *ex)
+{
+    return &ex->d->cfg->tr[ex->info.transport];
+}
+
+static long expiry_ms(const bx_exchange *ex)
+{
+    return topts(ex)->interval + topts(ex)->maxInterval;
+}
+
+/* Safety-net TTL of every session key: longer than any legitimate gap between touches. */
+static long ttl_ms(const bx_exchange *ex)
+{
+    return 2 * (topts(ex)->timeout + expiry_ms(ex)) + 60000;
+}
+
+static const char *rstr(const redisReply *r, size_t i, size_t *len)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return NULL;
+    const redisReply *e = r->element[i];
+    if (e->type != REDIS_REPLY_STRING && e->type != REDIS_REPLY_STATUS)
+        return NULL;
+    if (len)
+        *len = e->len;
+    return e->str;
+}
+
+static long long rint_at(const redisReply *r, size_t i)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || i >= r->elements)
+        return 0;
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER)
+        return e->integer;
+    if (e->type == REDIS_REPLY_STRING)
+        return strtoll(e->str, NULL, 10);
+    return 0;
+}
+
+/* Status word of a reply: first element of an array, or the string itself. */
+static const char *rstatus(const redisReply *r)
+{
+    if (!r)
+        return NULL;
+    if (r->type == REDIS_REPLY_STRING || r->type == REDIS_REPLY_STATUS)
+        return r->str;
+    return rstr(r, 0, NULL);
+}
+
+static int is_status(const redisReply *r, const char *s)
+{
+    const char *st = rstatus(r);
+    return st && strcmp(st, s) == 0;
+}
+
+/* Argument vector for one FCALL; strings owned here, freed by args_free. */
+typedef struct args {
+    char **v;
+    size_t *len;
+    int n, cap, oom;
+} args;
+
+static void args_add(args *a, const char *s)
+{
+    if (a->oom)
+        return;
+    if (a->n == a->cap) {
+        int cap = a->cap ? a->cap * 2 : 16;
+        char **v = realloc(a->v, (size_t)cap * sizeof *v);
+        if (v)
+            a->v = v;
+        size_t *len = v ? realloc(a->len, (size_t)cap * sizeof *len) : NULL;
+        if (!v || !len) {
+            a->oom = 1;
+            return;
+        }
+        a->len = len;
+        a->cap = cap;
+    }
+    a->v[a->n] = strdup(s);
+    if (!a->v[a->n]) {
+        a->oom = 1;
+        return;
+    }
+    a->len[a->n] = strlen(s);
+    a->n++;
+}
+
+static void args_addl(args *a, long long x)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%lld", x);
+    args_add(a, num);
+}
+
+static void args_free(args *a)
+{
+    for (int i = 0; i < a->n; i++)
+        free(a->v[i]);
+    free(a->v);
+    free(a->len);
+}
+
+/* ---- replies -------------------------------------------------------- */
+
+static json_t *reply(bx_exchange *ex)
+{
+    return ex->cur.reply;
+}
+
+static void reply_fail(bx_exchange *ex, const char *error)
+{
+    bx_reply_fail(reply(ex), error);
+}
+
+static void set_advice(bx_exchange *ex, json_t *advice)
+{
+    if (advice)
+        json_object_set_new(reply(ex), "advice", advice);
+}
+
+static void reply_unknown(bx_exchange *ex, int with_advice)
+{
+    reply_fail(ex, BX_ERR_SESSION_UNKNOWN);
+    if (with_advice)
+        set_advice(ex, bx_advice_handshake());
+}
+
+static void reply_broker_down(bx_exchange *ex, const char *why)
+{
+    bx_warn("%s: broker unavailable (%s): reconnect retry", ex->cur.channel, why ? why : "no reply");
+    reply_fail(ex, BX_ERR_BROKER_UNAVAILABLE);
+    set_advice(ex, json_pack("{sssi}", "reconnect", "retry", "interval", BX_BROKER_RETRY_INTERVAL));
+}
+
+/* Full advice of this transport, as in the handshake reply. */
+static json_t *full_advice(const bx_exchange *ex)
+{
+    const bx_transport_opts *o = topts(ex);
+    return bx_advice_retry(o->interval, o->timeout, ex->d->cfg->handshakeReconnect ? o->maxInterval : -1);
+}
+
+/* ---- pipeline ------------------------------------------------------- */
+
+static void run(bx_exchange *ex);
+static void start_message(bx_exchange *ex);
+static void drain(bx_exchange *ex, int why);
+
+static void finish(bx_exchange *ex, bx_ex_state st)
+{
+    ex->done = 1;
+    ex->parked = 0;
+    /* the transport may free ex inside this call */
+    ex->hooks.state(ex, st, ex->hooks.arg);
+}
+
+static void finish_http(bx_exchange *ex, int status)
+{
+    ex->http_status = status;
+    finish(ex, BX_EX_HTTP_ERROR);
+}
+
+/* The current message is answered: outgoing extensions, then its reply joins the list. */
+static void message_done(bx_exchange *ex)
+{
+    bx_dispatch *d = ex->d;
+    for (size_t i = d->n_ext; i-- > 0;)
+        if (d->exts[i]->outgoing)
+            d->exts[i]->outgoing(&ex->cur);
+    json_array_append_new(ex->replies, ex->cur.reply);
+    ex->cur.reply = NULL;
+    ex->next++;
+}
+
+static void on_store_reply(const redisReply *r, const char *err, void *arg)
+{
+    bx_exchange *ex = arg;
+    step_fn *k = ex->k;
+    ex->busy = 0;
+    ex->k = NULL;
+    if (!r)
+        bx_debug("broker call failed: %s", err ? err : "?");
+    k(ex, r); /* may finish (and free) ex */
+}
+
+/* One broker call; its continuation k always runs exactly once (synchronously if the store is down). */
+static void call(bx_exchange *ex, const char *fn, args *a, step_fn *k)
+{
+    char err[160] = "";
+    ex->k = k;
+    ex->busy = 1;
+    if (a->oom) {
+        args_free(a);
+        ex->busy = 0;
+        bx_error("%s: out of memory building arguments", fn);
+        k(ex, NULL);
+        return;
+    }
+    int rc = bx_store_fcall(ex->d->store, fn, a->n, (const char **)a->v, a->len, on_store_reply, ex, err,
+                            sizeof err);
+    args_free(a);
+    if (rc < 0) {
+        ex->busy = 0;
+        ex->k = NULL;
+        bx_debug("%s not sent: %s", fn, err);
+        k(ex, NULL);
+    }
+}
+
+/* Continue a message-level continuation: answer the message and move on. */
+static void complete(bx_exchange *ex)
+{
+    message_done(ex);
+    run(ex);
+}
+
+/* The browser argument for session calls: "" = not checked; NULL = the request cannot
+ * own any session (HTTP without a usable cookie and without trustClientSession). */
+static const char *session_browser(const bx_exchange *ex)
+{
+    if (!ex->info.http || ex->d->cfg->trustClientSession)
+        return "";
+    return ex->browser;
+}
+
+/* clientId of the current message if it can name a session, else NULL. */
+static const char *session_cid(const bx_exchange *ex)
+{
+    const char *cid = bx_msg_client_id(ex->cur.msg);
+    if (!cid || !bx_clientid_valid(cid))
+        return NULL;
+    return session_browser(ex) ? cid : NULL;
+}
+
+static void session_args(bx_exchange *ex, args *a, const char *cid)
+{
+    args_add(a, cid);
+    args_add(a, session_browser(ex));
+    args_addl(a, topts(ex)->maxInterval);
+    args_addl(a, ttl_ms(ex));
+}
+
+/* ---- deliveries ----------------------------------------------------- */
+
+/* Append messages r[from..] (JSON text) to the deliveries. */
+static void add_deliveries(bx_exchange *ex, const redisReply *r, size_t from)
+{
+    for (size_t i = from; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        size_t len = 0;
+        const char *s = rstr(r, i, &len);
+        json_error_t jerr;
+        json_t *m = s ? json_loadb(s, len, 0, &jerr) : NULL;
+        if (!m) {
+            bx_warn("c=%s: queued message %zu is not JSON, skipped", ex->cid, i);
+            continue;
+        }
+        json_array_append_new(ex->deliveries, m);
+    }
+}
+
+/* ---- /meta/handshake ------------------------------------------------ */
+
+static void handshake_done(bx_exchange *ex, const redisReply *r)
+{
+    json_t *rep = reply(ex);
+    if (!r) {
+        reply_broker_down(ex, "handshake");
+        free(ex->new_browser);
+        ex->new_browser = NULL;
+        complete(ex);
+        return;
+    }
+    bx_reply_ok(rep);
+    json_object_set_new(rep, "clientId", json_string(ex->cid));
+    json_object_set_new(rep, "version", json_string("1.0"));
+    json_object_set_new(rep, "minimumVersion", json_string("1.0"));
+    json_object_set(rep, "supportedConnectionTypes", ex->d->supported);
+    set_advice(ex, full_advice(ex));
+    bx_debug("handshake c=%s ok (browser %s%s, ack %d)", ex->cid, ex->browser ? ex->browser : "-",
+             ex->new_browser ? " new" : "", ex->cur.ack_requested);
+    complete(ex);
+}
+
+static void do_handshake(bx_exchange *ex)
+{
+    char err[128];
+    char id[BX_ID_MAX_LEN + 1];
+    if (bx_clientid_new(ex->cid, sizeof ex->cid, err, sizeof err) < 0) {
+        bx_error("handshake: %s", err);
+        reply_broker_down(ex, err);
+        complete(ex);
+        return;
+    }
+    if (ex->info.http && !ex->browser) {
+        if (bx_browserid_new(id, sizeof id, err, sizeof err) < 0 || !(ex->new_browser = strdup(id))) {
+            bx_error("handshake: browser id: %s", err);
+            reply_broker_down(ex, "browser id");
+            complete(ex);
+            return;
+        }
+    }
+    const char *browser = ex->browser ? ex->browser : ex->new_browser ? ex->new_browser : "";
+    args a = {0};
+    args_add(&a, ex->cid);
+    args_add(&a, browser);
+    args_add(&a, bx_transport_name(ex->info.transport));
+    args_addl(&a, expiry_ms(ex));
+    args_addl(&a, ttl_ms(ex));
+    args_addl(&a, ex->cur.ack_requested);
+    args_add(&a, "");
+    call(ex, "bx_handshake", &a, handshake_done);
+}
+
+/* ---- /meta/connect -------------------------------------------------- */
+
+/* The connect reply is complete: successful, maybe advice, deliveries already added. */
+static void connect_reply(bx_exchange *ex, long long batch, json_t *advice)
+{
+    bx_reply_ok(reply(ex));
+    set_advice(ex, advice);
+    ex->cur.batch = batch;
+    if (batch > 0 && !ex->cur.ack_connect)
+        ex->confirm_batch = batch;
+    ex->parked = 0;
+    complete(ex);
+}
+
+static void handle_pending(bx_exchange *ex);
+
+static void connect_parked(bx_exchange *ex)
+{
+    int was = ex->parked;
+    ex->parked = 1;
+    if (!was) {
+        bx_debug("connect c=%s held (token %s, timeout %ld)", ex->cid, ex->token, ex->hold_ms);
+        ex->hooks.state(ex, BX_EX_PARKED, ex->hooks.arg);
+    }
+    handle_pending(ex);
+}
+
+static void connect_done(bx_exchange *ex, const redisReply *r)
+{
+    if (!r) {
+        reply_broker_down(ex, "connect");
+        complete(ex);
+        return;
+    }
+    if (is_status(r, "unknown")) {
+        bx_debug("connect c=%s: session unknown → 402 + handshake advice", ex->cid);
+        reply_unknown(ex, 1);
+        complete(ex);
+        return;
+    }
+    long long tc = rint_at(r, 2), batch = rint_at(r, 3);
+    json_t *advice = (tc || json_is_object(json_object_get(ex->cur.msg, "advice"))) ? full_advice(ex) : NULL;
+    if (is_status(r, "parked")) {
+        json_decref(advice);
+        connect_parked(ex);
+        return;
+    }
+    if (is_status(r, "multi")) {
+        json_decref(advice);
+        long msi = ex->d->cfg->multiSessionInterval;
+        bx_debug("connect c=%s not held: multiple clients in this browser (interval %ld)", ex->cid, msi);
+        if (msi > 0)
+            bx_reply_ok(reply(ex));
+        else /* CometD: reconnect:"none" and successful:false, without an error string */
+            json_object_set_new(reply(ex), "successful", json_false());
+        set_advice(ex, bx_advice_multiple_clients(msi));
+        complete(ex);
+        return;
+    }
+    add_deliveries(ex, r, 4);
+    bx_debug("connect c=%s answered now: %s, %zu messages (batch %lld, first %lld, transport changed %lld)",
+             ex->cid, rstatus(r) ? rstatus(r) : "?", json_array_size(ex->deliveries), batch, rint_at(r, 1), tc);
+    connect_reply(ex, batch, advice);
+}
+
+/* Hold time: the transport's timeout, or the client's transient advice.timeout if smaller. */
+static long connect_hold_ms(const bx_exchange *ex)
+{
+    long t = topts(ex)->timeout;
+    json_t *cadv = json_object_get(ex->cur.msg, "advice");
+    json_t *ct = json_is_object(cadv) ? json_object_get(cadv, "timeout") : NULL;
+    if (json_is_number(ct)) {
+        long long c = bx_ext_int(ct);
+        if (c < t)
+            t = c < 0 ? 0 : (long)c;
+    }
+    return t;
+}
+
+static void do_connect(bx_exchange *ex)
+{
+    const char *cid = session_cid(ex);
+    if (!cid) {
+        bx_debug("connect: clientId missing/invalid or no browser cookie → 402");
+        reply_unknown(ex, 1);
+        complete(ex);
+        return;
+    }
+    snprintf(ex->cid, sizeof ex->cid, "%s", cid);
+    ex->hold_ms = connect_hold_ms(ex);
+    int hold = ex->batch.n == 1 && ex->hold_ms > 0;
+    const bx_config *cfg = ex->d->cfg;
+    args a = {0};
+    args_add(&a, cid);
+    args_add(&a, session_browser(ex));
+    args_add(&a, ex->d->worker);
+    args_add(&a, ex->token);
+    args_addl(&a, ex->cur.ack_connect ? ex->cur.ack_k : -1);
+    args_addl(&a, hold);
+    args_addl(&a, ex->hold_ms);
+    args_addl(&a, expiry_ms(ex));
+    args_addl(&a, ttl_ms(ex));
+    args_addl(&a, ex->info.http ? cfg->maxSessionsPerBrowser : -1);
+    args_add(&a, bx_transport_name(ex->info.transport));
+    if (hold && ex->hooks.hold)
+        ex->hooks.hold(ex, ex->hooks.arg);
+    call(ex, "bx_connect", &a, connect_done);
+}
+
+/* ---- parked connect: drains and events ------------------------------ */
+
+static void drain_done(bx_exchange *ex, const redisReply *r)
+{
+    int why = ex->drain_why;
+    if (why == PEND_ABANDON) {
+        bx_debug("connect c=%s token %s: browser gone, unparked (%s)", ex->cid, ex->token,
+                 r ? rstatus(r) ? rstatus(r) : "?" : "broker down");
+        finish(ex, BX_EX_GONE);
+        return;
+    }
+    if (!r) {
+        if (why == PEND_WAKE) { /* stay parked: the timeout's final drain retries */
+            connect_parked(ex);
+            return;
+        }
+        reply_broker_down(ex, "drain");
+        ex->parked = 0;
+        complete(ex);
+        return;
+    }
+    if (is_status(r, "superseded")) {
+        bx_debug("connect c=%s token %s superseded → HTTP %d", ex->cid, ex->token,
+                 ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+        finish_http(ex, ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+        return;
+    }
+    if (is_status(r, "gone")) {
+        bx_debug("connect c=%s token %s: session gone → 402", ex->cid, ex->token);
+        reply_unknown(ex, 1);
+        ex->parked = 0;
+        complete(ex);
+        return;
+    }
+    if (is_status(r, "parked")) {
+        connect_parked(ex);
+        return;
+    }
+    add_deliveries(ex, r, 2);
+    json_t *advice = why == PEND_SHUTDOWN ? full_advice(ex) : NULL;
+    bx_debug("connect c=%s token %s released (%s): %zu messages, batch %lld", ex->cid, ex->token,
+             why == PEND_SHUTDOWN ? "shutdown" : why == PEND_EXPIRE ? "timeout" : "wake-up",
+             json_array_size(ex->deliveries), rint_at(r, 1));
+    connect_reply(ex, rint_at(r, 1), advice);
+}
+
+static void drain(bx_exchange *ex, int why)
+{
+    args a = {0};
+    ex->drain_why = why;
+    args_add(&a, ex->cid);
+    args_add(&a, ex->token);
+    args_addl(&a, why != PEND_WAKE);
+    args_addl(&a, expiry_ms(ex));
+    args_addl(&a, ttl_ms(ex));
+    call(ex, "bx_drain", &a, drain_done);
+}
+
+/* Parked and idle: act on the most important pending event, if any. */
+static void handle_pending(bx_exchange *ex)
+{
+    int p = ex->pend;
+    if (!p || ex->busy || !ex->parked || ex->done)
+        return;
+    if (p & PEND_SUPER) {
+        ex->pend = 0;
+        bx_debug("connect c=%s token %s superseded → HTTP %d", ex->cid, ex->token,
+                 ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+        finish_http(ex, ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+    } else if (p & PEND_NONE) {
+        ex->pend = 0;
+        bx_debug("connect c=%s token %s: session disconnected → reconnect none", ex->cid, ex->token);
+        connect_reply(ex, 0, bx_advice_none());
+    } else {
+        int why = (p & PEND_ABANDON) ? PEND_ABANDON : (p & PEND_SHUTDOWN) ? PEND_SHUTDOWN
+                : (p & PEND_EXPIRE) ? PEND_EXPIRE : PEND_WAKE;
+        ex->pend &= ~why;
+        if (why != PEND_WAKE)
+            ex->pend &= ~PEND_WAKE; /* a final drain takes everything anyway */
+        drain(ex, why);
+    }
+}
+
+static void event(bx_exchange *ex, int what)
+{
+    if (ex->done)
+        return;
+    ex->pend |= what;
+    handle_pending(ex);
+}
+
+void bx_exchange_wake(bx_exchange *ex) { event(ex, PEND_WAKE); }
+void bx_exchange_expire(bx_exchange *ex) { event(ex, PEND_EXPIRE); }
+void bx_exchange_abandon(bx_exchange *ex) { event(ex, PEND_ABANDON); }
+void bx_exchange_superseded(bx_exchange *ex) { event(ex, PEND_SUPER); }
+void bx_exchange_disconnected(bx_exchange *ex) { event(ex, PEND_NONE); }
+void bx_exchange_shutdown(bx_exchange *ex) { event(ex, PEND_SHUTDOWN); }
+
+/* ---- session check, then a local answer --------------------------- */
+
+static void touch_done(bx_exchange *ex, const redisReply *r)
+{
+    if (!r) {
+        reply_broker_down(ex, "touch");
+    } else if (is_status(r, "unknown")) {
+        reply_unknown(ex, 0);
+    } else if (ex->local_error) {
+        reply_fail(ex, ex->local_error);
+    } else {
+        bx_reply_ok(reply(ex));
+        if (ex->echo) { /* built-in remote call: the result goes to the caller only, in this response */
+            json_t *res = json_pack("{sssb}", "channel", ex->cur.channel, "successful", 1);
+            json_t *id = json_object_get(ex->cur.msg, "id");
+            json_t *data = json_object_get(ex->cur.msg, "data");
+            if (res && id)
+                json_object_set(res, "id", id);
+            if (res && data)
+                json_object_set(res, "data", data);
+            if (res)
+                json_array_append_new(ex->deliveries, res);
+        }
+    }
+    bx_debug("%s c=%s: %s", ex->cur.channel, bx_msg_client_id(ex->cur.msg),
+             !r ? "broker down" : is_status(r, "unknown") ? "session unknown → 402"
+             : ex->local_error ? ex->local_error : ex->echo ? "remote call echoed" : "ok (not broadcast)");
+    ex->echo = 0;
+    ex->local_error = NULL;
+    complete(ex);
+}
+
+/* Check the session (bx_touch), then answer with error (NULL: success). */
+static void touch_then(bx_exchange *ex, const char *cid, const char *error)
+{
+    args a = {0};
+    ex->local_error = error;
+    session_args(ex, &a, cid);
+    call(ex, "bx_touch", &a, touch_done);
+}
+
+/* ---- /meta/subscribe, /meta/unsubscribe ----------------------------- */
+
+static const char *const meta_channels[] = {
+    "/meta/handshake", "/meta/connect", "/meta/subscribe", "/meta/unsubscribe", "/meta/disconnect", NULL
+};
+
+static int meta_exists(const char *name)
+{
+    for (size_t i = 0; meta_channels[i]; i++)
+        if (strcmp(name, meta_channels[i]) == 0)
+            return 1;
+    return 0;
+}
+
+/* Normalized copies of the subscription element(s) in *out (NULL-terminated, malloc'd).
+ * Returns NULL when all are valid, else the error string (and *out NULL). */
+static const char *subscription_list(const json_t *msg, char ***out)
+{
+    json_t *sub = json_object_get(msg, "subscription");
+    *out = NULL;
+    if (!sub || json_is_null(sub) || (json_is_array(sub) && json_array_size(sub) == 0))
+        return BX_ERR_SUBSCRIPTION_MISSING;
+    size_t n = json_is_array(sub) ? json_array_size(sub) : 1;
+    if (!json_is_array(sub) && !json_is_string(sub))
+        return BX_ERR_SUBSCRIPTION_INVALID;
+    char **list = calloc(n + 1, sizeof *list);
+    if (!list)
+        return BX_ERR_SUBSCRIPTION_INVALID;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *e = json_is_array(sub) ? json_array_get(sub, i) : sub;
+        const char *s = json_string_value(e);
+        list[i] = s ? strdup(s) : NULL;
+        if (!list[i] || !bx_channel_valid(bx_channel_normalize(list[i]))) {
+            bx_channel_wildcards_free(list);
+            return BX_ERR_SUBSCRIPTION_INVALID;
+        }
+    }
+    *out = list;
+    return NULL;
+}
+
+static void subscribe_done(bx_exchange *ex, const redisReply *r)
+{
+    const char *cid = bx_msg_client_id(ex->cur.msg);
+    if (!r) {
+        reply_broker_down(ex, ex->cur.channel);
+    } else if (is_status(r, "unknown")) {
+        reply_unknown(ex, 0);
+    } else if (strcmp(ex->cur.channel, "/meta/unsubscribe") == 0 && rint_at(r, 1) > 0) {
+        bx_debug("unsubscribe c=%s: element %lld has no subscribers → 400", cid, rint_at(r, 1));
+        reply_fail(ex, BX_ERR_CHANNEL_MISSING);
+    } else if (ex->local_error) {
+        reply_fail(ex, ex->local_error);
+    } else {
+        bx_reply_ok(reply(ex));
+    }
+    bx_debug("%s c=%s: %s", ex->cur.channel, cid, json_is_true(json_object_get(reply(ex), "successful"))
+             ? "ok" : json_string_value(json_object_get(reply(ex), "error")));
+    ex->local_error = NULL;
+    complete(ex);
+}
+
+static void do_subscription(bx_exchange *ex, int subscribe)
+{
+    const char *cid = session_cid(ex);
+    char **list = NULL;
+    if (!cid) {
+        reply_unknown(ex, 0);
+        complete(ex);
+        return;
+    }
+    const char *error = subscription_list(ex->cur.msg, &list);
+    args a = {0};
+    session_args(ex, &a, cid);
+    int base = a.n;
+    for (size_t i = 0; list && list[i] && !error; i++) {
+        bx_channel_class cls = bx_channel_classify(list[i]);
+        if (cls == BX_CH_META)
+            error = !subscribe ? BX_ERR_UNSUBSCRIBE_FAILED
+                  : meta_exists(list[i]) ? BX_ERR_SUBSCRIBE_DENIED : BX_ERR_CREATE_DENIED;
+        else if (cls == BX_CH_BROADCAST)
+            args_add(&a, list[i]);
+        /* service channels: success, not recorded (never broadcast) */
+    }
+    bx_channel_wildcards_free(list);
+    if (a.n == base) {
+        args_free(&a);
+        touch_then(ex, cid, error);
+        return;
+    }
+    ex->local_error = error;
+    call(ex, subscribe ? "bx_subscribe" : "bx_unsubscribe", &a, subscribe_done);
+}
+
+/* ---- publish -------------------------------------------------------- */
+
+/* Reply of a broker call whose only outcomes are ok / unknown session / broker down. */
+static void answer_status(bx_exchange *ex, const redisReply *r)
+{
+    if (!r)
+        reply_broker_down(ex, ex->cur.channel);
+    else if (is_status(r, "unknown"))
+        reply_unknown(ex, 0);
+    else
+        bx_reply_ok(reply(ex));
+}
+
+static void publish_done(bx_exchange *ex, const redisReply *r)
+{
+    answer_status(ex, r);
+    bx_debug("publish %s c=%s: %s (%lld recipients, %lld dropped)", ex->cur.channel,
+             bx_msg_client_id(ex->cur.msg), !r ? "broker down" : rstatus(r) ? rstatus(r) : "?",
+             rint_at(r, 1), rint_at(r, 2));
+    complete(ex);
+}
+
+static void broadcast(bx_exchange *ex, const char *cid, const char *name)
+{
+    char **wild = NULL;
+    json_t *delivery = bx_delivery_from_publish(ex->cur.msg);
+    char *text = NULL;
+    size_t len = 0;
+    if (delivery) {
+        json_object_set_new(delivery, "channel", json_string(name));
+        text = bx_json_dump(delivery, &len);
+        json_decref(delivery);
+    }
+    if (!text || bx_channel_wildcards(name, &wild) < 0) {
+        free(text);
+        reply_broker_down(ex, "out of memory");
+        complete(ex);
+        return;
+    }
+    const bx_config *cfg = ex->d->cfg;
+    args a = {0};
+    session_args(ex, &a, cid);
+    args_add(&a, name);
+    args_add(&a, text);
+    args_addl(&a, cfg->broadcastToPublisher);
+    args_addl(&a, topts(ex)->maxQueue);
+    for (size_t i = 0; wild[i]; i++)
+        args_add(&a, wild[i]);
+    bx_channel_wildcards_free(wild);
+    free(text);
+    call(ex, "bx_publish", &a, publish_done);
+}
+
+static void do_publish(bx_exchange *ex)
+{
+    const char *cid = session_cid(ex);
+    if (!cid) {
+        bx_debug("publish %s: clientId missing/invalid or no browser cookie → 402", ex->cur.channel);
+        reply_unknown(ex, 0);
+        complete(ex);
+        return;
+    }
+    char *name = strdup(ex->cur.channel);
+    if (!name || !bx_channel_valid(bx_channel_normalize(name))) {
+        free(name);
+        reply_fail(ex, BX_ERR_CHANNEL_INVALID);
+        complete(ex);
+        return;
+    }
+    switch (bx_channel_classify(name)) {
+    case BX_CH_META:
+        touch_then(ex, cid, BX_ERR_CHANNEL_CREATE_DENIED);
+        break;
+    case BX_CH_SERVICE:
+        ex->echo = strcmp(name, "/service/echo") == 0;
+        touch_then(ex, cid, NULL);
+        break;
+    default:
+        broadcast(ex, cid, name);
+    }
+    free(name);
+}
+
+/* ---- /meta/disconnect ----------------------------------------------- */
+
+static void disconnect_done(bx_exchange *ex, const redisReply *r)
+{
+    answer_status(ex, r);
+    bx_debug("disconnect c=%s: %s", bx_msg_client_id(ex->cur.msg), !r ? "broker down" : rstatus(r));
+    complete(ex);
+}
+
+static void do_disconnect(bx_exchange *ex)
+{
+    const char *cid = session_cid(ex);
+    if (!cid) {
+        reply_unknown(ex, 0);
+        complete(ex);
+        return;
+    }
+    args a = {0};
+    args_add(&a, cid);
+    args_add(&a, session_browser(ex));
+    call(ex, "bx_disconnect", &a, disconnect_done);
+}
+
+/* ---- the loop --------------------------------------------------------- */
+
+static void start_message(bx_exchange *ex)
+{
+    bx_dispatch *d = ex->d;
+    json_t *msg = ex->batch.msgs[ex->next];
+    memset(&ex->cur, 0, sizeof ex->cur);
+    ex->cur.msg = msg;
+    ex->cur.ack_k = -1;
+    ex->cur.reply = bx_reply_new(msg);
+    const char *error = d->cfg->validateMessageFields ? bx_message_validate(msg)
+                      : bx_msg_channel(msg) ? NULL : BX_ERR_CHANNEL_MISSING;
+    ex->cur.channel = bx_msg_channel(msg) ? bx_msg_channel(msg) : "";
+    if (!ex->cur.reply) {
+        bx_error("out of memory building a reply");
+        ex->cur.reply = json_object();
+    }
+    if (error) {
+        bx_debug("message %zu on '%s': %s", ex->next, ex->cur.channel, error);
+        reply_fail(ex, error);
+        complete(ex);
+        return;
+    }
+    for (size_t i = 0; i < d->n_ext; i++) {
+        if (d->exts[i]->incoming && d->exts[i]->incoming(&ex->cur) < 0) {
+            bx_debug("message %zu on %s deleted by extension %s", ex->next, ex->cur.channel, d->exts[i]->name);
+            reply_fail(ex, BX_ERR_MESSAGE_DELETED);
+            complete(ex);
+            return;
+        }
+    }
+    const char *ch = ex->cur.channel;
+    if (strcmp(ch, "/meta/handshake") == 0)
+        do_handshake(ex);
+    else if (strcmp(ch, "/meta/connect") == 0)
+        do_connect(ex);
+    else if (strcmp(ch, "/meta/subscribe") == 0)
+        do_subscription(ex, 1);
+    else if (strcmp(ch, "/meta/unsubscribe") == 0)
+        do_subscription(ex, 0);
+    else if (strcmp(ch, "/meta/disconnect") == 0)
+        do_disconnect(ex);
+    else
+        do_publish(ex);
+}
+
+/* Process messages until one waits for the broker or parks; finish after the last. */
+static void run(bx_exchange *ex)
+{
+    if (ex->running)
+        return;
+    ex->running = 1;
+    while (!ex->busy && !ex->parked && !ex->done && ex->next < ex->batch.n)
+        start_message(ex);
+    ex->running = 0;
+    if (!ex->busy && !ex->parked && !ex->done && ex->next >= ex->batch.n)
+        finish(ex, BX_EX_REPLY);
+}
+
+/* ---- public ------------------------------------------------------------ */
+
+bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *worker, char *err, size_t errlen)
+{
+    bx_dispatch *d = calloc(1, sizeof *d);
+    if (!d || !(d->worker = strdup(worker)) || !(d->supported = json_array())) {
+        snprintf(err, errlen, "out of memory");
+        bx_dispatch_free(d);
+        return NULL;
+    }
+    d->cfg = cfg;
+    d->store = store;
+    for (int t = 0; t < BX_TR_COUNT; t++)
+        if (bx_config_transport_allowed(cfg, (bx_transport)t))
+            json_array_append_new(d->supported, json_string(bx_transport_name((bx_transport)t)));
+    if (cfg->ackExtension)
+        d->exts[d->n_ext++] = &bx_ext_ack;
+    if (cfg->timesyncExtension)
+        d->exts[d->n_ext++] = &bx_ext_timesync;
+    return d;
+}
+
+void bx_dispatch_free(bx_dispatch *d)
+{
+    if (!d)
+        return;
+    if (d->live)
+        bx_error("dispatch freed with %zu exchanges alive", d->live);
+    json_decref(d->supported);
+    free(d->worker);
+    free(d);
+}
+
+size_t bx_dispatch_live(const bx_dispatch *d)
+{
+    return d->live;
+}
+
+bx_exchange *bx_exchange_new(bx_dispatch *d, bx_batch *batch, const bx_request_info *info,
+                             const bx_exchange_hooks *hooks)
+{
+    bx_exchange *ex = calloc(1, sizeof *ex);
+    if (!ex || !(ex->replies = json_array()) || !(ex->deliveries = json_array())) {
+        if (ex) {
+            json_decref(ex->replies);
+            free(ex);
+        }
+        bx_batch_free(batch);
+        return NULL;
+    }
+    ex->d = d;
+    ex->batch = *batch;
+    batch->msgs = NULL;
+    batch->n = 0;
+    ex->info = *info;
+    ex->info.browser = NULL;
+    if (info->browser && bx_clientid_valid(info->browser))
+        ex->browser = strdup(info->browser);
+    ex->hooks = *hooks;
+    ex->http_status = 200;
+    snprintf(ex->token, sizeof ex->token, "%llu", ++d->next_token);
+    d->live++;
+    return ex;
+}
+
+void bx_exchange_start(bx_exchange *ex)
+{
+    run(ex);
+}
+
+void bx_exchange_free(bx_exchange *ex)
+{
+    if (!ex)
+        return;
+    if (ex->busy)
+        bx_error("exchange %s freed with a broker call in flight", ex->token); /* a bug: never happens */
+    ex->d->live--;
+    bx_batch_free(&ex->batch);
+    json_decref(ex->cur.reply);
+    json_decref(ex->replies);
+    json_decref(ex->deliveries);
+    free(ex->browser);
+    free(ex->new_browser);
+    free(ex);
+}
+
+const char *bx_exchange_client_id(const bx_exchange *ex) { return ex->cid; }
+const char *bx_exchange_token(const bx_exchange *ex) { return ex->token; }
+long bx_exchange_hold_ms(const bx_exchange *ex) { return ex->hold_ms; }
+int bx_exchange_http_status(const bx_exchange *ex) { return ex->http_status; }
+
+const char *bx_exchange_new_browser(const bx_exchange *ex)
+{
+    json_t *first = json_array_get(ex->replies, 0);
+    if (!ex->new_browser || !json_is_true(json_object_get(first, "successful")))
+        return NULL;
+    return ex->new_browser;
+}
+
+char *bx_exchange_body(const bx_exchange *ex, size_t *len)
+{
+    json_t *all = json_array();
+    if (!all || json_array_extend(all, ex->deliveries) < 0 || json_array_extend(all, ex->replies) < 0) {
+        json_decref(all);
+        return NULL;
+    }
+    char *s = bx_json_dump(all, len);
+    json_decref(all);
+    return s;
+}
+
+static void confirm_done(const redisReply *r, const char *err, void *arg)
+{
+    (void)arg;
+    if (!r)
+        bx_warn("bx_confirm failed: %s (the batch will be sent again)", err ? err : "?");
+}
+
+void bx_exchange_confirm(bx_exchange *ex)
+{
+    if (ex->confirm_batch <= 0 || !ex->cid[0])
+        return;
+    char err[160], num[24];
+    snprintf(num, sizeof num, "%lld", ex->confirm_batch);
+    const char *argv[2] = { ex->cid, num };
+    size_t lens[2] = { strlen(ex->cid), strlen(num) };
+    if (bx_store_fcall(ex->d->store, "bx_confirm", 2, argv, lens, confirm_done, NULL, err, sizeof err) < 0)
+        bx_warn("c=%s: bx_confirm of batch %lld not sent: %s (it will be sent again)", ex->cid,
+                ex->confirm_batch, err);
+    ex->confirm_batch = 0;
+}
+
+/* ---- wake-up payloads -------------------------------------------------- */
+
+void bx_dispatch_wake(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg)
+{
+    if (len < 3 || payload[1] != ' ') {
+        bx_warn("wake-up payload not understood (%zu bytes)", len);
+        return;
+    }
+    char kind = payload[0];
+    size_t i = 2;
+    while (i < len) {
+        size_t j = i;
+        while (j < len && payload[j] != ' ')
+            j++;
+        char key[BX_ID_MAX_LEN + 1];
+        if (j - i > 0 && j - i <= BX_ID_MAX_LEN) {
+            memcpy(key, payload + i, j - i);
+            key[j - i] = '\0';
+            bx_exchange *ex = find(kind == 'w' ? 'c' : 't', key, arg);
+            if (!ex)
+                bx_debug("wake-up '%c %s': nothing parked here (already answered)", kind, key);
+            else if (kind == 'w')
+                bx_exchange_wake(ex);
+            else if (kind == 's')
+                bx_exchange_superseded(ex);
+            else if (kind == 'd')
+                bx_exchange_disconnected(ex);
+        }
+        i = j + 1;
+    }
+}

@@ -1,0 +1,99 @@
+/* dispatch.h — the Bayeux pipeline every transport shares (long-polling, callback-polling, later websocket).
+ *
+ * A transport parses a request body into a bx_batch and hands it to an exchange.
+ * The exchange runs each message in order, asynchronously on the store's event
+ * base: validate → incoming extensions → session check + one broker call →
+ * reply → outgoing extensions (bayeux-notes.md §2.2). Deliveries only ride on
+ * /meta/connect replies (our broker drains queues there), which is CometD's
+ * metaConnectDeliverOnly ordering for every transport.
+ *
+ * A lone /meta/connect may be held: the exchange reports BX_EX_PARKED and the
+ * transport keeps the request (its timer, its connection watch) and forwards
+ * the events that concern it: wake-up, timeout, browser gone, superseded,
+ * disconnected, shutdown. Each exchange reaches exactly one final state.
+ * Threading: everything here runs on the thread of the store's event base. */
+#ifndef BX_DISPATCH_H
+#define BX_DISPATCH_H
+
+#include <stddef.h>
+#include <jansson.h>
+
+#include "config.h"
+#include "message.h"
+#include "store.h"
+
+/* Error string of replies when the broker cannot be reached (not a CometD string:
+ * CometD has no broker; clients act on the advice, reconnect:"retry"). */
+#define BX_ERR_BROKER_UNAVAILABLE "503::broker_unavailable"
+#define BX_BROKER_RETRY_INTERVAL  1000 /* ms, advice.interval sent with it */
+
+typedef struct bx_dispatch bx_dispatch;
+typedef struct bx_exchange bx_exchange;
+
+typedef enum {
+    BX_EX_PARKED = 0, /* not final: a /meta/connect is held; arm a timer of bx_exchange_hold_ms */
+    BX_EX_REPLY,      /* final: write bx_exchange_body(), then bx_exchange_confirm, bx_exchange_free */
+    BX_EX_HTTP_ERROR, /* final: answer bx_exchange_http_status() without a Bayeux body, then free */
+    BX_EX_GONE        /* final after bx_exchange_abandon: write nothing, free */
+} bx_ex_state;
+
+typedef struct bx_exchange_hooks {
+    /* Called just before the broker call that may park ex: register ex under its
+     * client id and token so wake-ups arriving before the answer find it. May be NULL. */
+    void (*hold)(bx_exchange *ex, void *arg);
+    /* State changes, see bx_ex_state; may run before bx_exchange_start returns. */
+    void (*state)(bx_exchange *ex, bx_ex_state st, void *arg);
+    void *arg;
+} bx_exchange_hooks;
+
+/* Facts about the request the transport knows. Strings are copied. */
+typedef struct bx_request_info {
+    bx_transport transport;
+    int http;              /* HTTP rules: BAYEUX_BROWSER binding, multiple-clients */
+    const char *browser;   /* BAYEUX_BROWSER cookie value as received; NULL none */
+} bx_request_info;
+
+/* cfg and store are borrowed and must outlive d; worker is copied. NULL + err on OOM. */
+bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *worker, char *err, size_t errlen);
+/* Frees d; every exchange must be freed before. */
+void bx_dispatch_free(bx_dispatch *d);
+/* Number of exchanges alive (started and not yet freed). */
+size_t bx_dispatch_live(const bx_dispatch *d);
+
+/* New exchange for one request; steals every message of *batch (batch is emptied), even on failure.
+ * NULL on OOM. */
+bx_exchange *bx_exchange_new(bx_dispatch *d, bx_batch *batch, const bx_request_info *info,
+                             const bx_exchange_hooks *hooks);
+/* Run the pipeline; hooks->state reports the outcome (possibly before this returns). */
+void bx_exchange_start(bx_exchange *ex);
+/* Free ex; only in a final state, or before start. */
+void bx_exchange_free(bx_exchange *ex);
+
+/* Events for a parked exchange (ignored in a final state; queued while a broker call runs). */
+void bx_exchange_wake(bx_exchange *ex);        /* messages arrived: drain, stay parked if none */
+void bx_exchange_expire(bx_exchange *ex);      /* hold timeout: final drain, reply */
+void bx_exchange_abandon(bx_exchange *ex);     /* browser went away: unpark (queue kept), → GONE */
+void bx_exchange_superseded(bx_exchange *ex);  /* a newer connect took over: → HTTP_ERROR duplicate code */
+void bx_exchange_disconnected(bx_exchange *ex);/* session disconnected: reply with reconnect:"none" */
+void bx_exchange_shutdown(bx_exchange *ex);    /* worker stops: final drain, reply with reconnect:"retry" */
+
+/* Accessors. Strings are borrowed, valid while ex lives. */
+const char *bx_exchange_client_id(const bx_exchange *ex); /* of the held connect; "" if none */
+const char *bx_exchange_token(const bx_exchange *ex);     /* unique in this worker */
+long bx_exchange_hold_ms(const bx_exchange *ex);          /* hold time of a parked connect */
+int bx_exchange_http_status(const bx_exchange *ex);       /* 200, or the HTTP_ERROR status */
+/* BX_EX_REPLY: the JSON array to send (deliveries first, then replies in request order);
+ * malloc'd string the caller frees; NULL on OOM. */
+char *bx_exchange_body(const bx_exchange *ex, size_t *len);
+/* New browser id to set as cookie after a successful handshake without one; NULL none. */
+const char *bx_exchange_new_browser(const bx_exchange *ex);
+/* Call after the reply was handed to the web server: confirms the delivered batch for sessions
+ * without the ack extension (bx_confirm), so it is not sent again. Fire and forget. */
+void bx_exchange_confirm(bx_exchange *ex);
+
+/* Wake-up channel payload from the store ("w cid...", "s token", "d token"): calls find to map
+ * a client id (kind 'c') or token (kind 't') to a parked exchange, then forwards the event. */
+typedef bx_exchange *bx_exchange_find_fn(char kind, const char *key, void *arg);
+void bx_dispatch_wake(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg);
+
+#endif
