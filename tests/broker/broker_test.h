@@ -1,0 +1,210 @@
+/* broker_test.h — helpers shared by the broker test binaries (header-only: each
+ * tests/broker/test_*.c is its own program). The Redis server is private to the run:
+ * tests/run.sh starts it and passes its port in BX_TEST_REDIS_PORT. */
+#ifndef BX_BROKER_TEST_H
+#define BX_BROKER_TEST_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "store.h"
+
+#define T_PREFIX "bayeux:"
+#define T_MAXARGS 64
+
+static inline int t_port(void) {
+    const char *p = getenv("BX_TEST_REDIS_PORT");
+    if (!p || atoi(p) <= 0) {
+        fprintf(stderr, "BX_TEST_REDIS_PORT is not set: run through tests/run.sh or start a redis-server\n");
+        exit(2);
+    }
+    return atoi(p);
+}
+
+static inline bx_store_sync *t_open(void) {
+    char err[256];
+    bx_store_sync *s = bx_store_sync_open("127.0.0.1", t_port(), T_PREFIX, err, sizeof err);
+    if (!s) fprintf(stderr, "bx_store_sync_open: %s\n", err);
+    assert_non_null(s);
+    return s;
+}
+
+/* Collect NULL-terminated string varargs. */
+static inline int t_collect(const char **argv, va_list ap) {
+    int n = 0;
+    const char *a;
+    while ((a = va_arg(ap, const char *)) != NULL) {
+        assert_true(n < T_MAXARGS);
+        argv[n++] = a;
+    }
+    return n;
+}
+
+/* FCALL fn with string args (NULL-terminated); the call must succeed. Caller frees. */
+static inline redisReply *t_fcall(bx_store_sync *s, const char *fn, ...) {
+    const char *argv[T_MAXARGS];
+    char err[512];
+    va_list ap;
+    va_start(ap, fn);
+    int n = t_collect(argv, ap);
+    va_end(ap);
+    redisReply *r = bx_store_sync_fcall(s, fn, n, argv, NULL, err, sizeof err);
+    if (!r) fprintf(stderr, "%s failed: %s\n", fn, err);
+    assert_non_null(r);
+    return r;
+}
+
+/* FCALL fn that must fail; returns the error text in a static buffer. */
+static inline const char *t_fcall_err(bx_store_sync *s, const char *fn, ...) {
+    static char err[512];
+    const char *argv[T_MAXARGS];
+    va_list ap;
+    va_start(ap, fn);
+    int n = t_collect(argv, ap);
+    va_end(ap);
+    err[0] = 0;
+    redisReply *r = bx_store_sync_fcall(s, fn, n, argv, NULL, err, sizeof err);
+    if (r) {
+        fprintf(stderr, "%s unexpectedly succeeded\n", fn);
+        freeReplyObject(r);
+    }
+    assert_null(r);
+    return err;
+}
+
+/* Any Redis command (string args, NULL-terminated); must succeed. Caller frees. */
+static inline redisReply *t_cmd(bx_store_sync *s, ...) {
+    const char *argv[T_MAXARGS];
+    char err[512];
+    va_list ap;
+    va_start(ap, s);
+    int n = t_collect(argv, ap);
+    va_end(ap);
+    redisReply *r = bx_store_sync_command(s, n, argv, NULL, err, sizeof err);
+    if (!r) fprintf(stderr, "%s failed: %s\n", argv[0], err);
+    assert_non_null(r);
+    return r;
+}
+
+static inline long long t_cmd_int(bx_store_sync *s, ...) {
+    const char *argv[T_MAXARGS];
+    char err[512];
+    va_list ap;
+    va_start(ap, s);
+    int n = t_collect(argv, ap);
+    va_end(ap);
+    redisReply *r = bx_store_sync_command(s, n, argv, NULL, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    long long v = r->integer;
+    freeReplyObject(r);
+    return v;
+}
+
+static inline void t_flush(bx_store_sync *s) {
+    freeReplyObject(t_cmd(s, "FLUSHALL", NULL));
+    /* FLUSHALL keeps functions; the library stays loaded. */
+}
+
+/* Element i of an array reply as a string (status, string or integer rendered). */
+static inline const char *t_str(const redisReply *r, size_t i) {
+    static char buf[8][32];
+    static int slot;
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(i < r->elements);
+    const redisReply *e = r->element[i];
+    if (e->type == REDIS_REPLY_INTEGER) {
+        slot = (slot + 1) % 8;
+        snprintf(buf[slot], sizeof buf[slot], "%lld", e->integer);
+        return buf[slot];
+    }
+    assert_true(e->type == REDIS_REPLY_STRING || e->type == REDIS_REPLY_STATUS);
+    return e->str;
+}
+
+static inline long long t_int(const redisReply *r, size_t i) {
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_true(i < r->elements);
+    assert_int_equal(r->element[i]->type, REDIS_REPLY_INTEGER);
+    return r->element[i]->integer;
+}
+
+/* Default timings used by the tests (ms). */
+#define T_EXPIRY "10000"
+#define T_TTL "60000"
+#define T_TIMEOUT "20000"
+
+static inline void t_handshake(bx_store_sync *s, const char *cid, const char *browser) {
+    redisReply *r = t_fcall(s, "bx_handshake", cid, browser, "long-polling", T_EXPIRY, T_TTL, "0", "", NULL);
+    assert_int_equal(r->type, REDIS_REPLY_INTEGER);
+    freeReplyObject(r);
+}
+
+/* bx_connect with hold=1, no ack, max 1 session per browser. Caller frees. */
+static inline redisReply *t_connect(bx_store_sync *s, const char *cid, const char *worker, const char *token) {
+    return t_fcall(s, "bx_connect", cid, "", worker, token, "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                   "long-polling", NULL);
+}
+
+/* Handshake + the first (never held) connect: the session is connected, nothing parked. */
+static inline void t_session(bx_store_sync *s, const char *cid, const char *browser) {
+    t_handshake(s, cid, browser);
+    redisReply *r = t_connect(s, cid, "w0", "first");
+    assert_string_equal(t_str(r, 0), "empty");
+    assert_int_equal(t_int(r, 1), 1);
+    freeReplyObject(r);
+}
+
+static inline void t_subscribe(bx_store_sync *s, const char *cid, const char *channel) {
+    redisReply *r = t_fcall(s, "bx_subscribe", cid, "", T_EXPIRY, T_TTL, channel, NULL);
+    assert_string_equal(t_str(r, 0), "ok");
+    freeReplyObject(r);
+}
+
+/* A plain hiredis connection SUBSCRIBEd to Pwake:<worker>, reads time out after 1 s. */
+static inline redisContext *t_wake_listen(const char *worker) {
+    struct timeval tv = { 2, 0 };
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", t_port(), tv);
+    assert_non_null(c);
+    assert_int_equal(c->err, 0);
+    struct timeval rt = { 1, 0 };
+    redisSetTimeout(c, rt);
+    char chan[128];
+    snprintf(chan, sizeof chan, T_PREFIX "wake:%s", worker);
+    redisReply *r = redisCommand(c, "SUBSCRIBE %s", chan);
+    assert_non_null(r);
+    freeReplyObject(r);
+    return c;
+}
+
+/* Next wake payload (malloc'd, caller frees), or NULL when none came within the timeout. */
+static inline char *t_wake_next(redisContext *c) {
+    void *v = NULL;
+    if (redisGetReply(c, &v) != REDIS_OK || !v) {
+        /* A timeout leaves the context in error: reconnecting is the caller's business. */
+        return NULL;
+    }
+    redisReply *r = v;
+    char *out = NULL;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 3 && r->element[2]->type == REDIS_REPLY_STRING)
+        out = strdup(r->element[2]->str);
+    freeReplyObject(r);
+    return out;
+}
+
+/* Assert the next wake payload equals want. */
+static inline void t_wake_expect(redisContext *c, const char *want) {
+    char *p = t_wake_next(c);
+    if (!p || strcmp(p, want) != 0) fprintf(stderr, "wake: got \"%s\", want \"%s\"\n", p ? p : "(none)", want);
+    assert_non_null(p);
+    assert_string_equal(p, want);
+    free(p);
+}
+
+#endif

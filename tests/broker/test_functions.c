@@ -1,0 +1,592 @@
+/* test_functions.c — the function library (broker/bayeux.lua) against a real redis-server:
+ * session life cycle, drain-or-park, wake-ups, in-flight/ack, maxQueue, wildcard fan-out,
+ * sweep back to the baseline, commands per publish, bad arguments and wrong-type keys. */
+#include "broker_test.h"
+
+#include "channel.h"
+
+static bx_store_sync *S;
+
+static int setup(void **state) {
+    (void)state;
+    t_flush(S);
+    return 0;
+}
+
+/* Publish with the channel's wildcard names computed by shared/channel, as workers do. */
+static redisReply *publish(const char *cid, const char *channel, const char *msg, const char *max_queue) {
+    char **wild = NULL;
+    int nw = bx_channel_wildcards(channel, &wild);
+    assert_true(nw >= 0);
+    const char *argv[T_MAXARGS] = { cid, "", T_EXPIRY, T_TTL, channel, msg, "1", max_queue };
+    int n = 8;
+    for (int i = 0; i < nw; i++) argv[n++] = wild[i];
+    char err[256];
+    redisReply *r = bx_store_sync_fcall(S, "bx_publish", n, argv, NULL, err, sizeof err);
+    if (!r) fprintf(stderr, "bx_publish: %s\n", err);
+    assert_non_null(r);
+    bx_channel_wildcards_free(wild);
+    assert_string_equal(t_str(r, 0), "ok");
+    return r;
+}
+
+static long long publish_n(const char *cid, const char *channel, const char *msg) {
+    redisReply *r = publish(cid, channel, msg, "-1");
+    long long n = t_int(r, 1);
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_handshake_connect_park(void **state) {
+    (void)state;
+    t_handshake(S, "c1", "b1");
+    redisReply *r = t_fcall(S, "bx_connect", "c1", "b1", "w1", "t1", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL,
+                            "1", "callback-polling", NULL);
+    /* First connect: never held; transport differs from the handshake's. */
+    assert_string_equal(t_str(r, 0), "empty");
+    assert_int_equal(t_int(r, 1), 1);
+    assert_int_equal(t_int(r, 2), 1);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_connect", "c1", "b1", "w1", "t2", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL,
+                "1", "callback-polling", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    assert_int_equal(t_int(r, 1), 0);
+    assert_int_equal(t_int(r, 2), 0);
+    freeReplyObject(r);
+    r = t_cmd(S, "HMGET", T_PREFIX "{c1}:s", "w", "k", "n", "st", NULL);
+    assert_string_equal(t_str(r, 0), "w1");
+    assert_string_equal(t_str(r, 1), "t2");
+    assert_string_equal(t_str(r, 2), "0");
+    assert_string_equal(t_str(r, 3), "c");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "browser:b1:held", "c1", NULL), 1);
+    /* A wrong browser is an unknown session, and changes nothing. */
+    r = t_fcall(S, "bx_connect", "c1", "b2", "w1", "t3", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL,
+                "1", "long-polling", NULL);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(t_str(r, 0), "unknown");
+    freeReplyObject(r);
+    r = t_cmd(S, "HGET", T_PREFIX "{c1}:s", "k", NULL);
+    assert_string_equal(r->str, "t2");
+    freeReplyObject(r);
+    /* Unknown session. */
+    r = t_connect(S, "nope", "w1", "t9");
+    assert_string_equal(t_str(r, 0), "unknown");
+    freeReplyObject(r);
+}
+
+static void test_publish_wakes_once_per_worker(void **state) {
+    (void)state;
+    redisContext *w1 = t_wake_listen("w1");
+    redisContext *w2 = t_wake_listen("w2");
+    const char *ids[] = { "a1", "a2", "a3" };
+    const char *workers[] = { "w1", "w1", "w2" };
+    for (int i = 0; i < 3; i++) {
+        t_session(S, ids[i], "");
+        t_subscribe(S, ids[i], "/chat/a");
+        redisReply *r = t_connect(S, ids[i], workers[i], ids[i]);
+        assert_string_equal(t_str(r, 0), "parked");
+        freeReplyObject(r);
+    }
+    redisReply *r = publish("", "/chat/a", "{\"m\":1}", "-1");
+    assert_int_equal(t_int(r, 1), 3);
+    assert_int_equal(t_int(r, 3), 2); /* workers woken */
+    freeReplyObject(r);
+    char *p = t_wake_next(w1); /* set order: either way round */
+    assert_non_null(p);
+    assert_true(strcmp(p, "w a1 a2") == 0 || strcmp(p, "w a2 a1") == 0);
+    free(p);
+    t_wake_expect(w2, "w a3");
+    /* Already notified and not drained yet: a second publish queues but does not wake again. */
+    assert_int_equal(publish_n("", "/chat/a", "{\"m\":2}"), 3);
+    assert_null(t_wake_next(w2));
+    /* The woken worker drains: both messages, then the session is no longer parked. */
+    r = t_fcall(S, "bx_drain", "a3", "a3", "0", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(r->elements, 4);
+    assert_string_equal(t_str(r, 2), "{\"m\":1}");
+    assert_string_equal(t_str(r, 3), "{\"m\":2}");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{a3}:s", "w", NULL), 0);
+    /* Drain by a token that no longer holds the session. */
+    r = t_fcall(S, "bx_drain", "a3", "a3", "0", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "superseded");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_drain", "zz", "a3", "0", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "gone");
+    freeReplyObject(r);
+    redisFree(w1);
+    redisFree(w2);
+}
+
+static void test_drain_parked_and_final(void **state) {
+    (void)state;
+    t_session(S, "d1", "");
+    redisReply *r = t_connect(S, "d1", "w1", "tok");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    /* Spurious wake-up: nothing queued, not final → stays parked. */
+    r = t_fcall(S, "bx_drain", "d1", "tok", "0", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{d1}:s", "w", NULL), 1);
+    /* Timeout: final → empty, unparked. */
+    r = t_fcall(S, "bx_drain", "d1", "tok", "1", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "empty");
+    assert_int_equal(t_int(r, 1), 0);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{d1}:s", "w", NULL), 0);
+}
+
+static void test_supersede(void **state) {
+    (void)state;
+    redisContext *w1 = t_wake_listen("w1");
+    t_session(S, "s1", "");
+    redisReply *r = t_connect(S, "s1", "w1", "old");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    r = t_connect(S, "s1", "w2", "new");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    t_wake_expect(w1, "s old");
+    r = t_cmd(S, "HMGET", T_PREFIX "{s1}:s", "w", "k", NULL);
+    assert_string_equal(t_str(r, 0), "w2");
+    assert_string_equal(t_str(r, 1), "new");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_drain", "s1", "old", "1", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "superseded");
+    freeReplyObject(r);
+    redisFree(w1);
+}
+
+static void test_disconnect_notifies_and_removes_all(void **state) {
+    (void)state;
+    long long base = t_cmd_int(S, "DBSIZE", NULL);
+    redisContext *w1 = t_wake_listen("w1");
+    t_session(S, "x1", "bx");
+    t_subscribe(S, "x1", "/a");
+    t_subscribe(S, "x1", "/b/**");
+    t_session(S, "x2", "");
+    t_subscribe(S, "x2", "/a");
+    assert_int_equal(publish_n("x2", "/a", "{}"), 2);
+    redisReply *r = t_connect(S, "x1", "w1", "held");
+    assert_string_equal(t_str(r, 0), "msgs"); /* queued: not parked */
+    freeReplyObject(r);
+    r = t_connect(S, "x1", "w1", "held");
+    assert_string_equal(t_str(r, 0), "msgs"); /* unconfirmed in-flight is sent again */
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_confirm", "x1", "2", NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = t_connect(S, "x1", "w1", "held");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_disconnect", "x1", "wrong", NULL);
+    assert_string_equal(r->str, "unknown");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_disconnect", "x1", "bx", NULL);
+    assert_string_equal(r->str, "ok");
+    freeReplyObject(r);
+    t_wake_expect(w1, "d held");
+    /* Every trace of x1 is gone; x2 still subscribed to /a. */
+    r = t_cmd(S, "KEYS", "*x1*", NULL);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "ch:/a", "x1", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/b/**", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "browser:bx", "x1", NULL), 0);
+    r = t_cmd(S, "ZSCORE", T_PREFIX "expiry", "x1", NULL);
+    assert_int_equal(r->type, REDIS_REPLY_NIL);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_disconnect", "x2", "", NULL);
+    freeReplyObject(r);
+    /* Only the stats hash remains of all that. */
+    assert_int_equal(t_cmd_int(S, "DBSIZE", NULL), base + 1);
+    redisFree(w1);
+}
+
+static void test_inflight_ack(void **state) {
+    (void)state;
+    t_session(S, "k1", "");
+    t_subscribe(S, "k1", "/k");
+    publish_n("", "/k", "m1");
+    /* Connect with ack_k = -1: drain batch 1 = [m1]. */
+    redisReply *r = t_connect(S, "k1", "w", "t");
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(t_int(r, 3), 1);
+    assert_int_equal(r->elements, 5);
+    assert_string_equal(t_str(r, 4), "m1");
+    freeReplyObject(r);
+    publish_n("", "/k", "m2");
+    /* Reply 1 was lost (no ack): batch 2 carries m1 again, then m2, in order. */
+    r = t_connect(S, "k1", "w", "t");
+    assert_int_equal(t_int(r, 3), 2);
+    assert_int_equal(r->elements, 6);
+    assert_string_equal(t_str(r, 4), "m1");
+    assert_string_equal(t_str(r, 5), "m2");
+    freeReplyObject(r);
+    publish_n("", "/k", "m3");
+    /* ack 2 drops m1 and m2. */
+    r = t_fcall(S, "bx_connect", "k1", "", "w", "t", "2", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                "long-polling", NULL);
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(t_int(r, 3), 3);
+    assert_int_equal(r->elements, 5);
+    assert_string_equal(t_str(r, 4), "m3");
+    freeReplyObject(r);
+    /* confirm below the batch keeps it; at the batch drops it. */
+    r = t_fcall(S, "bx_confirm", "k1", "2", NULL);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_confirm", "k1", "3", NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{k1}:f", NULL), 0);
+    r = t_connect(S, "k1", "w", "t");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+}
+
+static void test_max_queue(void **state) {
+    (void)state;
+    t_session(S, "q1", "");
+    t_subscribe(S, "q1", "/q");
+    for (int i = 0; i < 3; i++) {
+        redisReply *r = publish("", "/q", "m", "2");
+        assert_int_equal(t_int(r, 1), i < 2 ? 1 : 0);
+        assert_int_equal(t_int(r, 2), i < 2 ? 0 : 1);
+        freeReplyObject(r);
+    }
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:q", NULL), 2);
+    redisReply *r = t_fcall(S, "bx_deliver", "q1", "private", "2", T_TTL, NULL);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_deliver", "q1", "private", "3", T_TTL, NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_deliver", "nobody", "private", "3", T_TTL, NULL);
+    assert_int_equal(r->integer, 0);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_stats", NULL);
+    assert_string_equal(t_str(r, 10), "dropped");
+    assert_int_equal(t_int(r, 11), 2);
+    freeReplyObject(r);
+}
+
+static void test_wildcard_fanout_once(void **state) {
+    (void)state;
+    // p subscribes to everything that matches; o1 only /w/*, o2 only /w/**.
+    t_session(S, "p", "");
+    t_subscribe(S, "p", "/w/x");
+    t_subscribe(S, "p", "/w/*");
+    t_subscribe(S, "p", "/w/**");
+    t_subscribe(S, "p", "/**");
+    t_session(S, "o1", "");
+    t_subscribe(S, "o1", "/w/*");
+    t_session(S, "o2", "");
+    t_subscribe(S, "o2", "/w/**");
+    assert_int_equal(publish_n("p", "/w/x", "m1"), 3);
+    assert_int_equal(publish_n("p", "/w/x/y", "m2"), 2);   // p (/w/**, /**), o2
+    assert_int_equal(publish_n("p", "/w", "m3"), 1);       // p via /** only
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p}:q", NULL), 3);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{o1}:q", NULL), 1);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{o2}:q", NULL), 2);
+    /* broadcast_to_publisher = 0 leaves the publisher out. */
+    const char *argv[] = { "p", "", T_EXPIRY, T_TTL, "/w/x", "m4", "0", "-1", "/w/*", "/w/**", "/**" };
+    char err[256];
+    redisReply *r = bx_store_sync_fcall(S, "bx_publish", 11, argv, NULL, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(t_int(r, 1), 2);
+    freeReplyObject(r);
+    /* A publisher that is not who it says (wrong browser) publishes nothing. */
+    const char *argv2[] = { "p", "evil", T_EXPIRY, T_TTL, "/w/x", "m5", "1", "-1" };
+    r = bx_store_sync_fcall(S, "bx_publish", 8, argv2, NULL, err, sizeof err);
+    assert_non_null(r);
+    assert_string_equal(t_str(r, 0), "unknown");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{o1}:q", NULL), 2);
+}
+
+static void test_subscribe_unsubscribe(void **state) {
+    (void)state;
+    t_session(S, "u1", "");
+    redisReply *r = t_fcall(S, "bx_subscribe", "u1", "", T_EXPIRY, T_TTL, "/a", "/b", "/a", NULL);
+    assert_int_equal(t_int(r, 1), 2);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_unsubscribe", "u1", "", T_EXPIRY, T_TTL, "/a", "/never", "/b", NULL);
+    assert_string_equal(t_str(r, 0), "ok");
+    assert_int_equal(t_int(r, 1), 2);
+    freeReplyObject(r);
+    /* /a went, /b stays (processing stopped at /never). */
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "{u1}:subs", "/a", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "{u1}:subs", "/b", NULL), 1);
+    r = t_fcall(S, "bx_unsubscribe", "u1", "", T_EXPIRY, T_TTL, "/b", NULL);
+    assert_int_equal(t_int(r, 1), 0);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/b", NULL), 0);
+    r = t_fcall(S, "bx_subscribe", "ghost", "", T_EXPIRY, T_TTL, "/a", NULL);
+    assert_string_equal(t_str(r, 0), "unknown");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/a", NULL), 0);
+}
+
+static void test_multi_clients(void **state) {
+    (void)state;
+    t_session(S, "m1", "br");
+    t_session(S, "m2", "br");
+    const char *common[] = { "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "1", "long-polling" };
+    redisReply *r = t_fcall(S, "bx_connect", "m1", "br", "w", "t1", common[0], common[1], common[2],
+                            common[3], common[4], common[5], common[6], NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_connect", "m2", "br", "w", "t2", common[0], common[1], common[2],
+                common[3], common[4], common[5], common[6], NULL);
+    assert_string_equal(t_str(r, 0), "multi");
+    freeReplyObject(r);
+    /* Once m1's poll ends, m2 may hold one. */
+    freeReplyObject(t_fcall(S, "bx_drain", "m1", "t1", "1", T_EXPIRY, T_TTL, NULL));
+    r = t_fcall(S, "bx_connect", "m2", "br", "w", "t3", common[0], common[1], common[2],
+                common[3], common[4], common[5], common[6], NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+}
+
+static void test_ttl_on_every_session_key(void **state) {
+    (void)state;
+    t_session(S, "t1", "bt");
+    t_subscribe(S, "t1", "/t");
+    publish_n("", "/t", "m");
+    redisReply *r = t_connect(S, "t1", "w", "x"); /* drains: creates the in-flight list */
+    freeReplyObject(r);
+    publish_n("", "/t", "m"); /* creates a new queue */
+    const char *keys[] = { T_PREFIX "{t1}:s", T_PREFIX "{t1}:subs", T_PREFIX "{t1}:q", T_PREFIX "{t1}:f",
+                           T_PREFIX "browser:bt" };
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++) {
+        long long ttl = t_cmd_int(S, "PTTL", keys[i], NULL);
+        if (ttl <= 0) fprintf(stderr, "%s has PTTL %lld\n", keys[i], ttl);
+        assert_true(ttl > 0 && ttl <= 60000);
+    }
+}
+
+static void test_sweep_back_to_baseline(void **state) {
+    (void)state;
+    t_session(S, "keep", "");
+    t_subscribe(S, "keep", "/room/0");
+    long long base = t_cmd_int(S, "DBSIZE", NULL);
+    char cid[32], br[32], ch[32];
+    for (int i = 0; i < 1000; i++) {
+        snprintf(cid, sizeof cid, "gone%d", i);
+        snprintf(br, sizeof br, "br%d", i % 100);
+        snprintf(ch, sizeof ch, "/room/%d", i % 10);
+        redisReply *r = t_fcall(S, "bx_handshake", cid, br, "long-polling", "0", T_TTL, "0", "", NULL);
+        freeReplyObject(r);
+        t_subscribe(S, cid, ch);
+        r = t_fcall(S, "bx_deliver", cid, "{}", "-1", T_TTL, NULL);
+        freeReplyObject(r);
+    }
+    /* Subscribing touched expiry to now + max_interval: make them all due now. */
+    redisReply *r = t_cmd(S, "ZRANGE", T_PREFIX "expiry", "0", "-1", NULL);
+    for (size_t i = 0; i < r->elements; i++) {
+        if (strcmp(r->element[i]->str, "keep") == 0) continue;
+        freeReplyObject(t_cmd(S, "ZADD", T_PREFIX "expiry", "1", r->element[i]->str, NULL));
+    }
+    freeReplyObject(r);
+    assert_true(t_cmd_int(S, "DBSIZE", NULL) > base + 3000);
+    long long total = 0;
+    for (;;) {
+        r = t_fcall(S, "bx_sweep", "300", NULL);
+        long long n = r->integer;
+        freeReplyObject(r);
+        assert_true(n <= 300);
+        total += n;
+        if (n == 0) break;
+    }
+    assert_int_equal(total, 1000);
+    /* The stats hash existed before (handshake of keep); everything else is back. */
+    assert_int_equal(t_cmd_int(S, "DBSIZE", NULL), base);
+    assert_int_equal(t_cmd_int(S, "SCARD", T_PREFIX "ch:/room/0", NULL), 1);
+    r = t_fcall(S, "bx_stats", NULL);
+    assert_string_equal(t_str(r, 0), "sessions");
+    assert_int_equal(t_int(r, 1), 1);
+    assert_string_equal(t_str(r, 16), "expired");
+    assert_int_equal(t_int(r, 17), 1000);
+    freeReplyObject(r);
+}
+
+static void test_sweep_after_ttl_expiry(void **state) {
+    (void)state;
+    /* The safety net fired before the sweeper: sweep still clears the index, and a publish
+     * drops the stale channel membership. */
+    t_session(S, "e1", "");
+    t_subscribe(S, "e1", "/e");
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "{e1}:s", T_PREFIX "{e1}:subs", NULL));
+    assert_int_equal(publish_n("", "/e", "m"), 0);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/e", NULL), 0);
+    freeReplyObject(t_cmd(S, "ZADD", T_PREFIX "expiry", "1", "e1", NULL));
+    redisReply *r = t_fcall(S, "bx_sweep", "10", NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "expiry", NULL), 0);
+}
+
+/* INFO commandstats calls= for one command, 0 when never called. */
+static long long cmd_calls(const char *name) {
+    redisReply *r = t_cmd(S, "INFO", "commandstats", NULL);
+    char key[64];
+    snprintf(key, sizeof key, "cmdstat_%s:calls=", name);
+    const char *p = strstr(r->str, key);
+    long long n = p ? atoll(p + strlen(key)) : 0;
+    freeReplyObject(r);
+    return n;
+}
+
+static void test_commands_per_publish_flat(void **state) {
+    (void)state;
+    const char *workers[] = { "wa", "wb", "wc" };
+    int made = 0;
+    char cid[32];
+    for (int round = 0; round < 3; round++) {
+        int target = round == 0 ? 10 : round == 1 ? 100 : 1000;
+        for (; made < target; made++) {
+            snprintf(cid, sizeof cid, "n%d", made);
+            t_session(S, cid, "");
+            t_subscribe(S, cid, made % 2 ? "/big/*" : "/big/room");
+        }
+        /* Park every subscriber at one of three workers. */
+        for (int i = 0; i < made; i++) {
+            snprintf(cid, sizeof cid, "n%d", i);
+            redisReply *r = t_connect(S, cid, workers[i % 3], "tok");
+            assert_string_equal(t_str(r, 0), "parked");
+            freeReplyObject(r);
+        }
+        freeReplyObject(t_cmd(S, "CONFIG", "RESETSTAT", NULL));
+        long long f0 = cmd_calls("fcall"), p0 = cmd_calls("publish");
+        assert_int_equal(publish_n("", "/big/room", "{\"x\":1}"), made);
+        long long f1 = cmd_calls("fcall"), p1 = cmd_calls("publish");
+        /* One FCALL (INFO itself is not counted yet) and one PUBLISH per worker: 3, at 10, 100 or 1000. */
+        assert_int_equal(f1 - f0, 1);
+        assert_int_equal(p1 - p0, 3);
+        /* Every worker answers its polls: the sessions are connected and empty again. */
+        for (int i = 0; i < made; i++) {
+            snprintf(cid, sizeof cid, "n%d", i);
+            redisReply *r = t_fcall(S, "bx_drain", cid, "tok", "0", T_EXPIRY, T_TTL, NULL);
+            assert_string_equal(t_str(r, 0), "msgs");
+            freeReplyObject(r);
+            freeReplyObject(t_fcall(S, "bx_confirm", cid, "1000000", NULL));
+        }
+    }
+}
+
+static void test_bad_arguments(void **state) {
+    (void)state;
+    const char *e;
+    e = t_fcall_err(S, "bx_handshake", "c 1", "", "long-polling", "1", "1", "0", "", NULL);
+    assert_non_null(strstr(e, "cid"));
+    e = t_fcall_err(S, "bx_handshake", "c1", "", "long-polling", "x", "1", "0", "", NULL);
+    assert_non_null(strstr(e, "expiry_ms"));
+    e = t_fcall_err(S, "bx_handshake", "c1", "", "long-polling", "1", "0", "0", "", NULL);
+    assert_non_null(strstr(e, "ttl_ms"));
+    e = t_fcall_err(S, "bx_handshake", "c1", "", "long-polling", "1", "1", "2", "", NULL);
+    assert_non_null(strstr(e, "ack"));
+    e = t_fcall_err(S, "bx_handshake", "c1", "", NULL);
+    assert_non_null(strstr(e, "wrong number of arguments"));
+    e = t_fcall_err(S, "bx_connect", "c1", "", "w", "t", "-1", "1", "1e3", "1", "1", "-1", "long-polling", NULL);
+    assert_non_null(strstr(e, "timeout_ms"));
+    e = t_fcall_err(S, "bx_subscribe", "c1", "", "1", "1", "nochannel", NULL);
+    assert_non_null(strstr(e, "channel 1"));
+    e = t_fcall_err(S, "bx_publish", "c1", "", "1", "1", "/a", "", "1", "-1", NULL);
+    assert_non_null(strstr(e, "message"));
+    e = t_fcall_err(S, "bx_drain", "c1", "bad token", "0", "1", "1", NULL);
+    assert_non_null(strstr(e, "token"));
+    e = t_fcall_err(S, "bx_sweep", "0", NULL);
+    assert_non_null(strstr(e, "max"));
+    char bigid[100];
+    memset(bigid, 'a', sizeof bigid - 1);
+    bigid[sizeof bigid - 1] = 0;
+    e = t_fcall_err(S, "bx_touch", bigid, "", "1", "1", NULL);
+    assert_non_null(strstr(e, "cid"));
+    /* The prefix is validated too (braces would break the hash tags). */
+    const char *argv[] = { "FCALL", "bx_touch", "0", "a{b}", "c1", "", "1", "1" };
+    char err[256];
+    redisReply *r = bx_store_sync_command(S, 8, argv, NULL, err, sizeof err);
+    assert_null(r);
+    assert_non_null(strstr(err, "prefix"));
+    /* Nothing was written by any of these. */
+    assert_int_equal(t_cmd_int(S, "DBSIZE", NULL), 0);
+}
+
+static void test_wrong_type_keys(void **state) {
+    (void)state;
+    t_session(S, "v1", "");
+    t_subscribe(S, "v1", "/v");
+    freeReplyObject(t_cmd(S, "SET", T_PREFIX "ch:/other", "someone else's", NULL));
+    const char *e = t_fcall_err(S, "bx_subscribe", "v1", "", T_EXPIRY, T_TTL, "/w", "/other", NULL);
+    assert_non_null(strstr(e, T_PREFIX "ch:/other"));
+    /* All or nothing: /w was not subscribed either. */
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "{v1}:subs", "/w", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/w", NULL), 0);
+
+    /* A recipient whose queue is not a list: the publish fails naming it and queues nothing. */
+    t_session(S, "v2", "");
+    t_subscribe(S, "v2", "/v");
+    freeReplyObject(t_cmd(S, "SET", T_PREFIX "{v2}:q", "junk", NULL));
+    e = t_fcall_err(S, "bx_publish", "", "", "1", "1", "/v", "m", "1", "-1", NULL);
+    assert_non_null(strstr(e, T_PREFIX "{v2}:q"));
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{v1}:q", NULL), 0);
+
+    freeReplyObject(t_cmd(S, "SET", T_PREFIX "stats", "1", NULL));
+    e = t_fcall_err(S, "bx_handshake", "v3", "", "long-polling", "1", "1", "0", "", NULL);
+    assert_non_null(strstr(e, T_PREFIX "stats"));
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{v3}:s", NULL), 0);
+
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "stats", NULL));
+    freeReplyObject(t_cmd(S, "SET", T_PREFIX "expiry", "1", NULL));
+    e = t_fcall_err(S, "bx_sweep", "10", NULL);
+    assert_non_null(strstr(e, T_PREFIX "expiry"));
+    e = t_fcall_err(S, "bx_connect", "v1", "", "w", "t", "-1", "1", "1", "1", "1", "-1", "lp", NULL);
+    assert_non_null(strstr(e, T_PREFIX "expiry"));
+}
+
+static void test_session_info(void **state) {
+    (void)state;
+    t_session(S, "i1", "bi");
+    t_subscribe(S, "i1", "/i");
+    redisReply *r = t_fcall(S, "bx_session", "i1", NULL);
+    assert_string_equal(t_str(r, 0), "id");
+    assert_string_equal(t_str(r, 1), "i1");
+    assert_string_equal(t_str(r, 3), "connected");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_session", "none", NULL);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_sessions", "0", "10", NULL);
+    assert_int_equal(t_int(r, 0), 1);
+    assert_int_equal(r->elements, 2);
+    freeReplyObject(r);
+}
+
+int main(void) {
+    S = t_open();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup(test_handshake_connect_park, setup),
+        cmocka_unit_test_setup(test_publish_wakes_once_per_worker, setup),
+        cmocka_unit_test_setup(test_drain_parked_and_final, setup),
+        cmocka_unit_test_setup(test_supersede, setup),
+        cmocka_unit_test_setup(test_disconnect_notifies_and_removes_all, setup),
+        cmocka_unit_test_setup(test_inflight_ack, setup),
+        cmocka_unit_test_setup(test_max_queue, setup),
+        cmocka_unit_test_setup(test_wildcard_fanout_once, setup),
+        cmocka_unit_test_setup(test_subscribe_unsubscribe, setup),
+        cmocka_unit_test_setup(test_multi_clients, setup),
+        cmocka_unit_test_setup(test_ttl_on_every_session_key, setup),
+        cmocka_unit_test_setup(test_sweep_back_to_baseline, setup),
+        cmocka_unit_test_setup(test_sweep_after_ttl_expiry, setup),
+        cmocka_unit_test_setup(test_commands_per_publish_flat, setup),
+        cmocka_unit_test_setup(test_bad_arguments, setup),
+        cmocka_unit_test_setup(test_wrong_type_keys, setup),
+        cmocka_unit_test_setup(test_session_info, setup),
+    };
+    int rc = cmocka_run_group_tests_name("broker functions", tests, NULL, NULL);
+    bx_store_sync_close(S);
+    return rc;
+}
