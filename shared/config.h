@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#define BX_CONFIG_MAX_KEYS 64   /* rows of the key table in config.c (checked there) */
+
 typedef enum { BX_TR_LONG_POLLING = 0, BX_TR_CALLBACK_POLLING, BX_TR_WEBSOCKET, BX_TR_COUNT } bx_transport;
 
 /* Options that a transport prefix may override, resolved at load time. */
@@ -68,6 +70,9 @@ typedef struct bx_config {
     long acceptThreads;         /* 2 */
     char *logLevel;             /* "info" */
     int  logSyslog;             /* 0 */
+    /* private to config.c: how specific the prefix was that set each (key, transport),
+     * so "long-polling.timeout" beats "timeout" whatever the order of the lines */
+    unsigned char set_level[BX_CONFIG_MAX_KEYS][BX_TR_COUNT];
 } bx_config;
 
 /* Fill cfg with defaults (strings malloc'd). 0 ok, -1 OOM. */
@@ -81,6 +86,9 @@ int bx_config_set(bx_config *cfg, const char *key, const char *value, char *err,
 int bx_config_apply_env(bx_config *cfg, char *err, size_t errlen);
 /* Free strings owned by cfg. */
 void bx_config_free(bx_config *cfg);
+/* Name of the i-th key of the table (unprefixed, e.g. "maxInterval"), NULL past the end.
+ * Static strings; for tests and bayeuxctl. */
+const char *bx_config_key(size_t i);
 /* Transport name ↔ enum ("long-polling", "callback-polling", "websocket"); -1 unknown. */
 int bx_transport_from_name(const char *name);
 const char *bx_transport_name(bx_transport t);
