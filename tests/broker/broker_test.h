@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <poll.h>
 
 #include "store.h"
 
@@ -183,12 +184,16 @@ static inline redisContext *t_wake_listen(const char *worker) {
     return c;
 }
 
-/* Next wake payload (malloc'd, caller frees), or NULL when none came within the timeout. */
-static inline char *t_wake_next(redisContext *c) {
+/* Next wake payload within ms milliseconds (malloc'd, caller frees), or NULL. The context
+ * stays usable after a timeout (we poll the socket instead of using a read timeout). */
+static inline char *t_wake_wait(redisContext *c, int ms) {
     void *v = NULL;
-    if (redisGetReply(c, &v) != REDIS_OK || !v) {
-        /* A timeout leaves the context in error: reconnecting is the caller's business. */
-        return NULL;
+    for (;;) {
+        if (redisGetReplyFromReader(c, &v) != REDIS_OK) return NULL;
+        if (v) break;
+        struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+        if (poll(&pfd, 1, ms) <= 0) return NULL;
+        if (redisBufferRead(c) != REDIS_OK) return NULL;
     }
     redisReply *r = v;
     char *out = NULL;
@@ -197,6 +202,8 @@ static inline char *t_wake_next(redisContext *c) {
     freeReplyObject(r);
     return out;
 }
+
+static inline char *t_wake_next(redisContext *c) { return t_wake_wait(c, 500); }
 
 /* Assert the next wake payload equals want. */
 static inline void t_wake_expect(redisContext *c, const char *want) {
