@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libfcgi-dev libhiredis-dev libjansson-dev libcmocka-dev
-      libevent-dev redis-server redis-tools nginx curl nodejs npm ${BX_EXTRA_PKGS:-}"
+      libevent-dev redis-server redis-tools nginx lighttpd openssl curl nodejs npm ${BX_EXTRA_PKGS:-}"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -24,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts packaged daemons; we run our own private ones.
-  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx redis-server >/dev/null 2>&1 || true; fi
+  if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx lighttpd redis-server >/dev/null 2>&1 || true; fi
 fi
 # npm packages (official CometD client, test/bench tooling), per folder with a lock file.
 for d in tests/e2e bench www; do
