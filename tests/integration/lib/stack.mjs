@@ -1,0 +1,20 @@
+// Control of the private stack started by tests/integration/run.sh (scripts/stack.sh commands).
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+
+const run = promisify(execFile);
+export const DIR = process.env.BX_STACK_DIR;
+const ROOT = process.env.BX_ROOT || process.cwd();
+export const WORKERS = Number(process.env.BX_STACK_WORKERS || 2);
+
+export async function stack(...args) {
+  if (!DIR) throw new Error('BX_STACK_DIR is not set: run the suite through tests/integration/run.sh');
+  const { stdout } = await run('bash', [`${ROOT}/scripts/stack.sh`, ...args.map(String)], { maxBuffer: 1 << 20 });
+  return stdout;
+}
+export const workerPid = async (i) => Number((await stack('worker-pid', DIR, i)).trim());
+// Sends the signal and resolves once the worker has exited.
+export const stopWorker = (i, sig = 'TERM') => stack('worker-stop', DIR, i, sig);
+export const startWorker = (i) => stack('worker-start', DIR, i);
+export const stopRedis = () => stack('redis-stop', DIR);
+export const startRedis = () => stack('redis-start', DIR);
