@@ -84,7 +84,7 @@ static void conn_schedule_retry(conn *c) {
 }
 
 static void conn_down(conn *c, const char *why) {
-    if (c->state == CONN_READY || c->state == CONN_LOADING)
+    if (!c->store->closing && (c->state == CONN_READY || c->state == CONN_LOADING))
         bx_warn("store: %s connection to %s:%d lost: %s", conn_name(c), c->store->host,
                 c->store->port, why);
     c->ac = NULL;
