@@ -40,6 +40,7 @@ struct bx_dispatch {
     size_t n_ext;
     unsigned long long next_token;
     size_t live;
+    int closed;
     json_t *supported; /* handshake supportedConnectionTypes */
 };
 
@@ -266,10 +267,10 @@ static void call(bx_exchange *ex, const char *fn, args *a, step_fn *k)
     char err[160] = "";
     ex->k = k;
     ex->busy = 1;
-    if (a->oom) {
+    if (a->oom || ex->d->closed) {
         args_free(a);
         ex->busy = 0;
-        bx_error("%s: out of memory building arguments", fn);
+        bx_debug("%s not sent: %s", fn, ex->d->closed ? "worker stopping" : "out of memory");
         k(ex, NULL);
         return;
     }
@@ -928,6 +929,11 @@ void bx_dispatch_free(bx_dispatch *d)
     free(d);
 }
 
+void bx_dispatch_close(bx_dispatch *d)
+{
+    d->closed = 1;
+}
+
 size_t bx_dispatch_live(const bx_dispatch *d)
 {
     return d->live;
@@ -985,6 +991,7 @@ const char *bx_exchange_client_id(const bx_exchange *ex) { return ex->cid; }
 const char *bx_exchange_token(const bx_exchange *ex) { return ex->token; }
 long bx_exchange_hold_ms(const bx_exchange *ex) { return ex->hold_ms; }
 int bx_exchange_http_status(const bx_exchange *ex) { return ex->http_status; }
+int bx_exchange_busy(const bx_exchange *ex) { return ex->busy; }
 
 const char *bx_exchange_new_browser(const bx_exchange *ex)
 {
@@ -1008,22 +1015,26 @@ char *bx_exchange_body(const bx_exchange *ex, size_t *len)
 
 static void confirm_done(const redisReply *r, const char *err, void *arg)
 {
-    (void)arg;
+    bx_dispatch *d = arg;
+    d->live--;
     if (!r)
         bx_warn("bx_confirm failed: %s (the batch will be sent again)", err ? err : "?");
 }
 
 void bx_exchange_confirm(bx_exchange *ex)
 {
-    if (ex->confirm_batch <= 0 || !ex->cid[0])
+    if (ex->confirm_batch <= 0 || !ex->cid[0] || ex->d->closed)
         return;
     char err[160], num[24];
     snprintf(num, sizeof num, "%lld", ex->confirm_batch);
     const char *argv[2] = { ex->cid, num };
     size_t lens[2] = { strlen(ex->cid), strlen(num) };
-    if (bx_store_fcall(ex->d->store, "bx_confirm", 2, argv, lens, confirm_done, NULL, err, sizeof err) < 0)
+    ex->d->live++; /* a confirm in flight keeps the worker from exiting before it is sent */
+    if (bx_store_fcall(ex->d->store, "bx_confirm", 2, argv, lens, confirm_done, ex->d, err, sizeof err) < 0) {
+        ex->d->live--;
         bx_warn("c=%s: bx_confirm of batch %lld not sent: %s (it will be sent again)", ex->cid,
                 ex->confirm_batch, err);
+    }
     ex->confirm_batch = 0;
 }
 

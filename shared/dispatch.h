@@ -57,7 +57,9 @@ typedef struct bx_request_info {
 bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *worker, char *err, size_t errlen);
 /* Frees d; every exchange must be freed before. */
 void bx_dispatch_free(bx_dispatch *d);
-/* Number of exchanges alive (started and not yet freed). */
+/* No broker call is made after this (teardown before bx_store_free): calls fail as "broker down". */
+void bx_dispatch_close(bx_dispatch *d);
+/* Number of exchanges alive plus confirmations not yet answered by the broker. */
 size_t bx_dispatch_live(const bx_dispatch *d);
 
 /* New exchange for one request; steals every message of *batch (batch is emptied), even on failure.
@@ -66,7 +68,7 @@ bx_exchange *bx_exchange_new(bx_dispatch *d, bx_batch *batch, const bx_request_i
                              const bx_exchange_hooks *hooks);
 /* Run the pipeline; hooks->state reports the outcome (possibly before this returns). */
 void bx_exchange_start(bx_exchange *ex);
-/* Free ex; only in a final state, or before start. */
+/* Free ex; in a final state, before start, or parked with no broker call in flight (teardown). */
 void bx_exchange_free(bx_exchange *ex);
 
 /* Events for a parked exchange (ignored in a final state; queued while a broker call runs). */
@@ -82,6 +84,7 @@ const char *bx_exchange_client_id(const bx_exchange *ex); /* of the held connect
 const char *bx_exchange_token(const bx_exchange *ex);     /* unique in this worker */
 long bx_exchange_hold_ms(const bx_exchange *ex);          /* hold time of a parked connect */
 int bx_exchange_http_status(const bx_exchange *ex);       /* 200, or the HTTP_ERROR status */
+int bx_exchange_busy(const bx_exchange *ex);              /* 1 while a broker call is in flight */
 /* BX_EX_REPLY: the JSON array to send (deliveries first, then replies in request order);
  * malloc'd string the caller frees; NULL on OOM. */
 char *bx_exchange_body(const bx_exchange *ex, size_t *len);

@@ -1,0 +1,469 @@
+/* reactor.c — the thread that owns accepted requests: dispatch, parking, wake-ups, timers, signals.
+ *
+ * Accept threads push requests on a locked queue and activate qev; everything else
+ * happens here. A held /meta/connect costs no thread: a bx_req with an evtimer
+ * (hold timeout) and an EV_READ watch on its FastCGI connection (nginx closes it
+ * when the browser goes away). */
+#include "reactor.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "dispatch.h"
+#include "log.h"
+#include "parked.h"
+#include "store.h"
+#include "transport.h"
+
+#define STOP_GRACE_MS 10000   /* longest wait for in-flight work after SIGTERM */
+#define STARTUP_WAIT_MS 2000  /* requests wait this long for the first Redis connection */
+#define SWEEP_MAX "1000"
+
+struct bx_reactor {
+    const bx_config *cfg;
+    char *conf_path;
+    int cgi;
+    struct event_base *base;
+    bx_store *store;
+    bx_dispatch *d;
+    bx_parked *parked;
+    pthread_mutex_t lock; /* guards the queue and threads */
+    bx_req *qhead, *qtail;
+    int threads;
+    struct event *qev, *sweep, *sig_term, *sig_int, *sig_hup, *stopcheck;
+    int stopping;
+    long long started, deadline;
+    void (*on_stop)(void *);
+    void *on_stop_arg;
+};
+
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct timeval tv_ms(long ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    return tv;
+}
+
+static void begin_stop(bx_reactor *r, const char *why);
+
+/* ---- request end ------------------------------------------------------ */
+
+static void unregister(bx_reactor *r, bx_req *q)
+{
+    if (q->registered && q->ex)
+        bx_parked_remove(r->parked, bx_exchange_client_id(q->ex), bx_exchange_token(q->ex), q);
+    q->registered = 0;
+}
+
+static void req_done(bx_reactor *r, bx_req *q)
+{
+    unregister(r, q);
+    if (q->timer)
+        event_free(q->timer);
+    if (q->watch)
+        event_free(q->watch);
+    q->timer = q->watch = NULL;
+    bx_exchange_free(q->ex);
+    q->ex = NULL;
+    bx_req_free(q);
+    if (r->cgi)
+        begin_stop(r, "CGI request answered");
+}
+
+/* ---- exchange hooks ----------------------------------------------------- */
+
+static void on_hold(bx_exchange *ex, void *arg)
+{
+    bx_req *q = arg;
+    bx_reactor *r = q->owner;
+    if (q->registered)
+        return;
+    if (bx_parked_add(r->parked, bx_exchange_client_id(ex), bx_exchange_token(ex), q) == 0)
+        q->registered = 1;
+    else
+        bx_error("parked table: out of memory (token %s will only end by timeout)", bx_exchange_token(ex));
+}
+
+static void on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    bx_req *q = arg;
+    bx_exchange_expire(q->ex);
+}
+
+/* The FastCGI connection of a parked request became readable: EOF (nginx closed it because
+ * the browser went away) or anything else we did not ask for. Either way the poll is over. */
+static void on_conn_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    bx_req *q = arg;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        event_add(q->watch, NULL);
+        return;
+    }
+    bx_debug("connect token %s: web server closed the connection (browser gone): unpark, keep the queue",
+             bx_exchange_token(q->ex));
+    bx_exchange_abandon(q->ex);
+}
+
+static void arm_parked(bx_reactor *r, bx_req *q)
+{
+    struct timeval tv = tv_ms(bx_exchange_hold_ms(q->ex));
+    if (!q->timer)
+        q->timer = evtimer_new(r->base, on_timeout, q);
+    if (q->timer)
+        evtimer_add(q->timer, &tv);
+    int fd = bx_req_fd(q);
+    if (fd >= 0 && !q->watch)
+        q->watch = event_new(r->base, fd, EV_READ, on_conn_readable, q);
+    if (q->watch)
+        event_add(q->watch, NULL);
+    if (!q->timer)
+        bx_error("connect token %s: no timer (out of memory); answering now", bx_exchange_token(q->ex));
+}
+
+static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
+{
+    bx_req *q = arg;
+    bx_reactor *r = q->owner;
+    switch (st) {
+    case BX_EX_PARKED:
+        on_hold(ex, q);
+        if (r->stopping) {
+            bx_exchange_shutdown(ex);
+            return;
+        }
+        arm_parked(r, q);
+        if (!q->timer)
+            bx_exchange_expire(ex);
+        return;
+    case BX_EX_REPLY:
+        if (bx_transport_reply(r->cfg, q, ex) == 0)
+            bx_exchange_confirm(ex);
+        else
+            bx_warn("reply not handed to the web server (connection gone): delivered messages stay in flight");
+        break;
+    case BX_EX_HTTP_ERROR:
+        bx_transport_error(r->cfg, q, bx_exchange_http_status(ex), "superseded by a newer /meta/connect");
+        break;
+    case BX_EX_GONE:
+        break;
+    }
+    req_done(r, q);
+}
+
+/* ---- incoming requests ------------------------------------------------------ */
+
+static void handle(bx_reactor *r, bx_req *q)
+{
+    bx_batch batch;
+    const char *reason = "";
+    q->owner = r;
+    int rc = bx_transport_decode(r->cfg, q, &batch, &reason);
+    if (rc == 1) {
+        bx_debug("%s %s: %s", q->method, q->query, reason);
+        req_done(r, q);
+        return;
+    }
+    if (rc) {
+        /* hostile or broken input: one line, at debug when it is the client's fault */
+        bx_log(rc >= 500 ? BX_LOG_WARN : BX_LOG_DEBUG, "%s request refused with HTTP %d: %s", q->method, rc, reason);
+        bx_transport_error(r->cfg, q, rc, rc == 400 && strcmp(reason, "Unknown Bayeux Transport") == 0
+                                              ? reason : rc >= 500 ? "Internal Server Error" : "Bad Request");
+        bx_batch_free(&batch);
+        req_done(r, q);
+        return;
+    }
+    char *browser = bx_req_cookie(q, r->cfg->browserCookieName);
+    bx_request_info info = { q->transport, 1, browser };
+    bx_exchange_hooks hooks = { on_hold, on_state, q };
+    q->ex = bx_exchange_new(r->d, &batch, &info, &hooks);
+    free(browser);
+    if (!q->ex) {
+        bx_transport_error(r->cfg, q, 500, "out of memory");
+        req_done(r, q);
+        return;
+    }
+    bx_exchange_start(q->ex); /* q may be gone after this */
+}
+
+static void on_queue(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    bx_reactor *r = arg;
+    if (!bx_store_ready(r->store) && now_ms() - r->started < STARTUP_WAIT_MS) {
+        struct timeval tv = tv_ms(20); /* first Redis connection still coming up */
+        event_add(r->qev, &tv);
+        return;
+    }
+    pthread_mutex_lock(&r->lock);
+    bx_req *q = r->qhead;
+    r->qhead = r->qtail = NULL;
+    pthread_mutex_unlock(&r->lock);
+    while (q) {
+        bx_req *next = q->next;
+        q->next = NULL;
+        handle(r, q);
+        q = next;
+    }
+}
+
+void bx_reactor_submit(bx_reactor *r, bx_req *q)
+{
+    q->next = NULL;
+    pthread_mutex_lock(&r->lock);
+    if (r->qtail)
+        r->qtail->next = q;
+    else
+        r->qhead = q;
+    r->qtail = q;
+    pthread_mutex_unlock(&r->lock);
+    event_active(r->qev, EV_READ, 0);
+}
+
+void bx_reactor_thread_count(bx_reactor *r, int delta)
+{
+    pthread_mutex_lock(&r->lock);
+    r->threads += delta;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- wake-ups ---------------------------------------------------------------- */
+
+static bx_exchange *find(char kind, const char *key, void *arg)
+{
+    bx_reactor *r = arg;
+    bx_req *q = kind == 'c' ? bx_parked_by_cid(r->parked, key) : bx_parked_by_token(r->parked, key);
+    return q ? q->ex : NULL;
+}
+
+/* Apply fn to every registered exchange (the table may change under fn). */
+static void each_parked(bx_reactor *r, void (*fn)(bx_exchange *))
+{
+    size_t n;
+    char **tokens = bx_parked_tokens(r->parked, &n);
+    for (size_t i = 0; i < n; i++) {
+        bx_req *q = bx_parked_by_token(r->parked, tokens[i]);
+        if (q && q->ex)
+            fn(q->ex);
+        free(tokens[i]);
+    }
+    free(tokens);
+}
+
+static void on_wake(const char *payload, size_t len, void *arg)
+{
+    bx_reactor *r = arg;
+    if (len == 1 && payload[0] == 'r') {
+        bx_info("wake-up channel reconnected: re-draining %zu parked connects", bx_parked_count(r->parked));
+        each_parked(r, bx_exchange_wake);
+        return;
+    }
+    bx_dispatch_wake(payload, len, find, r);
+}
+
+/* ---- sweeper, signals, stop ------------------------------------------------- */
+
+static void sweep_done(const redisReply *rep, const char *err, void *arg)
+{
+    (void)arg;
+    if (!rep)
+        bx_debug("sweep failed: %s", err ? err : "?");
+    else if (rep->type == REDIS_REPLY_INTEGER && rep->integer > 0)
+        bx_debug("sweep removed %lld expired sessions", rep->integer);
+}
+
+static void on_sweep(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    bx_reactor *r = arg;
+    char err[160];
+    const char *argv[1] = { SWEEP_MAX };
+    size_t lens[1] = { strlen(SWEEP_MAX) };
+    if (bx_store_ready(r->store))
+        bx_store_fcall(r->store, "bx_sweep", 1, argv, lens, sweep_done, NULL, err, sizeof err);
+}
+
+static void on_stopcheck(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    bx_reactor *r = arg;
+    pthread_mutex_lock(&r->lock);
+    int idle = r->threads == 0 && !r->qhead, threads = r->threads;
+    pthread_mutex_unlock(&r->lock);
+    if (threads && r->on_stop)
+        r->on_stop(r->on_stop_arg); /* again: a thread may have entered accept() after the first signal */
+    if (idle && bx_dispatch_live(r->d) == 0) {
+        event_base_loopbreak(r->base);
+    } else if (now_ms() > r->deadline) {
+        bx_warn("stop: %zu exchanges still alive after %d ms, exiting anyway", bx_dispatch_live(r->d),
+                STOP_GRACE_MS);
+        event_base_loopbreak(r->base);
+    }
+}
+
+static void begin_stop(bx_reactor *r, const char *why)
+{
+    if (r->stopping)
+        return;
+    r->stopping = 1;
+    r->deadline = now_ms() + STOP_GRACE_MS;
+    if (!r->cgi)
+        bx_info("stopping (%s): no new requests, %zu parked connects answered with reconnect retry", why,
+                bx_parked_count(r->parked));
+    if (r->on_stop)
+        r->on_stop(r->on_stop_arg);
+    event_del(r->sweep);
+    each_parked(r, bx_exchange_shutdown);
+    struct timeval tv = tv_ms(20);
+    event_add(r->stopcheck, &tv);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    bx_reactor *r = arg;
+    if (sig != SIGHUP) {
+        begin_stop(r, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+    /* SIGHUP: reread the log level from the file and the environment */
+    bx_config c;
+    char err[256];
+    bx_log_level lvl;
+    if (bx_config_defaults(&c) < 0)
+        return;
+    if ((r->conf_path && bx_config_load_file(&c, r->conf_path, 0, err, sizeof err) < 0) ||
+        bx_config_apply_env(&c, err, sizeof err) < 0)
+        bx_warn("SIGHUP: %s (log level unchanged)", err);
+    else if (bx_log_parse_level(c.logLevel, &lvl) == 0) {
+        bx_log_set_level(lvl);
+        bx_info("SIGHUP: log level %s", bx_log_level_name(lvl));
+    }
+    bx_config_free(&c);
+}
+
+/* ---- life cycle --------------------------------------------------------------- */
+
+bx_reactor *bx_reactor_new(const bx_config *cfg, const char *conf_path, const char *worker, int cgi,
+                           char *err, size_t errlen)
+{
+    bx_reactor *r = calloc(1, sizeof *r);
+    if (!r) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    pthread_mutex_init(&r->lock, NULL);
+    r->cfg = cfg;
+    r->cgi = cgi;
+    r->started = now_ms();
+    if (conf_path && !(r->conf_path = strdup(conf_path)))
+        goto oom;
+    if (evthread_use_pthreads() < 0 || !(r->base = event_base_new())) {
+        snprintf(err, errlen, "libevent: cannot create the event base");
+        goto fail;
+    }
+    bx_store_opts so = { cfg->redisHost, cfg->redisPort, cfg->redisPrefix, worker };
+    if (!(r->store = bx_store_new(r->base, &so, on_wake, r, err, errlen)))
+        goto fail;
+    if (!(r->d = bx_dispatch_new(cfg, r->store, worker, err, errlen)))
+        goto fail;
+    if (!(r->parked = bx_parked_new()))
+        goto oom;
+    r->qev = event_new(r->base, -1, 0, on_queue, r);
+    r->sweep = event_new(r->base, -1, EV_PERSIST, on_sweep, r);
+    r->stopcheck = event_new(r->base, -1, EV_PERSIST, on_stopcheck, r);
+    r->sig_term = evsignal_new(r->base, SIGTERM, on_signal, r);
+    r->sig_int = evsignal_new(r->base, SIGINT, on_signal, r);
+    r->sig_hup = evsignal_new(r->base, SIGHUP, on_signal, r);
+    if (!r->qev || !r->sweep || !r->stopcheck || !r->sig_term || !r->sig_int || !r->sig_hup)
+        goto oom;
+    long period = cfg->sweepPeriod > 0 ? cfg->sweepPeriod : 997;
+    struct timeval tv = tv_ms(period);
+    if (!cgi)
+        event_add(r->sweep, &tv);
+    event_add(r->sig_term, NULL);
+    event_add(r->sig_int, NULL);
+    event_add(r->sig_hup, NULL);
+    return r;
+oom:
+    snprintf(err, errlen, "out of memory");
+fail:
+    bx_reactor_free(r);
+    return NULL;
+}
+
+void bx_reactor_on_stop(bx_reactor *r, void (*fn)(void *), void *arg)
+{
+    r->on_stop = fn;
+    r->on_stop_arg = arg;
+}
+
+int bx_reactor_run(bx_reactor *r)
+{
+    return event_base_dispatch(r->base) < 0 ? -1 : 0;
+}
+
+/* Teardown of an exchange still parked after the grace period. */
+static void drop_parked(bx_reactor *r)
+{
+    size_t n;
+    char **tokens = bx_parked_tokens(r->parked, &n);
+    for (size_t i = 0; i < n; i++) {
+        bx_req *q = bx_parked_by_token(r->parked, tokens[i]);
+        if (q && !(q->ex && bx_exchange_busy(q->ex))) {
+            bx_transport_error(r->cfg, q, 503, "worker stopping");
+            req_done(r, q);
+        }
+        free(tokens[i]);
+    }
+    free(tokens);
+}
+
+void bx_reactor_free(bx_reactor *r)
+{
+    if (!r)
+        return;
+    r->cgi = 0; /* no begin_stop from req_done during teardown */
+    r->stopping = 1;
+    if (r->d)
+        bx_dispatch_close(r->d);
+    if (r->parked)
+        drop_parked(r);
+    if (r->store)
+        bx_store_free(r->store); /* in-flight calls complete now with "broker down" */
+    if (r->parked)
+        drop_parked(r);
+    bx_dispatch_free(r->d);
+    for (bx_req *q = r->qhead, *next; q; q = next) {
+        next = q->next;
+        bx_req_free(q);
+    }
+    bx_parked_free(r->parked);
+    struct event *evs[] = { r->qev, r->sweep, r->stopcheck, r->sig_term, r->sig_int, r->sig_hup };
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (evs[i])
+            event_free(evs[i]);
+    if (r->base)
+        event_base_free(r->base);
+    pthread_mutex_destroy(&r->lock);
+    free(r->conf_path);
+    free(r);
+}

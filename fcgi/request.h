@@ -1,0 +1,56 @@
+/* request.h — one HTTP request as bayeux-fcgi sees it (FastCGI or plain CGI).
+ *
+ * The accept thread builds it (params copied, body read under maxMessageSize),
+ * then hands it to the reactor and never touches it again; from then on only the
+ * reactor thread uses it, writes the response and frees it. */
+#ifndef BX_FCGI_REQUEST_H
+#define BX_FCGI_REQUEST_H
+
+#include <stddef.h>
+#include <fcgiapp.h>
+
+#include "config.h"
+#include "dispatch.h"
+
+struct event;
+
+typedef struct bx_req {
+    FCGX_Request *fcgx;   /* owned; NULL in CGI mode (stdin/stdout) */
+    char *method;         /* REQUEST_METHOD ("" if absent) */
+    char *query;          /* QUERY_STRING ("" if absent) */
+    char *content_type;   /* CONTENT_TYPE or NULL */
+    char *cookie;         /* HTTP_COOKIE or NULL */
+    char *origin;         /* HTTP_ORIGIN or NULL */
+    int secure;           /* HTTPS=on */
+    char *body;           /* request body (NUL-terminated), body_len bytes */
+    size_t body_len;
+    int early_status;     /* accept thread's verdict: 0 go on, else answer this status */
+    const char *early_reason;
+    /* reactor side */
+    void *owner;          /* the reactor that holds it */
+    bx_exchange *ex;
+    bx_transport transport;
+    char *callback;       /* callback-polling: validated function name */
+    struct event *timer;  /* hold timeout of a parked connect */
+    struct event *watch;  /* EV_READ on the FastCGI connection while parked */
+    int registered;       /* in the parked table */
+    struct bx_req *next;  /* accept → reactor queue */
+} bx_req;
+
+/* From an accepted FastCGI request (takes ownership of r): params copied, body read
+ * when CONTENT_LENGTH <= max_body (else early_status 500, body never read). NULL on OOM
+ * (r finished and freed). */
+bx_req *bx_req_from_fcgx(FCGX_Request *r, long max_body);
+/* From the CGI environment and stdin, same rules. NULL on OOM. */
+bx_req *bx_req_from_cgi(long max_body);
+/* Write one response: status, content type (NULL: none), extra header lines (each ending
+ * in "\r\n", may be NULL), body. 0 when everything was handed to the web server, -1 not. */
+int bx_req_respond(bx_req *q, int status, const char *ctype, const char *headers, const char *body, size_t len);
+/* Finish the FastCGI request (connection closed) and free q and everything it owns. */
+void bx_req_free(bx_req *q);
+/* The FastCGI connection's fd, -1 in CGI mode. */
+int bx_req_fd(const bx_req *q);
+/* Value of cookie `name` from the Cookie header: malloc'd copy or NULL. */
+char *bx_req_cookie(const bx_req *q, const char *name);
+
+#endif
