@@ -141,7 +141,7 @@ describe('www demos in headless Chromium', () => {
   });
 
   test('reliable chat shows ack batches', async () => {
-    const p = await openPage('ack', 'reliable-chat.html');
+    const p = await openPage('ack', 'chat.html?ack=1');
     try {
       await join(p, 'dave');
       await p.waitForFunction(() => /^\d+$/.test(document.getElementById('ackBatch').textContent), null, { timeout: WAIT });
@@ -186,7 +186,7 @@ describe('www demos in headless Chromium', () => {
   test('index page links every demo', async () => {
     const p = await openPage('index', '');
     const links = await p.$$eval('a', l => l.map(a => a.getAttribute('href')));
-    for (const h of ['chat.html', 'reliable-chat.html', 'echo.html', 'timesync.html']) assert.ok(links.includes(h), h);
+    for (const h of ['chat.html', 'chat.html?ack=1', 'echo.html', 'timesync.html']) assert.ok(links.includes(h), h);
     await shot(p, 'index');
     assert.deepEqual(pageErrors, []);
   });

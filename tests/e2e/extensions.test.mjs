@@ -3,12 +3,9 @@
 import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  TRANSPORTS, SERVER_URL, Clients, Inbox, MemoryStorage, handshake, subscribe, publish, sleep,
+  TRANSPORTS, SERVER_URL, Clients, Inbox, MemoryStorage, handshake, subscribe, publish, sleep, uniq,
 } from './lib/bayeux.mjs';
 import { BayeuxProxy } from './lib/proxy.mjs';
-
-let seq = 0;
-const uniq = () => `${process.pid}x${Date.now().toString(36)}x${seq++}`;
 
 for (const transport of TRANSPORTS) {
   describe(`extensions over ${transport}`, () => {

@@ -4,19 +4,9 @@ import { describe, test, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   TRANSPORTS, SERVER_URL, MAX_INTERVAL, Clients, Inbox, handshake, subscribe, unsubscribe, publish,
-  remoteCall, disconnect, rawPost, sleep,
+  remoteCall, disconnect, rawPost, sleep, uniq, waitUntil,
 } from './lib/bayeux.mjs';
 import { BayeuxProxy } from './lib/proxy.mjs';
-
-let seq = 0;
-async function waitUntil(pred, ms, what) {
-  const t0 = Date.now();
-  while (!pred()) {
-    if (Date.now() - t0 > ms) throw new Error('timeout waiting for ' + what);
-    await sleep(50);
-  }
-}
-const uniq = () => `${process.pid}x${Date.now().toString(36)}x${seq++}`;
 
 for (const transport of TRANSPORTS) {
   describe(`interop over ${transport}`, () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TRANSPORTS, Clients, Inbox, handshake, subscribe, publish, sleep } from './lib/bayeux.mjs';
+import { TRANSPORTS, Clients, Inbox, handshake, subscribe, publish, sleep, uniq } from './lib/bayeux.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STACK_DIR = process.env.BX_E2E_STACK_DIR;
@@ -22,8 +22,6 @@ function allWorkers(cmd) {
   for (let i = 1; i <= WORKERS; i++) stack(cmd, STACK_DIR, String(i));
 }
 
-let seq = 0;
-const uniq = () => `${process.pid}x${Date.now().toString(36)}x${seq++}`;
 
 for (const transport of TRANSPORTS) {
   describe(`worker restart over ${transport}`, () => {

@@ -8,10 +8,11 @@
 //                           with scope:"private"
 // The services are server-side; when the server has none the page says so instead of failing.
 import { AckExtension } from './cometd/cometd.js';
-import { createCometD, showStatus, notice, appendLine } from './demo.js';
+import { createCometD, showStatus, notice, appendLine, params } from './demo.js';
 
 const $ = id => document.getElementById(id);
-const reliable = document.body.dataset.ack === 'true';
+// ?ack=1: the reliable chat (CometD's ack extension).
+const reliable = params.get('ack') === '1';
 const SERVICE_WAIT_MS = 3000;
 
 const cometd = createCometD(reliable ? { ack: new AckExtension() } : {});
@@ -21,6 +22,9 @@ const state = { user: null, room: null, subs: [], membersSeen: false, membersTim
 const noticeEl = $('notice');
 
 if (reliable) {
+  document.querySelector('header h1').textContent = 'Reliable chat (ack extension)';
+  document.title = 'Reliable chat — bayeux-fcgi';
+  $('ackInfo').hidden = false;
   cometd.addListener('/meta/connect', m => {
     if (m.ext && typeof m.ext.ack === 'number') $('ackBatch').textContent = String(m.ext.ack);
   });

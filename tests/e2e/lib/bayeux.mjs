@@ -215,6 +215,18 @@ export class Inbox {
 
 export const sleep = ms => new Promise(r => setTimeout(r, ms));
 
+// A channel segment no other test (or earlier run) uses.
+let uniqSeq = 0;
+export const uniq = () => `${process.pid}x${Date.now().toString(36)}x${uniqSeq++}`;
+
+export async function waitUntil(pred, ms, what) {
+  const t0 = Date.now();
+  while (!pred()) {
+    if (Date.now() - t0 > ms) throw new Error('timeout waiting for ' + what);
+    await sleep(50);
+  }
+}
+
 // Every client a test made, disconnected at the end even when the test failed.
 export class Clients {
   constructor() { this.list = []; }
