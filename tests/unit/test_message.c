@@ -349,8 +349,8 @@ static void test_delivery(void **state) {
 static void test_round_trip(void **state) {
     (void)state;
     const char *cases[] = {
-        "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"supportedConnectionTypes\":[\"long-polling\"],"
-        "\"advice\":{\"timeout\":60000,\"interval\":0},\"id\":\"1\",\"ext\":{\"ack\":true}}]",
+        ("[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"supportedConnectionTypes\":[\"long-polling\"],"
+         "\"advice\":{\"timeout\":60000,\"interval\":0},\"id\":\"1\",\"ext\":{\"ack\":true}}]"),
         "[{\"channel\":\"/chat/a\",\"data\":{\"z\":1,\"a\":[true,false,null,-1.5,1e+300,\"\\u00e9\\n\\\"\\\\\"]},\"id\":\"9\"}]",
         "[{\"channel\":\"/a\",\"data\":\"\xe2\x82\xac \xf0\x9f\x98\x80\"},{\"channel\":\"/b\",\"data\":9223372036854775807}]",
     };
