@@ -182,9 +182,9 @@ static int alnum_only(const char *s, size_t len) {
     return 1;
 }
 
-/* CometD stringifies numeric ids (String.valueOf): rewrite a JSON number as its
- * text in place, so the reply echoes a string. 0 ok, -1 OOM. */
-static int stringify_id(json_t *msg, json_t *id) {
+/* CometD stringifies numeric ids (String.valueOf): the text of a JSON number as a
+ * new JSON string, NULL on OOM. */
+static json_t *id_as_string(const json_t *id) {
     char *text;
     if (json_is_integer(id)) {
         size_t n = (size_t)snprintf(NULL, 0, "%" JSON_INTEGER_FORMAT, json_integer_value(id)) + 1;
@@ -193,10 +193,10 @@ static int stringify_id(json_t *msg, json_t *id) {
     } else {
         text = json_dumps(id, JSON_ENCODE_ANY | JSON_COMPACT);
     }
-    if (!text) return -1;
-    int rc = json_object_set_new(msg, "id", json_string(text));
+    if (!text) return NULL;
+    json_t *s = json_string(text);
     free(text);
-    return rc;
+    return s;
 }
 
 /* Like bx_message_validate, with the debug line naming the rejected field. */
@@ -213,8 +213,9 @@ const char *bx_message_validate(json_t *msg) {
         return reject(BX_ERR_CHANNEL_INVALID, "bad channel characters", clen);
     json_t *id = json_object_get(msg, "id");
     if (!id || json_is_null(id)) return NULL; /* CometD: a null id is an absent id */
-    if (json_is_number(id)) {
-        if (stringify_id(msg, id) != 0) return reject(BX_ERR_MESSAGE_ID_INVALID, "out of memory", 0);
+    if (json_is_number(id)) { /* rewritten in place, so every later reader sees the string */
+        if (json_object_set_new(msg, "id", id_as_string(id)) != 0)
+            return reject(BX_ERR_MESSAGE_ID_INVALID, "out of memory", 0);
         id = json_object_get(msg, "id");
     }
     if (!json_is_string(id)) return reject(BX_ERR_MESSAGE_ID_INVALID, "id neither string nor number", 0);
@@ -256,7 +257,9 @@ json_t *bx_reply_new(const json_t *msg) {
     json_t *id = json_object_get(msg, "id");
     int rc = 0;
     if (json_is_string(ch)) rc |= copy_field(r, "channel", ch);
-    if (id && !json_is_null(id)) rc |= copy_field(r, "id", id);
+    /* a numeric id is echoed as its string even if validation has not run yet */
+    if (json_is_number(id)) rc |= json_object_set_new(r, "id", id_as_string(id));
+    else if (id && !json_is_null(id)) rc |= copy_field(r, "id", id);
     const char *c = json_string_value(ch);
     json_t *sub = json_object_get(msg, "subscription");
     if (sub && c && (strcmp(c, "/meta/subscribe") == 0 || strcmp(c, "/meta/unsubscribe") == 0))

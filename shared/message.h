@@ -68,7 +68,8 @@ const char *bx_msg_channel(const json_t *msg);
 const char *bx_msg_client_id(const json_t *msg);
 const char *bx_msg_id(const json_t *msg);
 
-/* A reply skeleton for msg: {channel, id?} with id copied verbatim (even if invalid),
+/* A reply skeleton for msg: {channel, id?} with id copied verbatim (even if invalid; a
+ * numeric id as its decimal string, whether or not bx_message_validate ran first),
  * plus "subscription" copied as sent for /meta/(un)subscribe. New reference. */
 json_t *bx_reply_new(const json_t *msg);
 /* Mark reply successful:true. */

@@ -314,6 +314,15 @@ static void test_replies(void **state) {
     json_decref(r);
     json_decref(m);
 
+    /* a numeric id is echoed as a string even when the reply is built before validation */
+    m = json_loads("{\"channel\":\"/a\",\"id\":17}", 0, NULL);
+    r = bx_reply_new(m);
+    assert_null(bx_message_validate(m));
+    bx_reply_ok(r);
+    assert_dump(r, "{\"channel\":\"/a\",\"id\":\"17\",\"successful\":true}");
+    json_decref(r);
+    json_decref(m);
+
     /* no channel: reply without one */
     m = json_loads("{\"id\":\"5\"}", 0, NULL);
     r = bx_reply_new(m);
