@@ -80,7 +80,9 @@ int bx_config_defaults(bx_config *cfg);
 /* Read a file over cfg. On error returns -1 with "file:line: reason" in err. A missing
  * file is an error only when required=1. */
 int bx_config_load_file(bx_config *cfg, const char *path, int required, char *err, size_t errlen);
-/* Set one key from text (same checks as the file); 0 ok, -1 with reason in err. */
+/* Set one key from text (same checks and precedence as the file: a less specific key never
+ * overrides a more specific one already set); 0 ok, -1 with reason in err. CometD options that
+ * mean nothing here (jsonContext, transports, ws.cometdURLMapping ...) are accepted with a warning. */
 int bx_config_set(bx_config *cfg, const char *key, const char *value, char *err, size_t errlen);
 /* Apply BX_* environment overrides; -1 with "env BX_X: reason" in err. */
 int bx_config_apply_env(bx_config *cfg, char *err, size_t errlen);
