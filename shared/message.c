@@ -52,6 +52,9 @@ static bx_parse_status fail(bx_parse_error *err, bx_parse_status st, const char 
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
+    /* jansson quotes input bytes ("near '...'"): keep control and non-ASCII bytes out of logs */
+    for (char *p = reason; *p; p++)
+        if ((unsigned char)*p < 0x20 || (unsigned char)*p > 0x7e) *p = '?';
     if (err) {
         err->status = st;
         err->http_status = bx_parse_http_status(st);

@@ -124,6 +124,10 @@ static void test_parse_errors(void **state) {
     bx_parse_error e;
     assert_int_equal(parse_l("[{\"channel\":\"/a\0\"}]", 19, &lim, &b, &e), BX_PARSE_BAD_JSON);
     assert_int_equal(parse_l(NULL, 0, &lim, &b, &e), BX_PARSE_EMPTY);
+    /* input bytes quoted by jansson never reach the log raw */
+    parse_l("[\x01\n\x1b\xff]", 6, &lim, &b, &e);
+    for (const char *p = e.reason; *p; p++) assert_true(*p >= 0x20 && *p <= 0x7e);
+    assert_non_null(strstr(e.reason, "near '?'"));
     /* jansson's position is in the reason for the log */
     parse_l("[\n{\"channel\" 1}]", 16, &lim, &b, &e);
     assert_non_null(strstr(e.reason, "line 2"));
