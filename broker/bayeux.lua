@@ -760,7 +760,8 @@ end
 
 -- keys: P{cid}:* (read only)
 -- args: prefix cid
--- returns: {} when unknown, else {summary pairs..., "channels", {...}, "queue", {...}, "inflight", {...}}
+-- returns: {} when unknown, else {summary pairs..., "channel_list", {...}, "queue_list", {first 100},
+--          "inflight_list", {first 100}}
 local function session(_, args)
   local fn = 'bx_session'
   arg_count(fn, args, 2, 2)
@@ -769,11 +770,11 @@ local function session(_, args)
   local k, sk = K(P), SK(P, cid)
   if redis.call('EXISTS', sk.s) == 0 then return {} end
   local out = summary(k, cid, now_ms())
-  out[#out + 1] = 'channels'
+  out[#out + 1] = 'channel_list'
   out[#out + 1] = rd('set', sk.subs, 'SMEMBERS')
-  out[#out + 1] = 'queue'
+  out[#out + 1] = 'queue_list'
   out[#out + 1] = rd('list', sk.q, 'LRANGE', 0, 99)
-  out[#out + 1] = 'inflight'
+  out[#out + 1] = 'inflight_list'
   out[#out + 1] = rd('list', sk.f, 'LRANGE', 0, 99)
   return out
 end
