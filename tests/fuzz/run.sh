@@ -1,22 +1,29 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh SECONDS — build the libFuzzer target for the message core with
-# clang (ASan + UBSan) into build/fuzz and run it for SECONDS (default 60), seeded
-# with tests/corpus. New corpus entries go to build/fuzz/corpus (never into git);
-# crashes to build/fuzz/artifacts/ — keep each one in tests/corpus with an
-# EXPECTED line once fixed. Exit status non-zero when the fuzzer found something.
+# tests/fuzz/run.sh SECONDS — build the libFuzzer targets (message core, config parser)
+# with clang (ASan + UBSan) into build/fuzz and run the message target for SECONDS
+# (default 60), seeded with tests/corpus, then the config target for a tenth of it.
+# New corpus entries go to build/fuzz/corpus* (never into git); crashes to
+# build/fuzz/artifacts/ — keep each one in tests/corpus with an EXPECTED line once fixed. Exit status non-zero when the fuzzer found something.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 secs=${1:-60}
 out=build/fuzz
 mkdir -p "$out/corpus" "$out/artifacts"
 CC=${FUZZ_CC:-clang}
+FLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror
+       -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -Ishared)
 # shellcheck disable=SC2046
-$CC -std=c11 -D_GNU_SOURCE -g -O1 -Wall -Wextra -Werror \
-  -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer \
-  -Ishared $(pkg-config --cflags jansson) \
+$CC "${FLAGS[@]}" $(pkg-config --cflags jansson) \
   tests/fuzz/fuzz_message.c shared/message.c shared/channel.c shared/error.c shared/log.c \
   -o "$out/fuzz_message" $(pkg-config --libs jansson)
-echo "fuzz: running $out/fuzz_message for ${secs}s (seeds: tests/corpus)"
+$CC "${FLAGS[@]}" tests/fuzz/fuzz_config.c shared/config.c shared/log.c -o "$out/fuzz_config"
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
-"$out/fuzz_message" -max_total_time="$secs" -max_len=16384 -timeout=10 -rss_limit_mb=2048 \
-  -print_final_stats=1 -artifact_prefix="$out/artifacts/" "$out/corpus" tests/corpus
+opts=(-max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/")
+# The message parser faces the network: it gets the time asked for. The config parser
+# faces operators: a tenth of it (at least 2 s), seeded with the shipped file.
+mkdir -p "$out/corpus-config"
+cfg_secs=$(( secs / 10 > 2 ? secs / 10 : 2 ))
+echo "fuzz: $out/fuzz_message for ${secs}s (seeds: tests/corpus)"
+"$out/fuzz_message" -max_total_time="$secs" "${opts[@]}" "$out/corpus" tests/corpus
+echo "fuzz: $out/fuzz_config for ${cfg_secs}s (seeds: conf/)"
+"$out/fuzz_config" -max_total_time="$cfg_secs" "${opts[@]}" "$out/corpus-config" conf
