@@ -3,7 +3,8 @@
 # with clang (ASan + UBSan) into build/fuzz and run the message target for SECONDS
 # (default 60), seeded with tests/corpus, then the config target for a tenth of it.
 # New corpus entries go to build/fuzz/corpus* (never into git); crashes to
-# build/fuzz/artifacts/ — keep each one in tests/corpus with an EXPECTED line once fixed. Exit status non-zero when the fuzzer found something.
+# build/fuzz/artifacts/ — keep each one in tests/corpus with an EXPECTED line once
+# fixed. Exit status non-zero when the fuzzer found something.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 secs=${1:-60}
