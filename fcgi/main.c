@@ -30,15 +30,17 @@ static void usage(void)
                     "  no -l: FastCGI on fd 0 (spawn-fcgi, systemd); as a CGI program: one request, then exit\n");
 }
 
-/* hostname-pid-random: unique per process, the name of its wake-up channel. */
+/* hostname-pid-random: unique per process, the name of its wake-up channel. The broker
+ * takes ids of at most 64 chars of [A-Za-z0-9_.-]: the host name is cut and cleaned to fit. */
 static void worker_id(char *out, size_t len)
 {
-    char host[64] = "host";
+    char host[256] = "host";
     unsigned int rnd = 0;
     gethostname(host, sizeof host - 1);
-    host[sizeof host - 1] = '\0';
+    host[32] = '\0';
     for (char *p = host; *p; p++)
-        if (*p == ' ' || *p == ':')
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '.' ||
+              *p == '_' || *p == '-'))
             *p = '_';
     if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
         rnd = (unsigned int)getpid() * 2654435761u;

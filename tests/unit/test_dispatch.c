@@ -1,0 +1,478 @@
+/* test_dispatch.c — the Bayeux pipeline against a recording store (no Redis).
+ *
+ * bx_store_fcall is defined here, so the linker never pulls store.o: every broker
+ * call is recorded as "fn arg arg ..." and answered by the test with a crafted
+ * redisReply, in whatever order a race could produce. What the broker itself
+ * does is tested against a real redis-server in tests/broker. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "dispatch.h"
+#include "error.h"
+
+/* ---- recording store ---------------------------------------------------- */
+
+#define MAX_CALLS 16
+static struct call {
+    char text[2048];
+    bx_store_cb *cb;
+    void *arg;
+} calls[MAX_CALLS];
+static int n_calls, store_down;
+
+int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,
+                   bx_store_cb *cb, void *arg, char *err, size_t errlen)
+{
+    (void)s;
+    if (store_down) {
+        snprintf(err, errlen, "not connected");
+        return -1;
+    }
+    assert_true(n_calls < MAX_CALLS);
+    struct call *c = &calls[n_calls++];
+    size_t o = (size_t)snprintf(c->text, sizeof c->text, "%s", fn);
+    for (int i = 0; i < argc && o < sizeof c->text; i++)
+        o += (size_t)snprintf(c->text + o, sizeof c->text - o, " %.*s", (int)lens[i], argv[i]);
+    c->cb = cb;
+    c->arg = arg;
+    return 0;
+}
+
+/* A reply: fmt 's' string, 'i' integer; "S" alone = a plain status string. */
+static redisReply *mk(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = calloc(1, sizeof *r);
+    size_t n = strlen(fmt);
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = n;
+    r->element = calloc(n, sizeof *r->element);
+    for (size_t i = 0; i < n; i++) {
+        redisReply *e = r->element[i] = calloc(1, sizeof *e);
+        if (fmt[i] == 's') {
+            e->type = REDIS_REPLY_STRING;
+            e->str = strdup(va_arg(ap, const char *));
+            e->len = strlen(e->str);
+        } else {
+            e->type = REDIS_REPLY_INTEGER;
+            e->integer = va_arg(ap, long long);
+        }
+    }
+    va_end(ap);
+    return r;
+}
+
+static redisReply *mk_status(const char *s)
+{
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_STATUS;
+    r->str = strdup(s);
+    r->len = strlen(s);
+    return r;
+}
+
+static void rfree(redisReply *r)
+{
+    for (size_t i = 0; i < r->elements; i++) {
+        free(r->element[i]->str);
+        free(r->element[i]);
+    }
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
+/* Answer call i (NULL reply = broker failure), then forget it. */
+static void answer(int i, redisReply *r)
+{
+    assert_true(i < n_calls && calls[i].cb);
+    bx_store_cb *cb = calls[i].cb;
+    calls[i].cb = NULL;
+    cb(r, r ? NULL : "down", calls[i].arg);
+    if (r)
+        rfree(r);
+}
+
+/* ---- exchange fixture ---------------------------------------------------- */
+
+static bx_config cfg;
+static bx_dispatch *d;
+static bx_ex_state last_state;
+static int n_states, n_holds;
+static char *body;
+
+static void on_hold(bx_exchange *ex, void *arg)
+{
+    (void)ex, (void)arg;
+    n_holds++;
+}
+
+static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
+{
+    (void)arg;
+    last_state = st;
+    n_states++;
+    if (st == BX_EX_REPLY) {
+        size_t len;
+        free(body);
+        body = bx_exchange_body(ex, &len);
+        assert_non_null(body);
+    }
+}
+
+static int setup(void **state)
+{
+    (void)state;
+    assert_int_equal(bx_config_defaults(&cfg), 0);
+    char err[128];
+    d = bx_dispatch_new(&cfg, NULL, "w1", err, sizeof err);
+    assert_non_null(d);
+    n_calls = store_down = n_states = n_holds = 0;
+    body = NULL;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    assert_int_equal(bx_dispatch_live(d), 0);
+    bx_dispatch_free(d);
+    bx_config_free(&cfg);
+    free(body);
+    return 0;
+}
+
+/* Exchange for a JSON batch text, HTTP with browser cookie "b1". */
+static bx_exchange *ex_new(const char *json, const char *browser)
+{
+    bx_batch batch;
+    bx_parse_error perr;
+    bx_limits lim = { 0, 0, 0 };
+    assert_int_equal(bx_batch_parse(json, strlen(json), &lim, &batch, &perr), BX_PARSE_OK);
+    bx_request_info info = { BX_TR_LONG_POLLING, 1, browser };
+    bx_exchange_hooks hooks = { on_hold, on_state, NULL };
+    bx_exchange *ex = bx_exchange_new(d, &batch, &info, &hooks);
+    assert_non_null(ex);
+    return ex;
+}
+
+#define CONNECT(id, extra) "[{\"channel\":\"/meta/connect\",\"clientId\":\"c1\",\"id\":\"" id "\"" extra "}]"
+
+/* ---- tests ------------------------------------------------------------------ */
+
+static void test_handshake(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/meta/handshake\",\"id\":\"1\",\"ext\":{\"ack\":true}}]", NULL);
+    bx_exchange_start(ex);
+    assert_int_equal(n_calls, 1);
+    /* bx_handshake cid browser transport expiry ttl ack user: a new browser id, ack requested */
+    char fn[32], cid[64], browser[64], tr[32];
+    long expiry, ttl, ack;
+    assert_int_equal(sscanf(calls[0].text, "%31s %63s %63s %31s %ld %ld %ld", fn, cid, browser, tr, &expiry, &ttl,
+                            &ack), 7);
+    assert_string_equal(fn, "bx_handshake");
+    assert_string_equal(tr, "long-polling");
+    assert_int_equal(expiry, 10000);
+    assert_true(ttl > 20000 + expiry);
+    assert_int_equal(ack, 1);
+    assert_int_equal(n_states, 0);
+    answer(0, mk("i", 1LL));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(bx_exchange_new_browser(ex), browser);
+    char want[512];
+    snprintf(want, sizeof want,
+             "[{\"channel\":\"/meta/handshake\",\"id\":\"1\",\"successful\":true,\"clientId\":\"%s\","
+             "\"version\":\"1.0\",\"minimumVersion\":\"1.0\",\"supportedConnectionTypes\":[\"long-polling\","
+             "\"callback-polling\"],\"advice\":{\"reconnect\":\"retry\",\"interval\":0,\"timeout\":20000},"
+             "\"ext\":{\"ack\":true}}]", cid);
+    assert_string_equal(body, want);
+    bx_exchange_free(ex);
+}
+
+static void test_handshake_with_cookie_sets_none(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/meta/handshake\"}]", "b1");
+    bx_exchange_start(ex);
+    assert_non_null(strstr(calls[0].text, " b1 long-polling "));
+    answer(0, mk("i", 1LL));
+    assert_null(bx_exchange_new_browser(ex));
+    bx_exchange_free(ex);
+}
+
+static void test_first_connect_no_advice(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("2", ""), "b1");
+    bx_exchange_start(ex);
+    /* bx_connect cid browser worker token ack_k hold timeout expiry ttl max_sessions transport */
+    char head[128];
+    snprintf(head, sizeof head, "bx_connect c1 b1 w1 %s -1 1 20000 10000 ", bx_exchange_token(ex));
+    assert_memory_equal(calls[0].text, head, strlen(head));
+    assert_non_null(strstr(calls[0].text, " 1 long-polling"));
+    assert_int_equal(n_holds, 1);
+    answer(0, mk("siii", "empty", 1LL, 0LL, 0LL));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"2\",\"successful\":true}]");
+    bx_exchange_free(ex);
+}
+
+static void test_connect_client_advice_gets_full_advice(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("2", ",\"advice\":{\"timeout\":0}"), "b1");
+    bx_exchange_start(ex);
+    assert_non_null(strstr(calls[0].text, " -1 0 0 10000 ")); /* timeout 0: not held */
+    assert_int_equal(n_holds, 0);
+    answer(0, mk("siii", "empty", 1LL, 0LL, 0LL));
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"2\",\"successful\":true,"
+                              "\"advice\":{\"reconnect\":\"retry\",\"interval\":0,\"timeout\":20000}}]");
+    bx_exchange_free(ex);
+}
+
+/* The race the pending bits exist for: the wake-up arrives before the answer "parked". */
+static void test_wake_before_parked_answer(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("3", ""), "b1");
+    bx_exchange_start(ex);
+    bx_exchange_wake(ex);
+    assert_int_equal(n_calls, 1); /* nothing sent while the connect is in flight */
+    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    assert_int_equal(last_state, BX_EX_PARKED);
+    assert_int_equal(n_calls, 2);
+    char want[64];
+    snprintf(want, sizeof want, "bx_drain c1 %s 0 10000 ", bx_exchange_token(ex));
+    assert_memory_equal(calls[1].text, want, strlen(want));
+    answer(1, mk("sis", "msgs", 7LL, "{\"channel\":\"/a\",\"data\":1}"));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":1},{\"channel\":\"/meta/connect\",\"id\":\"3\","
+                              "\"successful\":true}]");
+    /* no ack extension: the transport confirms the batch after writing */
+    bx_exchange_confirm(ex);
+    assert_int_equal(n_calls, 3);
+    assert_string_equal(calls[2].text, "bx_confirm c1 7");
+    bx_exchange_free(ex);
+    assert_int_equal(bx_dispatch_live(d), 1); /* the confirm is still in flight */
+    answer(2, mk("i", 1LL));
+}
+
+static void test_parked_wake_without_messages_stays(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("3", ""), "b1");
+    bx_exchange_start(ex);
+    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange_wake(ex);
+    answer(1, mk("si", "parked", 0LL));
+    assert_int_equal(n_states, 1); /* still just PARKED */
+    bx_exchange_expire(ex);
+    assert_non_null(strstr(calls[2].text, "bx_drain c1"));
+    assert_non_null(strstr(calls[2].text, " 1 10000 ")); /* final=1 */
+    answer(2, mk("si", "empty", 0LL));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true}]");
+    bx_exchange_confirm(ex); /* nothing delivered: nothing to confirm */
+    assert_int_equal(n_calls, 3);
+    bx_exchange_free(ex);
+}
+
+static void test_ack_connect_no_confirm(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("4", ",\"ext\":{\"ack\":3}"), "b1");
+    bx_exchange_start(ex);
+    assert_non_null(strstr(calls[0].text, " 3 1 20000 ")); /* ack_k 3 */
+    answer(0, mk("siiis", "msgs", 0LL, 0LL, 4LL, "{\"channel\":\"/a\"}"));
+    assert_string_equal(body, "[{\"channel\":\"/a\"},{\"channel\":\"/meta/connect\",\"id\":\"4\",\"successful\":true,"
+                              "\"ext\":{\"ack\":4}}]");
+    bx_exchange_confirm(ex);
+    assert_int_equal(n_calls, 1);
+    bx_exchange_free(ex);
+}
+
+static void test_superseded_and_disconnected(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("5", ""), "b1");
+    bx_exchange_start(ex);
+    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange_superseded(ex);
+    assert_int_equal(last_state, BX_EX_HTTP_ERROR);
+    assert_int_equal(bx_exchange_http_status(ex), 500);
+    bx_exchange_free(ex);
+
+    ex = ex_new(CONNECT("6", ""), "b1");
+    bx_exchange_start(ex);
+    answer(1, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange_disconnected(ex);
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"6\",\"successful\":true,"
+                              "\"advice\":{\"reconnect\":\"none\"}}]");
+    bx_exchange_free(ex);
+}
+
+static void test_abandon_unparks(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("7", ""), "b1");
+    bx_exchange_start(ex);
+    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange_abandon(ex);
+    assert_non_null(strstr(calls[1].text, " 1 10000 ")); /* final drain */
+    answer(1, mk("sis", "msgs", 2LL, "{\"channel\":\"/a\"}"));
+    assert_int_equal(last_state, BX_EX_GONE); /* messages stay in flight for the next connect */
+    bx_exchange_confirm(ex);
+    assert_int_equal(n_calls, 2);
+    bx_exchange_free(ex);
+}
+
+static void test_broker_down_retry_advice(void **state)
+{
+    (void)state;
+    store_down = 1;
+    bx_exchange *ex = ex_new(CONNECT("8", ""), "b1");
+    bx_exchange_start(ex); /* answered synchronously */
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"8\",\"successful\":false,\"error\":\""
+                              BX_ERR_BROKER_UNAVAILABLE "\",\"advice\":{\"reconnect\":\"retry\",\"interval\":1000}}]");
+    bx_exchange_free(ex);
+}
+
+static void test_batch_connect_not_held_and_order(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/meta/connect\",\"clientId\":\"c1\",\"id\":\"1\"},"
+                             "{\"channel\":\"/meta/subscribe\",\"clientId\":\"c1\",\"subscription\":\"/x\",\"id\":\"2\"}]",
+                             "b1");
+    bx_exchange_start(ex);
+    assert_non_null(strstr(calls[0].text, " -1 0 20000 ")); /* hold=0: not alone */
+    answer(0, mk("siiis", "msgs", 0LL, 0LL, 1LL, "{\"channel\":\"/x\",\"data\":0}"));
+    assert_memory_equal(calls[1].text, "bx_subscribe c1 b1 10000 ", 25);
+    assert_non_null(strstr(calls[1].text, " /x"));
+    answer(1, mk("si", "ok", 1LL));
+    assert_string_equal(body, "[{\"channel\":\"/x\",\"data\":0},{\"channel\":\"/meta/connect\",\"id\":\"1\","
+                              "\"successful\":true},{\"channel\":\"/meta/subscribe\",\"id\":\"2\",\"subscription\":"
+                              "\"/x\",\"successful\":true}]");
+    bx_exchange_free(ex);
+}
+
+static void test_publish_args(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/a/b\",\"clientId\":\"c1\",\"id\":\"9\",\"data\":{\"t\":1},"
+                             "\"ext\":{\"x\":1}}]", "b1");
+    bx_exchange_start(ex);
+    assert_non_null(strstr(calls[0].text, "bx_publish c1 b1 10000 "));
+    assert_non_null(strstr(calls[0].text, " /a/b {\"channel\":\"/a/b\",\"data\":{\"t\":1},\"ext\":{\"x\":1}} 1 -1 "
+                                          "/a/* /a/** /**"));
+    answer(0, mk("siii", "ok", 2LL, 0LL, 1LL));
+    assert_string_equal(body, "[{\"channel\":\"/a/b\",\"id\":\"9\",\"successful\":true}]");
+    bx_exchange_free(ex);
+}
+
+static void test_local_answers_without_broker(void **state)
+{
+    (void)state;
+    /* invalid clientId: 402 + handshake advice, no call; no cookie (HTTP): the same */
+    bx_exchange *ex = ex_new("[{\"channel\":\"/meta/connect\",\"clientId\":\"BAD!\"}]", "b1");
+    bx_exchange_start(ex);
+    assert_int_equal(n_calls, 0);
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"successful\":false,\"error\":\"402::session_unknown\","
+                              "\"advice\":{\"reconnect\":\"handshake\",\"interval\":0}}]");
+    bx_exchange_free(ex);
+    ex = ex_new(CONNECT("1", ""), NULL);
+    bx_exchange_start(ex);
+    assert_int_equal(n_calls, 0);
+    assert_non_null(strstr(body, "402::session_unknown"));
+    bx_exchange_free(ex);
+    /* validation precedes the session check */
+    ex = ex_new("[{\"channel\":\"/foo<>\",\"clientId\":\"nope\"}]", NULL);
+    bx_exchange_start(ex);
+    assert_string_equal(body, "[{\"channel\":\"/foo<>\",\"successful\":false,\"error\":\"405::channel_invalid\"}]");
+    bx_exchange_free(ex);
+}
+
+static void test_unsubscribe_missing_and_meta(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/meta/unsubscribe\",\"clientId\":\"c1\",\"subscription\":"
+                             "[\"/x\",\"/service/s\",\"/meta/connect\"]}]", "b1");
+    bx_exchange_start(ex);
+    /* service skipped, meta stops processing: only /x goes to the broker */
+    assert_string_equal(strstr(calls[0].text, " /x"), " /x");
+    answer(0, mk("si", "ok", 0LL));
+    assert_non_null(strstr(body, BX_ERR_UNSUBSCRIBE_FAILED));
+    bx_exchange_free(ex);
+    ex = ex_new("[{\"channel\":\"/meta/unsubscribe\",\"clientId\":\"c1\",\"subscription\":\"/never\"}]", "b1");
+    bx_exchange_start(ex);
+    answer(1, mk("si", "ok", 1LL));
+    assert_non_null(strstr(body, BX_ERR_CHANNEL_MISSING));
+    bx_exchange_free(ex);
+}
+
+static void test_disconnect_unknown(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/meta/disconnect\",\"clientId\":\"c1\"}]", "b1");
+    bx_exchange_start(ex);
+    assert_string_equal(calls[0].text, "bx_disconnect c1 b1");
+    answer(0, mk_status("unknown"));
+    assert_string_equal(body, "[{\"channel\":\"/meta/disconnect\",\"successful\":false,"
+                              "\"error\":\"402::session_unknown\"}]");
+    bx_exchange_free(ex);
+}
+
+/* ---- wake-up payloads ---------------------------------------------------------- */
+
+static char found[256];
+
+static bx_exchange *find_rec(char kind, const char *key, void *arg)
+{
+    (void)arg;
+    size_t o = strlen(found);
+    snprintf(found + o, sizeof found - o, "%c:%s ", kind, key);
+    return NULL;
+}
+
+static void test_wake_payloads(void **state)
+{
+    (void)state;
+    found[0] = '\0';
+    bx_dispatch_wake("w c1 c2", 7, find_rec, NULL);
+    bx_dispatch_wake("s 17", 4, find_rec, NULL);
+    bx_dispatch_wake("d 18 trailing-not-nul", 4, find_rec, NULL);
+    bx_dispatch_wake("x", 1, find_rec, NULL);
+    assert_string_equal(found, "c:c1 c:c2 t:17 t:18 ");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_handshake, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_handshake_with_cookie_sets_none, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_connect_no_advice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connect_client_advice_gets_full_advice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wake_before_parked_answer, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_wake_without_messages_stays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ack_connect_no_confirm, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_superseded_and_disconnected, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_abandon_unparks, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_broker_down_retry_advice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_batch_connect_not_held_and_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_local_answers_without_broker, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsubscribe_missing_and_meta, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_disconnect_unknown, setup, teardown),
+        cmocka_unit_test(test_wake_payloads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
