@@ -165,6 +165,16 @@ static bx_exchange *ex_new(const char *json, const char *browser)
 
 #define CONNECT(id, extra) "[{\"channel\":\"/meta/connect\",\"clientId\":\"c1\",\"id\":\"" id "\"" extra "}]"
 
+/* A lone connect of session c1 that the broker (call number i) parked. */
+static bx_exchange *parked_connect(const char *json, int i)
+{
+    bx_exchange *ex = ex_new(json, "b1");
+    bx_exchange_start(ex);
+    answer(i, mk("siii", "parked", 0LL, 0LL, 0LL));
+    assert_int_equal(last_state, BX_EX_PARKED);
+    return ex;
+}
+
 /* ---- tests ------------------------------------------------------------------ */
 
 static void test_handshake(void **state)
@@ -268,9 +278,7 @@ static void test_wake_before_parked_answer(void **state)
 static void test_parked_wake_without_messages_stays(void **state)
 {
     (void)state;
-    bx_exchange *ex = ex_new(CONNECT("3", ""), "b1");
-    bx_exchange_start(ex);
-    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange *ex = parked_connect(CONNECT("3", ""), 0);
     bx_exchange_wake(ex);
     answer(1, mk("si", "parked", 0LL));
     assert_int_equal(n_states, 1); /* still just PARKED */
@@ -302,17 +310,13 @@ static void test_ack_connect_no_confirm(void **state)
 static void test_superseded_and_disconnected(void **state)
 {
     (void)state;
-    bx_exchange *ex = ex_new(CONNECT("5", ""), "b1");
-    bx_exchange_start(ex);
-    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange *ex = parked_connect(CONNECT("5", ""), 0);
     bx_exchange_superseded(ex);
     assert_int_equal(last_state, BX_EX_HTTP_ERROR);
     assert_int_equal(bx_exchange_http_status(ex), 500);
     bx_exchange_free(ex);
 
-    ex = ex_new(CONNECT("6", ""), "b1");
-    bx_exchange_start(ex);
-    answer(1, mk("siii", "parked", 0LL, 0LL, 0LL));
+    ex = parked_connect(CONNECT("6", ""), 1);
     bx_exchange_disconnected(ex);
     assert_int_equal(last_state, BX_EX_REPLY);
     assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"6\",\"successful\":true,"
@@ -323,9 +327,7 @@ static void test_superseded_and_disconnected(void **state)
 static void test_abandon_unparks(void **state)
 {
     (void)state;
-    bx_exchange *ex = ex_new(CONNECT("7", ""), "b1");
-    bx_exchange_start(ex);
-    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    bx_exchange *ex = parked_connect(CONNECT("7", ""), 0);
     bx_exchange_abandon(ex);
     assert_non_null(strstr(calls[1].text, " 1 10000 ")); /* final drain */
     answer(1, mk("sis", "msgs", 2LL, "{\"channel\":\"/a\"}"));
