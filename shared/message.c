@@ -263,10 +263,8 @@ json_t *bx_reply_new(const json_t *msg) {
     /* a numeric id is echoed as its string even if validation has not run yet */
     if (json_is_number(id)) rc |= json_object_set_new(r, "id", id_as_string(id));
     else if (id && !json_is_null(id)) rc |= copy_field(r, "id", id);
-    const char *c = json_string_value(ch);
     json_t *sub = json_object_get(msg, "subscription");
-    if (sub && c && (strcmp(c, "/meta/subscribe") == 0 || strcmp(c, "/meta/unsubscribe") == 0))
-        rc |= copy_field(r, "subscription", sub);
+    if (sub && !json_is_null(sub)) rc |= copy_field(r, "subscription", sub); /* CometD's createReply: on any channel */
     if (rc != 0) {
         json_decref(r);
         return NULL;

@@ -70,7 +70,8 @@ const char *bx_msg_id(const json_t *msg);
 
 /* A reply skeleton for msg: {channel, id?} with id copied verbatim (even if invalid; a
  * numeric id as its decimal string, whether or not bx_message_validate ran first),
- * plus "subscription" copied as sent for /meta/(un)subscribe. New reference. */
+ * plus "subscription" copied as sent when present (CometD's createReply does it for every
+ * channel, so it is there for /meta/(un)subscribe). New reference. */
 json_t *bx_reply_new(const json_t *msg);
 /* Mark reply successful:true. */
 void bx_reply_ok(json_t *reply);

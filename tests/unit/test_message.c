@@ -309,12 +309,13 @@ static void test_replies(void **state) {
     json_decref(r);
     json_decref(m);
 
-    /* invalid id echoed verbatim; subscription not copied for a publish */
+    /* invalid id echoed verbatim; subscription copied on any channel, as CometD's createReply */
     m = json_loads("{\"channel\":\"/meta/connect\",\"id\":\"a-b\",\"subscription\":\"/x\"}", 0, NULL);
     assert_string_equal(bx_message_validate(m), BX_ERR_MESSAGE_ID_INVALID);
     r = bx_reply_new(m);
     bx_reply_fail(r, bx_message_validate(m));
-    assert_dump(r, "{\"channel\":\"/meta/connect\",\"id\":\"a-b\",\"successful\":false,\"error\":\"405::message_id_invalid\"}");
+    assert_dump(r, "{\"channel\":\"/meta/connect\",\"id\":\"a-b\",\"subscription\":\"/x\",\"successful\":false,"
+                   "\"error\":\"405::message_id_invalid\"}");
     json_decref(r);
     json_decref(m);
 
