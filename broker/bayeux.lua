@@ -140,12 +140,6 @@ local function expire_session(sk, ttl)
   redis.call('PEXPIRE', sk.f, ttl)
 end
 
--- A newly created session key inherits the session hash's remaining TTL.
-local function inherit_ttl(sk, key)
-  local ttl = redis.call('PTTL', sk.s)
-  if ttl > 0 then redis.call('PEXPIRE', key, ttl) end
-end
-
 local function stat(k, name, n)
   if n ~= 0 then redis.call('HINCRBY', k.stats, name, n) end
 end
@@ -210,8 +204,7 @@ local function drain_write(sk, queued, inflight, dropped, out)
       out[#out + 1] = queued[i]
     end
     redis.call('DEL', sk.q)
-    push_all(sk.f, tagged, 1, #tagged)
-    inherit_ttl(sk, sk.f)
+    push_all(sk.f, tagged, 1, #tagged) -- the caller's expire_session gives it its TTL
   end
   return batch
 end
@@ -296,7 +289,7 @@ local function handshake(_, args)
   local now = now_ms()
   redis.call('DEL', sk.subs, sk.q, sk.f) -- leftovers of an expired namesake
   redis.call('HSET', sk.s, 'ct', now, 'ls', now, 'b', browser, 't', transport, 'st', 'h',
-             'ack', ack, 'bn', 0, 'u', user)
+             'ack', ack, 'bn', 0, 'u', user, 'x', ttl)
   redis.call('PEXPIRE', sk.s, ttl)
   redis.call('ZADD', k.expiry, now + expiry_ms, cid)
   if browser ~= '' then
@@ -366,7 +359,7 @@ local function connect(_, args)
     redis.call('PUBLISH', k.wake(sess.w), 's ' .. sess.k)
     unpark(k, sk, cid, sess)
   end
-  redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now)
+  redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now, 'x', ttl)
   for _, m in ipairs(held_stale) do redis.call('SREM', k.held(sess.b), m) end
   stat(k, 'connects', 1)
   local reply = { '', first and 1 or 0, tc and 1 or 0 }
@@ -431,7 +424,7 @@ local function drain(_, args)
     redis.call('HSET', sk.s, 'n', 0)
     return { 'parked', 0 }
   end
-  redis.call('HSET', sk.s, 'ls', now)
+  redis.call('HSET', sk.s, 'ls', now, 'x', ttl)
   redis.call('ZADD', k.expiry, now + expiry_ms, cid)
   expire_session(sk, ttl)
   return reply
@@ -477,7 +470,7 @@ local function touch_write(k, sk, cid, max_interval, ttl)
   local now = now_ms()
   local cur = tonumber(redis.call('ZSCORE', k.expiry, cid) or 0)
   if cur < now + max_interval then redis.call('ZADD', k.expiry, now + max_interval, cid) end
-  redis.call('HSET', sk.s, 'ls', now)
+  redis.call('HSET', sk.s, 'ls', now, 'x', ttl)
   expire_session(sk, ttl)
 end
 
@@ -528,27 +521,43 @@ local function unsubscribe(_, args)
   return { 'ok', missing }
 end
 
--- Fan-out core shared by publish and deliver. Read phase for one recipient:
--- returns nil when its session is gone, else its state.
-local function recipient_read(k, cid, max_queue)
-  local sk = SK(k.P, cid)
-  local v = rd('hash', sk.s, 'HMGET', 'st', 'w', 'n')
-  if not v[1] then return nil end
-  local len = rd('list', sk.q, 'LLEN')
-  return { cid = cid, sk = sk, w = v[2], n = v[3], len = len,
-           full = max_queue > 0 and len >= max_queue }
+-- Fan-out core shared by publish and deliver; the hot loop of the broker, so it keeps
+-- to three Redis calls per recipient (HMGET, LLEN, RPUSH) and parallel arrays.
+-- Read phase for one recipient: 'gone' (no session hash), 'full' (max_queue reached),
+-- or 'ok' with its keys and state appended to acc.
+local function recipient_read(P, cid, max_queue, acc)
+  local base = P .. '{' .. cid .. '}:'
+  local s = base .. 's'
+  local v = redis.pcall('HMGET', s, 'st', 'w', 'n', 'x')
+  if v['err'] then rd('hash', s, 'HMGET', 'st') end -- raises the error naming the key
+  if not v[1] then return 'gone' end
+  local q = base .. 'q'
+  local len = redis.pcall('LLEN', q)
+  if type(len) == 'table' then rd('list', q, 'LLEN') end
+  if max_queue > 0 and len >= max_queue then return 'full' end
+  local n = acc.n + 1
+  acc.n, acc.id[n], acc.s[n], acc.q[n], acc.len[n] = n, cid, s, q, len
+  acc.w[n], acc.notified[n], acc.ttl[n] = v[2], v[3] == '1', v[4]
+  return 'ok'
 end
 
--- Write phase for the recipients that are not full: queue, mark parked ones notified.
-local function recipients_write(k, recips, message, parked)
-  for _, r in ipairs(recips) do
-    redis.call('RPUSH', r.sk.q, message)
-    if r.len == 0 then inherit_ttl(r.sk, r.sk.q) end
-    if r.w and r.n ~= '1' then
-      redis.call('HSET', r.sk.s, 'n', 1)
-      parked[#parked + 1] = { r.cid, r.w }
+local function recipients_new()
+  return { n = 0, id = {}, s = {}, q = {}, len = {}, w = {}, notified = {}, ttl = {} }
+end
+
+-- Write phase: queue the message for every accepted recipient; a parked one not yet
+-- notified gets n=1 and is listed for its worker's wake-up. Returns the parked list.
+local function recipients_write(acc, message, fallback_ttl)
+  local parked = {}
+  for i = 1, acc.n do
+    redis.call('RPUSH', acc.q[i], message)
+    if acc.len[i] == 0 then redis.call('PEXPIRE', acc.q[i], tonumber(acc.ttl[i]) or fallback_ttl) end
+    if acc.w[i] and not acc.notified[i] then
+      redis.call('HSET', acc.s[i], 'n', 1)
+      parked[#parked + 1] = { acc.id[i], acc.w[i] }
     end
   end
+  return parked
 end
 
 -- keys: P{cid}:s (publisher)  Pch:<channel> Pch:<wildcard>...  P{rcpt}:s P{rcpt}:q  Pexpiry Pstats  Pwake:<W>
@@ -580,20 +589,18 @@ local function publish(_, args)
   -- read: recipients, each once, in order of the lookups
   local sets = { k.ch(channel) }
   for i = 10, #args do sets[#sets + 1] = k.ch(args[i]) end
-  local seen, recips, stale = {}, {}, {}
+  local seen, stale, acc = {}, {}, recipients_new()
   local dropped = 0
   for _, set in ipairs(sets) do
     local members = rd('set', set, 'SMEMBERS')
     for _, m in ipairs(members) do
       if not seen[m] and (btp or m ~= cid) then
         seen[m] = true
-        local r = recipient_read(k, m, max_queue)
-        if not r then
+        local r = recipient_read(P, m, max_queue, acc)
+        if r == 'gone' then
           stale[#stale + 1] = m
-        elseif r.full then
+        elseif r == 'full' then
           dropped = dropped + 1
-        else
-          recips[#recips + 1] = r
         end
       end
     end
@@ -603,15 +610,13 @@ local function publish(_, args)
   for _, m in ipairs(stale) do
     for _, set in ipairs(sets) do redis.call('SREM', set, m) end
   end
-  local parked = {}
-  recipients_write(k, recips, message, parked)
-  local woken = wake_workers(k, parked)
+  local woken = wake_workers(k, recipients_write(acc, message, ttl or 60000))
   if not server_side then touch_write(k, sk, cid, max_interval, ttl) end
   stat(k, 'publishes', 1)
-  stat(k, 'deliveries', #recips)
+  stat(k, 'deliveries', acc.n)
   stat(k, 'dropped', dropped)
   stat(k, 'wakes', woken)
-  return { 'ok', #recips, dropped, woken }
+  return { 'ok', acc.n, dropped, woken }
 end
 
 -- keys: P{cid}:s P{cid}:q  Pstats  Pwake:<W>
@@ -624,18 +629,17 @@ local function deliver(_, args)
   local cid = arg_id(fn, 'cid', args[2])
   local message = arg_nonempty(fn, 'message', args[3])
   local max_queue = arg_int(fn, 'max_queue', args[4])
-  arg_int(fn, 'ttl_ms', args[5], 1)
+  local ttl = arg_int(fn, 'ttl_ms', args[5], 1)
   local k = K(P)
   need(k.stats, 'hash')
-  local r = recipient_read(k, cid, max_queue)
-  if not r then return 0 end
-  if r.full then
+  local acc = recipients_new()
+  local r = recipient_read(P, cid, max_queue, acc)
+  if r == 'gone' then return 0 end
+  if r == 'full' then
     stat(k, 'dropped', 1)
     return 0
   end
-  local parked = {}
-  recipients_write(k, { r }, message, parked)
-  stat(k, 'wakes', wake_workers(k, parked))
+  stat(k, 'wakes', wake_workers(k, recipients_write(acc, message, ttl)))
   stat(k, 'deliveries', 1)
   return 1
 end
