@@ -1,0 +1,171 @@
+#!/usr/bin/env node
+// Turn one bench/run.sh sweep (JSON lines from bench.js / capacity.js) into the table on stdout,
+// bench/results/<stamp>.json and .md, and a gnuplot latency-vs-offered-load plot (SVG).
+//   node bench/report.js --runs FILE.jsonl --out bench/results --stamp STAMP --command CMD [--readme README.md]
+'use strict';
+const fs = require('fs');
+const os = require('os');
+const path = require('path');
+const { execFileSync } = require('child_process');
+
+const args = {};
+for (let i = 2; i < process.argv.length; i += 2) {
+  const k = process.argv[i].replace(/^--/, ''), v = process.argv[i + 1];
+  if (!['runs', 'out', 'stamp', 'command', 'readme'].includes(k) || v === undefined) {
+    process.stderr.write(`report.js: bad argument '${process.argv[i]}'\n`); process.exit(2);
+  }
+  args[k] = v;
+}
+if (!args.runs || !args.out) { process.stderr.write('report.js: --runs and --out are required\n'); process.exit(2); }
+const stamp = args.stamp || new Date().toISOString().replace(/[:.]/g, '').slice(0, 17) + 'Z';
+
+const runs = fs.readFileSync(args.runs, 'utf8').split('\n').filter(Boolean).map((l) => {
+  try { return JSON.parse(l); } catch (e) { return { label: '?', error: 'unparsable result line' }; }
+});
+const SERVERS = ['bayeux-fcgi', 'faye', 'cometd-node'];
+const sweep = runs.filter((r) => SERVERS.includes(r.label));
+const ceiling = runs.find((r) => r.label === 'generator-ceiling');
+const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
+const capacity = runs.find((r) => r.label === 'capacity');
+
+// First line a version command prints (nginx -v writes to stderr).
+function sh(cmd, a) {
+  try {
+    return execFileSync('sh', ['-c', '"$0" "$@" 2>&1', cmd, ...a], { encoding: 'utf8', timeout: 3000 }).trim().split('\n')[0];
+  } catch (e) { return '?'; }
+}
+const machine = {
+  cores: os.cpus().length, cpu: (os.cpus()[0] || {}).model, memGiB: Math.round(os.totalmem() / 2 ** 30),
+  kernel: os.release(), node: process.version, nginx: sh('nginx', ['-v']).replace(/^nginx version: /, ''),
+  redis: sh('redis-server', ['--version']).replace(/^Redis server /, '').split(' ')[0],
+  load: os.loadavg().map((x) => x.toFixed(2)).join(' '),
+};
+
+const f = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
+const ratio = (a, b) => (a && b ? (a / b).toFixed(2) + '×' : '–');
+
+// One row per (offered rate, server); ratios against Faye at the same offered rate.
+const rates = [...new Set(sweep.map((r) => r.offered))].sort((a, b) => a - b);
+const head = ['offered/s', 'server', 'published/s', 'delivered/s', 'lost %', 'dup', 'ooo', 'p50 ms', 'p99 ms',
+  'p99.9 ms', 'max ms', 'redis cmd/pub', 'server CPU %', 'RSS MiB', 'delivered ×Faye', 'p50 ×Faye'];
+const rows = [];
+for (const rate of rates) {
+  const faye = sweep.find((r) => r.offered === rate && r.label === 'faye' && !r.error);
+  for (const s of SERVERS) {
+    const r = sweep.find((x) => x.offered === rate && x.label === s);
+    if (!r) continue;
+    if (r.error && r.delivered === undefined) { rows.push([rate, s, 'ERROR: ' + r.error]); continue; }
+    const l = r.latencyMs;
+    rows.push([rate, s + (r.error ? ' (ERROR: ' + r.error + ')' : ''), f(r.publishedPerSec), f(r.deliveredPerSec),
+      f(r.lostPct, 2), f(r.duplicated), f(r.outOfOrder), f(l.p50, 2), f(l.p99, 1), f(l.p999, 1), f(l.max, 0),
+      r.redisCommandsPerPublish == null ? '–' : f(r.redisCommandsPerPublish, 1), f(r.serverCpuPct),
+      f(r.serverRssMaxKb / 1024), s === 'faye' ? '1.00×' : ratio(r.deliveredPerSec, faye && faye.deliveredPerSec),
+      s === 'faye' ? '1.00×' : ratio(l.p50, faye && faye.latencyMs.p50)]);
+  }
+}
+
+// Saturation: the best delivered/s each server reached while keeping up with the offered publish rate.
+const best = {};
+for (const s of SERVERS) {
+  const ok = sweep.filter((r) => r.label === s && !r.error && r.deliveredPerSec);
+  if (ok.length) best[s] = ok.reduce((a, b) => (b.deliveredPerSec > a.deliveredPerSec ? b : a));
+}
+
+function textTable(h, rs) {
+  const w = h.map((x, i) => Math.max(String(x).length, ...rs.map((r) => (r.length > 3 || i < 2 ? String(r[i] ?? '').length : 0))));
+  const line = (r) => (r.length === 3 ? `${String(r[0]).padStart(w[0])}  ${String(r[1]).padEnd(w[1])}  ${r[2]}`
+    : r.map((x, i) => (i === 1 ? String(x).padEnd(w[i]) : String(x).padStart(w[i]))).join('  '));
+  return [line(h), ...rs.map(line)].join('\n');
+}
+function mdTable(h, rs) {
+  return ['| ' + h.join(' | ') + ' |', '|' + h.map(() => '---').join('|') + '|',
+    ...rs.map((r) => '| ' + (r.length === 3 ? [r[0], r[1], r[2], ...Array(h.length - 3).fill('')] : r).join(' | ') + ' |')].join('\n');
+}
+
+const lines = [];
+const mdl = [];
+lines.push(`bench ${stamp}: ${args.command || ''}`);
+lines.push(`machine: ${machine.cores} cores ${machine.cpu}, ${machine.memGiB} GiB, Linux ${machine.kernel}, node ${machine.node}, ${machine.nginx}, redis ${machine.redis}`);
+const first = sweep.find((r) => r.clients) || {};
+const workload = `${first.clients} long-polling clients, ${first.rooms} rooms, ${first.roomsPerClient} rooms each (fan-out ≈ ${f(first.fanout, 0)}), ` +
+  `batches of ${first.batch} × ${first.size}-byte messages, ${first.duration} s per run`;
+lines.push('workload: ' + workload);
+if (ceiling) {
+  lines.push(ceiling.error ? `generator ceiling: ERROR ${ceiling.error}` :
+    `generator ceiling (trivial in-memory responder, ${ceiling.offered} msg/s offered): ${ceiling.deliveredPerSec} deliveries/s with ` +
+    `${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery (≈ ${f(1e6 / ceiling.generatorUsPerDelivery)} deliveries/s per core)`);
+}
+lines.push('', textTable(head, rows), '');
+const satLines = SERVERS.filter((s) => best[s]).map((s) => {
+  const b = best[s];
+  return `${s}: best ${b.deliveredPerSec} deliveries/s at ${b.offered} msg/s offered (lost ${b.lostPct} %, p50 ${b.latencyMs.p50} ms)` +
+    (s !== 'faye' && best.faye ? `, ${ratio(b.deliveredPerSec, best.faye.deliveredPerSec)} Faye's best` : '');
+});
+lines.push(...satLines);
+if (scaling.length) {
+  lines.push('', 'worker scaling (bayeux-fcgi):');
+  for (const r of scaling) lines.push(`  ${r.label}: ` + (r.error ? 'ERROR ' + r.error :
+    `${r.offered} msg/s offered → published ${r.publishedPerSec}/s, delivered ${r.deliveredPerSec}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, lost ${r.lost}`));
+}
+if (capacity) {
+  lines.push('', capacity.error ? `capacity: ERROR ${capacity.error}` :
+    `capacity: ${capacity.parked}/${capacity.clients} polls parked on one worker; worker RSS +${f(capacity.workerKbPerPoll, 1)} KB per parked poll ` +
+    `(nginx +${f(capacity.nginxKbPerPoll, 1)} KB); ${capacity.answered} answered within timeout+${capacity.graceSec} s, ${capacity.late} late, ${capacity.failed} failed`);
+}
+process.stdout.write(lines.join('\n') + '\n');
+
+// Markdown (README Performance section body).
+mdl.push(`Latest run: \`${args.command || 'make bench'}\` on ${stamp} — ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, ` +
+  `Linux ${machine.kernel}, node ${machine.node}, ${machine.nginx}, redis ${machine.redis}; generator and servers share the cores.`);
+mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Faye + faye-redis at the same offered rate in the same run.`);
+if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
+mdl.push('', mdTable(head, rows), '');
+if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
+if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity)/.test(l)).map((l) => '    ' + l), '');
+mdl.push(`![latency vs offered load](bench/results/latency.svg)`);
+const md = mdl.join('\n') + '\n';
+
+fs.mkdirSync(args.out, { recursive: true });
+fs.writeFileSync(path.join(args.out, `${stamp}.json`), JSON.stringify({ stamp, command: args.command, machine, runs }, null, 1) + '\n');
+fs.writeFileSync(path.join(args.out, `${stamp}.md`), md);
+
+// Plot: p50 (solid) and p99 (dashed) latency against offered msg/s, log-log, one colour per server.
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bx-plot-'));
+const plots = [];
+const colours = { 'bayeux-fcgi': '#1f77b4', faye: '#d62728', 'cometd-node': '#2ca02c' };
+for (const s of SERVERS) {
+  const pts = sweep.filter((r) => r.label === s && r.latencyMs && r.latencyMs.p50 !== null).sort((a, b) => a.offered - b.offered);
+  if (!pts.length) continue;
+  const dat = path.join(tmp, s + '.dat');
+  fs.writeFileSync(dat, pts.map((r) => `${r.offered} ${r.latencyMs.p50} ${r.latencyMs.p99}`).join('\n') + '\n');
+  plots.push(`'${dat}' using 1:2 with linespoints lw 2 lc rgb '${colours[s]}' title '${s} p50'`,
+    `'${dat}' using 1:3 with linespoints lw 1 dt 2 lc rgb '${colours[s]}' title '${s} p99'`);
+}
+if (plots.length) {
+  const svg = path.join(args.out, `latency-${stamp}.svg`);
+  const gp = [`set terminal svg size 900,540 dynamic background rgb 'white' font 'sans,12'`, `set output '${svg}'`,
+    `set title 'publish→receive latency vs offered load (${first.clients} clients, ${first.rooms} rooms × ${first.roomsPerClient})'`,
+    'set logscale xy', 'set xlabel "offered publish rate (msg/s)"', 'set ylabel "latency (ms)"', 'set grid', 'set key top left',
+    'plot ' + plots.join(', ')].join('\n');
+  fs.writeFileSync(path.join(tmp, 'plot.gp'), gp + '\n');
+  try {
+    execFileSync('gnuplot', [path.join(tmp, 'plot.gp')], { timeout: 20000, stdio: ['ignore', 'ignore', 'pipe'] });
+    fs.copyFileSync(svg, path.join(args.out, 'latency.svg'));
+    process.stdout.write(`plot: ${path.relative(process.cwd(), svg)} (and bench/results/latency.svg)\n`);
+  } catch (e) {
+    process.stdout.write(`plot: gnuplot failed (${(e.stderr || e.message || '').toString().split('\n')[0]}); make deps installs gnuplot-nox\n`);
+  }
+}
+fs.rmSync(tmp, { recursive: true, force: true });
+process.stdout.write(`results: ${path.relative(process.cwd(), path.join(args.out, stamp + '.json'))}, .md\n`);
+
+if (args.readme) {
+  const begin = '<!-- bench:begin (bench/report.js rewrites this block) -->', end = '<!-- bench:end -->';
+  let readme = fs.readFileSync(args.readme, 'utf8');
+  const block = `${begin}\n${md}${end}`;
+  const i = readme.indexOf(begin), j = readme.indexOf(end);
+  if (i >= 0 && j > i) readme = readme.slice(0, i) + block + readme.slice(j + end.length);
+  else readme = readme.replace(/\s*$/, '\n') + `\n## Performance\n\n${block}\n`;
+  fs.writeFileSync(args.readme, readme);
+  process.stdout.write(`README: Performance section rewritten\n`);
+}

@@ -1,0 +1,212 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: CometD's reference chat workload against three servers side by side,
+# on private loopback ports, at the same offered rates:
+#   bayeux-fcgi   our stack (redis + WORKERS workers + nginx, scripts/stack.sh)
+#   faye          Faye 1.4 + faye-redis (the same architecture: Node front-ends, Redis state)
+#   cometd-node   the CometD project's cometd-nodejs-server (one in-memory Node process)
+# Prints one table with ratios against Faye, writes bench/results/<date>.json (+ .md, a latency plot),
+# and stops everything it started by PID (also on Ctrl-C or failure).
+#
+# Env: QUICK=1 (short sweep, < 3 min), CLIENTS (1000), ROOMS (100), ROOMS_PER_CLIENT (10),
+#      RATES ("100 400 800 1600"), DURATION (10 s per run), SATURATE (1: keep doubling the rate per
+#      server until it saturates, up to MAX_RATE 25600), SERVERS ("bayeux-fcgi faye cometd-node"),
+#      WORKERS (2), CAPACITY=1 (also: PARKED parked polls on one worker, worker scaling 1/2/4),
+#      PARKED (10000), THREADS (generator threads), BUILD (build), BENCH_DIR (build/bench),
+#      UPDATE_README=1 (rewrite the README Performance table from this run).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT=$PWD
+source tests/lib/common.sh
+[ -f scripts/stack.sh ] && source scripts/stack.sh
+
+QUICK=${QUICK:-0}
+if [ "$QUICK" = 1 ]; then
+  : "${RATES:=200 1000}" "${DURATION:=3}" "${SATURATE:=0}" "${DRAIN:=4}"
+else
+  : "${RATES:=100 400 800 1600}" "${DURATION:=10}" "${SATURATE:=1}" "${DRAIN:=10}"
+fi
+export CLIENTS=${CLIENTS:-1000} ROOMS=${ROOMS:-100} ROOMS_PER_CLIENT=${ROOMS_PER_CLIENT:-10} DURATION DRAIN
+SERVERS=${SERVERS:-bayeux-fcgi faye cometd-node}
+WORKERS=${WORKERS:-2}
+MAX_RATE=${MAX_RATE:-25600}
+CAPACITY=${CAPACITY:-0}
+PARKED=${PARKED:-10000}
+BUILD=${BUILD:-build}
+case $BUILD in /*) ;; *) BUILD=$ROOT/$BUILD ;; esac
+BENCH_DIR=${BENCH_DIR:-$ROOT/build/bench}
+case $BENCH_DIR in /*) ;; *) BENCH_DIR=$ROOT/$BENCH_DIR ;; esac
+STAMP=$(date -u +%Y-%m-%dT%H%M%SZ)
+OUT=${BENCH_OUT:-$ROOT/bench/results}
+RUNS=$BENCH_DIR/runs-$STAMP.jsonl
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "$*"; exit 1; }
+
+for v in CLIENTS ROOMS ROOMS_PER_CLIENT WORKERS MAX_RATE PARKED; do
+  [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v must be a positive integer (got '${!v}')"
+done
+for r in $RATES; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "RATES must be positive integers (got '$r')"; done
+for s in $SERVERS; do
+  case $s in bayeux-fcgi|faye|cometd-node) ;; *) die "SERVERS: unknown server '$s' (bayeux-fcgi faye cometd-node)" ;; esac
+done
+command -v node >/dev/null || die "node missing (make deps)"
+mkdir -p "$BENCH_DIR" "$OUT"
+: > "$RUNS"
+
+# ---- servers ---------------------------------------------------------------------------------
+# Each start_<server> sets URL_<server>, REDIS_<server> (0 = none) and the pid files to sample.
+declare -A URL REDISP DIRS
+STACK_DIR=$BENCH_DIR/stack
+FAYE_DIR=$BENCH_DIR/faye
+COMETD_DIR=$BENCH_DIR/cometd-node
+
+stopping=0
+cleanup() {
+  [ "$stopping" = 1 ] && return
+  stopping=1
+  trap '' INT TERM
+  log "stopping servers"
+  if declare -F bx_stack_stop >/dev/null; then bx_stack_stop "$STACK_DIR" 2>/dev/null; fi
+  for f in "$FAYE_DIR"/run/faye-*.pid "$FAYE_DIR"/run/redis.pid "$COMETD_DIR"/run/cometd-node-*.pid; do
+    [ -f "$f" ] && bx_stop_pidfile "$f"
+  done
+}
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
+
+# Copy a peer set-up (read-only where it is shipped) and install its npm deps once.
+peer_copy() { # NAME DIR
+  local src=$ROOT/../shared/peers/$1 dst=$2
+  [ -d "$src" ] || src=/work/shared/peers/$1
+  [ -d "$src" ] || { log "peer $1: $src missing"; return 1; }
+  mkdir -p "$dst"
+  cp "$src"/* "$dst"/ && chmod -R u+w "$dst"
+  if [ ! -d "$dst/node_modules" ]; then
+    (cd "$dst" && npm ci --no-audit --no-fund --loglevel=error >"$dst/npm.log" 2>&1) ||
+      { log "peer $1: npm ci failed (see $dst/npm.log)"; return 1; }
+  fi
+}
+
+start_faye() {
+  peer_copy faye "$FAYE_DIR" || return 1
+  local port rport
+  port=$(bx_free_port); rport=$(bx_free_port)
+  rm -rf "$FAYE_DIR/run"
+  (cd "$FAYE_DIR" && RUN_DIR=$FAYE_DIR/run PORT=$port REDIS_PORT=$rport ./run.sh >"$FAYE_DIR/start.log" 2>&1 </dev/null)
+  curl -fsS --max-time 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1 ||
+    { log "faye did not start:"; tail -5 "$FAYE_DIR/start.log" >&2; return 1; }
+  URL[faye]=http://127.0.0.1:$port/bayeux; REDISP[faye]=$rport
+  DIRS[faye]="$FAYE_DIR/run/faye-$port.pid $FAYE_DIR/run/redis.pid"
+}
+
+start_cometd-node() {
+  peer_copy cometd-node "$COMETD_DIR" || return 1
+  local port
+  port=$(bx_free_port)
+  rm -rf "$COMETD_DIR/run"
+  (cd "$COMETD_DIR" && RUN_DIR=$COMETD_DIR/run PORT=$port ./run.sh >"$COMETD_DIR/start.log" 2>&1 </dev/null) ||
+    { log "cometd-node did not start:"; tail -5 "$COMETD_DIR/start.log" >&2; return 1; }
+  URL[cometd-node]=http://127.0.0.1:$port/cometd; REDISP[cometd-node]=0
+  DIRS[cometd-node]="$COMETD_DIR/run/cometd-node-$port.pid"
+}
+
+start_bayeux-fcgi() { # [WORKERS]
+  local n=${1:-$WORKERS} port rport
+  declare -F bx_stack_init >/dev/null || { log "scripts/stack.sh missing: cannot start bayeux-fcgi"; return 1; }
+  [ -x "$BUILD/bin/bayeux-fcgi" ] || { log "$BUILD/bin/bayeux-fcgi not built (make all)"; return 1; }
+  port=$(bx_free_port); rport=$(bx_free_port)
+  bx_stack_stop "$STACK_DIR" 2>/dev/null
+  rm -rf "$STACK_DIR"
+  mkdir -p "$STACK_DIR"
+  echo "# bench: built-in defaults" > "$STACK_DIR/bayeux.conf"
+  (
+    export BX_STACK_BIN=$BUILD/bin/bayeux-fcgi BX_STACK_CONF=$STACK_DIR/bayeux.conf BX_STACK_WORKERS=$n
+    export BX_STACK_REDIS_PORT=$rport BX_STACK_REDIS_AOF=0 BX_STACK_READ_TIMEOUT=35
+    export BX_REDIS_HOST=127.0.0.1 BX_REDIS_PORT=$rport BX_LOG_LEVEL=${BX_LOG_LEVEL:-warn}
+    bx_stack_init "$STACK_DIR" && bx_stack_redis_start "$STACK_DIR" && bx_stack_workers_start "$STACK_DIR" &&
+      bx_stack_nginx_start "$STACK_DIR" 127.0.0.1 "$port"
+  ) >"$BENCH_DIR/stack-start.log" 2>&1 || { log "bayeux-fcgi stack did not start:"; tail -8 "$BENCH_DIR/stack-start.log" >&2; return 1; }
+  URL[bayeux-fcgi]=http://127.0.0.1:$port/cometd; REDISP[bayeux-fcgi]=$rport
+  DIRS[bayeux-fcgi]="$STACK_DIR/nginx.pid $STACK_DIR/redis/redis.pid $(ls "$STACK_DIR"/worker*.pid | tr '\n' ' ')"
+}
+
+# The pids to sample for a server: those in its pid files plus their children (nginx workers).
+server_pids() { # SERVER
+  local f pid out=()
+  for f in ${DIRS[$1]}; do
+    [ -f "$f" ] || continue
+    pid=$(cat "$f")
+    out+=("$pid")
+    for c in $(cat /proc/"$pid"/task/*/children 2>/dev/null); do out+=("$c"); done
+  done
+  local IFS=,; echo "${out[*]}"
+}
+
+# One run: appends a JSON line to $RUNS; a failed run is an error row, never a hang (bench.js has
+# timeouts everywhere and a watchdog; `timeout` is the last resort).
+bench_one() { # SERVER RATE [extra bench.js args]
+  local s=$1 rate=$2 limit line
+  shift 2
+  limit=$(( 120 + CLIENTS / 20 + ${DURATION%.*} + ${DRAIN%.*} ))
+  if [ -z "${URL[$s]:-}" ]; then
+    printf '{"label":"%s","offered":%s,"error":"server not started"}\n' "$s" "$rate" >> "$RUNS"; return
+  fi
+  line=$(timeout -k 5 "$limit" node bench/bench.js --json --label "$s" --url "${URL[$s]}" --rate "$rate" \
+         --redis-port "${REDISP[$s]}" --pids "$(server_pids "$s")" "$@" 2> >(sed 's/^/    /' >&2))
+  if [ -z "$line" ]; then
+    line=$(printf '{"label":"%s","offered":%s,"error":"generator gave no result (killed after %s s?)"}' "$s" "$rate" "$limit")
+  fi
+  echo "$line" >> "$RUNS"
+  printf '%s' "$line" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);
+    process.exit(r.error||r.publishedPerSec<0.9*r.offered||(r.latencyMs&&r.latencyMs.p50>1000)?1:0)})'
+}
+
+# ---- run ------------------------------------------------------------------------------------
+log "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); clients $CLIENTS, rooms $ROOMS × $ROOMS_PER_CLIENT, rates $RATES, ${DURATION}s each"
+started=()
+for s in $SERVERS; do
+  if "start_$s"; then started+=("$s"); log "$s at ${URL[$s]}"; else log "$s: not started (its rows will show the error)"; fi
+done
+
+# The generator's own ceiling, against a trivial in-memory responder (same workload, top rate).
+top=0; for r in $RATES; do [ "$r" -gt "$top" ] && top=$r; done
+log "generator ceiling (trivial responder, $top msg/s)"
+timeout -k 5 120 node bench/bench.js --json --self --label generator-ceiling --rate "$top" \
+  2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "ceiling run failed"
+
+declare -A saturated
+for r in $RATES; do
+  for s in $SERVERS; do
+    log "$s at $r msg/s"
+    bench_one "$s" "$r" || saturated[$s]=1
+  done
+done
+if [ "$SATURATE" = 1 ]; then
+  for s in $SERVERS; do
+    r=$top
+    while [ -z "${saturated[$s]:-}" ] && [ $((r * 2)) -le "$MAX_RATE" ]; do
+      r=$((r * 2))
+      log "$s at $r msg/s (towards saturation)"
+      bench_one "$s" "$r" || saturated[$s]=1
+    done
+  done
+fi
+
+if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then
+  for n in 1 2 4; do
+    log "worker scaling: $n worker(s)"
+    if start_bayeux-fcgi "$n"; then
+      bench_one bayeux-fcgi "$top" --label "bayeux-fcgi-w$n" || true
+    fi
+  done
+  log "capacity: $PARKED parked long-polls on one worker"
+  if start_bayeux-fcgi 1; then
+    timeout -k 5 300 node bench/capacity.js --json --url "${URL[bayeux-fcgi]}" --clients "$PARKED" \
+      --pids "$(server_pids bayeux-fcgi)" --worker-pids "$(cat "$STACK_DIR"/worker*.pid | tr '\n' ',')" \
+      2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "capacity run failed"
+  fi
+fi
+
+cleanup
+node bench/report.js --runs "$RUNS" --out "$OUT" --stamp "$STAMP" \
+  --command "make bench$([ "$QUICK" = 1 ] && echo ' QUICK=1')" ${UPDATE_README:+--readme README.md}
