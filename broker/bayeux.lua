@@ -368,7 +368,7 @@ local function connect(_, args)
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1] = 'msgs'
     drain_write(sk, queued, inflight, dropped, reply)
-  elseif want_park and max_spb >= 0 and held_live >= max_spb then
+  elseif want_park and sess.b ~= '' and max_spb >= 0 and held_live >= max_spb then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1], reply[4] = 'multi', 0
   elseif want_park then

@@ -349,6 +349,17 @@ static void test_multi_clients(void **state) {
                 common[3], common[4], common[5], common[6], NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
+    /* maxSessionsPerBrowser 0 holds no poll of a browser; a session without one is not counted. */
+    t_session(S, "m3", "br2");
+    t_session(S, "m4", "");
+    r = t_fcall(S, "bx_connect", "m3", "br2", "w", "t4", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "0",
+                "long-polling", NULL);
+    assert_string_equal(t_str(r, 0), "multi");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_connect", "m4", "", "w", "t5", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "0",
+                "long-polling", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
 }
 
 static void test_ttl_on_every_session_key(void **state) {
