@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <event2/event.h>
 #include <hiredis/async.h>
@@ -24,6 +25,8 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CONNECT_TIMEOUT_MS 2000
+#define COMMAND_TIMEOUT_MS 5000
+#define WATCHDOG_MS 250
 #define SYNC_TIMEOUT_MS 2000
 #define SYNC_COMMAND_TIMEOUT_S 30
 #define ARGV_STACK 16
@@ -49,6 +52,10 @@ struct bx_store {
     void *wake_arg;
     conn cmd, sub;
     int closing;
+    int pending;             /* commands queued on cmd and not answered yet */
+    long long progress_ms;   /* last time cmd answered (or went from idle to busy) */
+    int command_timeout_ms;
+    struct event *watchdog;
 };
 
 /* One pending FCALL. */
@@ -59,6 +66,12 @@ typedef struct call {
 } call;
 
 static void conn_start(conn *c);
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -101,10 +114,21 @@ static void conn_ready(conn *c) {
 
 /* ---- command connection: library version check and load */
 
+/* Count a command in flight on the command connection (for the watchdog). */
+static void pending_add(bx_store *s) {
+    if (s->pending++ == 0) s->progress_ms = mono_ms();
+}
+
+static void pending_done(bx_store *s) {
+    s->pending--;
+    s->progress_ms = mono_ms();
+}
+
 static void on_load(redisAsyncContext *ac, void *r, void *priv) {
     conn *c = priv;
     redisReply *reply = r;
     (void)ac;
+    pending_done(c->store);
     if (!reply) return; /* connection died; the disconnect callback handles it */
     if (reply->type == REDIS_REPLY_ERROR) {
         bx_error("store: FUNCTION LOAD of the bayeux library failed: %s", reply->str);
@@ -119,13 +143,14 @@ static void load_library(conn *c) {
     const char *argv[] = { "FUNCTION", "LOAD", "REPLACE", bx_lua_source };
     size_t lens[] = { 8, 4, 7, strlen(bx_lua_source) };
     c->state = CONN_LOADING;
-    redisAsyncCommandArgv(c->ac, on_load, c, 4, argv, lens);
+    if (redisAsyncCommandArgv(c->ac, on_load, c, 4, argv, lens) == REDIS_OK) pending_add(c->store);
 }
 
 static void on_version(redisAsyncContext *ac, void *r, void *priv) {
     conn *c = priv;
     redisReply *reply = r;
     (void)ac;
+    pending_done(c->store);
     if (!reply) return;
     if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, bx_lua_version) == 0) {
         bx_debug("store: function library version %s already loaded", bx_lua_version);
@@ -182,7 +207,7 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         const char *argv[] = { "FCALL", "bx_version", "0" };
         size_t lens[] = { 5, 10, 1 };
         c->state = CONN_LOADING;
-        redisAsyncCommandArgv(c->ac, on_version, c, 3, argv, lens);
+        if (redisAsyncCommandArgv(c->ac, on_version, c, 3, argv, lens) == REDIS_OK) pending_add(c->store);
     }
 }
 
@@ -201,6 +226,25 @@ static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
     c->ac = NULL;
     redisAsyncFree(ac);
     conn_down(c, "connect timeout");
+}
+
+/* Redis that accepts connections but does not answer (stopped, swapping, a runaway
+ * script) would hang every caller: drop the connection, which fails them all. */
+static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
+    bx_store *s = arg;
+    (void)fd; (void)what;
+    conn *c = &s->cmd;
+    if (!c->ac || s->pending == 0 || s->command_timeout_ms <= 0) return;
+    long long waited = mono_ms() - s->progress_ms;
+    if (waited < s->command_timeout_ms) return;
+    bx_warn("store: Redis at %s:%d has not answered for %lld ms (%d commands pending): reconnecting",
+            s->host, s->port, waited, s->pending);
+    redisAsyncContext *ac = c->ac;
+    redisAsyncFree(ac); /* pending callbacks get NULL; on_disconnect schedules the retry */
+}
+
+void bx_store_set_command_timeout(bx_store *s, int ms) {
+    if (s) s->command_timeout_ms = ms;
 }
 
 static void on_retry(evutil_socket_t fd, short what, void *arg) {
@@ -278,6 +322,11 @@ bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
         snprintf(s->wake_channel, n, "%swake:%s", opts->prefix, opts->worker);
     }
     if (conn_init(s, &s->cmd, 0) < 0 || conn_init(s, &s->sub, 1) < 0) goto oom;
+    s->command_timeout_ms = COMMAND_TIMEOUT_MS;
+    s->watchdog = event_new(base, -1, EV_PERSIST, on_watchdog, s);
+    if (!s->watchdog) goto oom;
+    struct timeval wd = { 0, WATCHDOG_MS * 1000 };
+    event_add(s->watchdog, &wd);
     conn_start(&s->cmd);
     if (s->worker) conn_start(&s->sub);
     return s;
@@ -294,6 +343,7 @@ int bx_store_ready(const bx_store *s) {
 static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
     call *cl = priv;
     redisReply *reply = r;
+    pending_done(cl->store);
     if (!reply) {
         const char *why = cl->store->closing ? "store closed"
                           : (ac && ac->errstr[0]) ? ac->errstr : "Redis connection lost";
@@ -360,6 +410,7 @@ int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, con
         goto done;
     }
     cl = NULL; /* owned by hiredis until on_reply */
+    pending_add(s);
     rc = 0;
 done:
     free(cl);
@@ -371,6 +422,7 @@ done:
 void bx_store_free(bx_store *s) {
     if (!s) return;
     s->closing = 1;
+    if (s->watchdog) event_free(s->watchdog);
     conn_close(&s->cmd);
     conn_close(&s->sub);
     free(s->host);

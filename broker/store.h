@@ -39,6 +39,9 @@ typedef void bx_wake_cb(const char *payload, size_t len, void *arg);
 /* Create and start connecting (asynchronously). opts strings are copied. NULL + err on failure. */
 bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
                        bx_wake_cb *wake, void *wake_arg, char *err, size_t errlen);
+/* A command pending longer than ms (default 5000) means Redis hangs: the command connection
+ * is dropped, every pending callback runs with NULL, and it reconnects. ms <= 0: never. */
+void bx_store_set_command_timeout(bx_store *s, int ms);
 /* 1 when the command connection is up and the library is loaded. */
 int bx_store_ready(const bx_store *s);
 /* FCALL fn 0 prefix argv[0..argc-1]. 0 queued (cb will run exactly once), -1 not connected

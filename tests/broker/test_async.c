@@ -239,6 +239,33 @@ static void test_async_library_reloaded_after_flush(void **state) {
     event_base_free(base);
 }
 
+static void test_async_hung_redis(void **state) {
+    (void)state;
+    struct event_base *base = event_base_new();
+    char err[256];
+    bx_store_opts opts = { .host = "127.0.0.1", .port = port, .prefix = T_PREFIX, .worker = NULL };
+    bx_store *s = bx_store_new(base, &opts, NULL, NULL, err, sizeof err);
+    assert_non_null(s);
+    bx_store_set_command_timeout(s, 300);
+    assert_true(loop_until(base, s, NULL, 1, 3000));
+    /* Redis stops answering (SIGSTOP): the call fails after the timeout instead of hanging. */
+    kill(redis_pid, SIGSTOP);
+    result r;
+    const char *ver[] = { NULL };
+    assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
+    int ok = loop_until(base, s, &r.called, 0, 3000);
+    kill(redis_pid, SIGCONT);
+    assert_true(ok);
+    assert_false(r.ok);
+    /* And it comes back by itself once Redis answers again. */
+    assert_true(loop_until(base, s, NULL, 1, 5000));
+    assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
+    assert_true(loop_until(base, s, &r.called, 0, 2000));
+    assert_true(r.ok);
+    bx_store_free(s);
+    event_base_free(base);
+}
+
 static void test_async_unreachable(void **state) {
     (void)state;
     struct event_base *base = event_base_new();
@@ -283,6 +310,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_async_life_cycle),
         cmocka_unit_test(test_async_library_reloaded_after_flush),
+        cmocka_unit_test(test_async_hung_redis),
         cmocka_unit_test(test_async_unreachable),
     };
     return cmocka_run_group_tests_name("broker async store", tests, group_setup, group_teardown);
