@@ -213,55 +213,60 @@ static void test_async_life_cycle(void **state) {
     event_base_free(base);
 }
 
+/* A store without a wake channel on a new base, connected and ready. */
+static bx_store *store_ready(struct event_base **base) {
+    char err[256];
+    *base = event_base_new();
+    assert_non_null(*base);
+    bx_store_opts opts = { .host = "127.0.0.1", .port = port, .prefix = T_PREFIX, .worker = NULL };
+    bx_store *s = bx_store_new(*base, &opts, NULL, NULL, err, sizeof err);
+    assert_non_null(s);
+    assert_true(loop_until(*base, s, NULL, 1, 3000));
+    return s;
+}
+
+/* FCALL bx_version and run the loop until it answered; returns r->ok. */
+static int version_call(struct event_base *base, bx_store *s, result *r) {
+    const char *ver[] = { NULL };
+    assert_int_equal(fcall(s, "bx_version", 0, ver, r), 0);
+    assert_true(loop_until(base, s, &r->called, 0, 4000));
+    return r->ok;
+}
+
 static void test_async_library_reloaded_after_flush(void **state) {
     (void)state;
-    struct event_base *base = event_base_new();
-    char err[256];
-    bx_store_opts opts = { .host = "127.0.0.1", .port = port, .prefix = T_PREFIX, .worker = NULL };
-    bx_store *s = bx_store_new(base, &opts, NULL, NULL, err, sizeof err);
-    assert_non_null(s);
-    assert_true(loop_until(base, s, NULL, 1, 3000));
+    struct event_base *base;
+    bx_store *s = store_ready(&base);
     redisContext *c = redisConnect("127.0.0.1", port);
     freeReplyObject(redisCommand(c, "FUNCTION FLUSH"));
     redisFree(c);
     result r;
-    const char *ver[] = { NULL };
     /* The first call fails (the library is gone) and triggers a reload; later ones work. */
-    assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
-    assert_true(loop_until(base, s, &r.called, 0, 2000));
-    assert_false(r.ok);
+    assert_false(version_call(base, s, &r));
     assert_non_null(strstr(r.text, "Function not found"));
     assert_true(loop_until(base, s, NULL, 1, 3000));
-    assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
-    assert_true(loop_until(base, s, &r.called, 0, 2000));
-    assert_true(r.ok);
+    assert_true(version_call(base, s, &r));
     bx_store_free(s);
     event_base_free(base);
 }
 
 static void test_async_hung_redis(void **state) {
     (void)state;
-    struct event_base *base = event_base_new();
-    char err[256];
-    bx_store_opts opts = { .host = "127.0.0.1", .port = port, .prefix = T_PREFIX, .worker = NULL };
-    bx_store *s = bx_store_new(base, &opts, NULL, NULL, err, sizeof err);
-    assert_non_null(s);
+    struct event_base *base;
+    bx_store *s = store_ready(&base);
     bx_store_set_command_timeout(s, 300);
-    assert_true(loop_until(base, s, NULL, 1, 3000));
     /* Redis stops answering (SIGSTOP): the call fails after the timeout instead of hanging. */
     kill(redis_pid, SIGSTOP);
     result r;
     const char *ver[] = { NULL };
     assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
-    int ok = loop_until(base, s, &r.called, 0, 3000);
+    int answered = loop_until(base, s, &r.called, 0, 3000);
     kill(redis_pid, SIGCONT);
-    assert_true(ok);
+    assert_true(answered);
     assert_false(r.ok);
     /* And it comes back by itself once Redis answers again. */
     assert_true(loop_until(base, s, NULL, 1, 5000));
-    assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
-    assert_true(loop_until(base, s, &r.called, 0, 2000));
-    assert_true(r.ok);
+    assert_true(version_call(base, s, &r));
     bx_store_free(s);
     event_base_free(base);
 }
