@@ -158,9 +158,12 @@ local function browser_ok(sess, browser)
 end
 
 -- Split an in-flight entry "<batch>|<json>".
+-- Never fails (it runs in write phases): an entry without a tag counts as batch 0.
 local function inflight_split(e)
   local bar = e:find('|', 1, true)
-  return tonumber(e:sub(1, bar - 1)), e:sub(bar + 1)
+  local batch = bar and tonumber(e:sub(1, bar - 1))
+  if not batch then return 0, e end
+  return batch, e:sub(bar + 1)
 end
 
 -- Count in-flight entries (oldest first) tagged <= batch.
