@@ -6,11 +6,11 @@
 // must arrive in order at every receiver (what CometD guarantees per session).
 'use strict';
 const { parentPort, workerData: W } = require('worker_threads');
-const http = require('http');
+const { Conn } = require('./http');
 const { nowUs, SEQ_SPAN } = require('./clock');
 
 const url = new URL(W.url);
-const agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 8192, scheduling: 'lifo' });
+const reqHead = `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json;charset=UTF-8`;
 const stats = {
   handshakes: 0, rehandshakes: 0, setupFailed: 0, connects: 0,
   batchesSent: 0, published: 0, publishFailed: 0, skipped: 0, expected: 0,
@@ -20,37 +20,24 @@ let lat = new Float64Array(1 << 16), nlat = 0;
 let stopping = false, publishing = false;
 const clients = W.clients.map((g, i) => ({
   g, rooms: W.rooms[i], clientId: null, cookie: '', msgId: 0, seq: 0,
-  ready: false, busy: false, seen: new Set(), last: new Map(), req: null,
+  ready: false, busy: false, seen: new Set(), last: new Map(),
+  // Two connections per client, like a browser: one for the held /meta/connect, one for the rest.
+  cc: new Conn(url.hostname, Number(url.port) || 80), pc: new Conn(url.hostname, Number(url.port) || 80),
 }));
 
 function err(kind) { stats.errors[kind] = (stats.errors[kind] || 0) + 1; }
 
-// POST a Bayeux batch; cb(error-kind|null, messages[]). Every request has a timeout.
-function post(c, body, timeoutMs, cb) {
-  const data = JSON.stringify(body);
-  const headers = { 'Content-Type': 'application/json;charset=UTF-8', 'Content-Length': Buffer.byteLength(data) };
-  if (c.cookie) headers.Cookie = c.cookie;
-  let done = false;
-  const finish = (e, msgs) => { if (!done) { done = true; cb(e, msgs); } };
-  const req = http.request({ agent, host: url.hostname, port: url.port || 80, path: url.pathname + url.search,
-    method: 'POST', headers }, (res) => {
-    const sc = res.headers['set-cookie'];
-    if (sc) keepCookies(c, sc);
-    const chunks = [];
-    res.on('data', (b) => chunks.push(b));
-    res.on('error', () => finish('response-error'));
-    res.on('end', () => {
-      if (res.statusCode !== 200) return finish('http-' + res.statusCode);
-      let msgs;
-      try { msgs = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch (e) { return finish('bad-json'); }
-      if (!Array.isArray(msgs)) msgs = [msgs];
-      finish(null, msgs);
-    });
+// POST a Bayeux batch on conn; cb(error-kind|null, messages[]). Every request has a timeout.
+function post(c, conn, body, timeoutMs, cb) {
+  const head = c.cookie ? `${reqHead}\r\nCookie: ${c.cookie}` : reqHead;
+  conn.request(head, JSON.stringify(body), timeoutMs, (e, status, cookies, text) => {
+    if (e) return cb(e);
+    if (cookies.length) keepCookies(c, cookies);
+    if (status !== 200) return cb('http-' + status);
+    let msgs;
+    try { msgs = JSON.parse(text); } catch (x) { return cb('bad-json'); }
+    cb(null, Array.isArray(msgs) ? msgs : [msgs]);
   });
-  req.setTimeout(timeoutMs, () => { req.destroy(new Error('timeout')); });
-  req.on('error', (e) => finish(e.message === 'timeout' ? 'timeout' : (e.code || 'net-error')));
-  req.end(data);
-  return req;
 }
 
 function keepCookies(c, setCookie) {
@@ -85,7 +72,7 @@ function metaReply(msgs, channel) { return msgs.find((m) => m && m.channel === c
 
 function handshake(c, cb) {
   c.clientId = null; c.ready = false;
-  post(c, [{ channel: '/meta/handshake', version: '1.0', minimumVersion: '1.0',
+  post(c, c.pc, [{ channel: '/meta/handshake', version: '1.0', minimumVersion: '1.0',
     supportedConnectionTypes: ['long-polling'], id: String(++c.msgId) }], W.requestTimeoutMs, (e, msgs) => {
     if (e) return cb(e);
     const r = metaReply(msgs, '/meta/handshake');
@@ -94,13 +81,13 @@ function handshake(c, cb) {
     stats.handshakes++;
     const subs = c.rooms.map((room) => ({ channel: '/meta/subscribe', clientId: c.clientId,
       subscription: '/chat/' + room, id: String(++c.msgId) }));
-    post(c, subs, W.requestTimeoutMs, (e2, msgs2) => {
+    post(c, c.pc, subs, W.requestTimeoutMs, (e2, msgs2) => {
       if (e2) return cb(e2);
       takeDeliveries(c, msgs2);
       const ok = msgs2.filter((m) => m && m.channel === '/meta/subscribe' && m.successful === true).length;
       if (ok !== c.rooms.length) return cb('subscribe-refused');
       // First connect is not held (CometD's client sends advice.timeout 0).
-      post(c, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: 'long-polling',
+      post(c, c.cc, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: 'long-polling',
         id: String(++c.msgId), advice: { timeout: 0 } }], W.requestTimeoutMs, (e3, msgs3) => {
         if (e3) return cb(e3);
         takeDeliveries(c, msgs3);
@@ -115,9 +102,8 @@ function handshake(c, cb) {
 
 function connectLoop(c) {
   if (stopping) return;
-  c.req = post(c, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: 'long-polling',
+  post(c, c.cc, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: 'long-polling',
     id: String(++c.msgId) }], W.connectTimeoutMs, (e, msgs) => {
-    c.req = null;
     if (stopping) return;
     if (e) { err('connect:' + e); return setTimeout(() => connectLoop(c), 200); }
     stats.connects++;
@@ -164,7 +150,7 @@ function sendBatch(c) {
     batch.push({ channel, clientId: c.clientId, id: String(++c.msgId), data });
   }
   stats.batchesSent++;
-  post(c, batch, W.requestTimeoutMs, (e, msgs) => {
+  post(c, c.pc, batch, W.requestTimeoutMs, (e, msgs) => {
     c.busy = false;
     if (e) { err('publish:' + e); stats.publishFailed += W.batch; }
     else {
@@ -204,12 +190,12 @@ function setup(done) {
 function disconnectAll(done) {
   let pending = 0;
   for (const c of clients) {
-    if (c.req) c.req.destroy();
-    if (!c.clientId) continue;
+    c.cc.destroy();
+    if (!c.clientId) { c.pc.destroy(); continue; }
     pending++;
-    post(c, [{ channel: '/meta/disconnect', clientId: c.clientId, id: String(++c.msgId) }], 2000, () => {
-      if (--pending === 0) done();
-    });
+    const bye = () => { c.pc.destroy(); if (--pending === 0) done(); };
+    if (c.pc.cur) { bye(); continue; }   // a publish still in flight: the session expires on its own
+    post(c, c.pc, [{ channel: '/meta/disconnect', clientId: c.clientId, id: String(++c.msgId) }], 2000, bye);
   }
   if (pending === 0) done();
 }
@@ -236,7 +222,6 @@ parentPort.on('message', (m) => {
   } else if (m.cmd === 'finish') {
     publishing = false; stopping = true;
     disconnectAll(() => {
-      agent.destroy();
       const l = lat.slice(0, nlat);
       parentPort.postMessage({ ev: 'done', stats, lat: l }, [l.buffer]);
     });
