@@ -12,7 +12,11 @@ local VERSION = 'dev'
 
 local ID_MAX = 64         -- longest client/browser/worker id or token
 local CHANNEL_MAX = 1024  -- longest channel name
-local PUSH_CHUNK = 1000   -- RPUSH arguments per call (Lua's C stack limits unpack)
+local PUSH_CHUNK = 1000   -- arguments per variadic call (Lua's C stack limits unpack)
+-- Element 1 of every session queue: the queue exists exactly as long as the session, so
+-- one LLEN per recipient tells a publish whether the session lives, whether the key is
+-- a list and how long the queue is. Messages are never empty, so '' cannot be one.
+local SENTINEL = ''
 
 -- ---------------------------------------------------------------- helpers
 
@@ -110,6 +114,7 @@ local function K(P)
     P = P,
     expiry = P .. 'expiry',
     stats = P .. 'stats',
+    parked = P .. 'parked',
     ch = function(c) return P .. 'ch:' .. c end,
     browser = function(b) return P .. 'browser:' .. b end,
     held = function(b) return P .. 'browser:' .. b .. ':held' end,
@@ -123,13 +128,16 @@ local function SK(P, cid)
   return { s = base .. 's', subs = base .. 'subs', q = base .. 'q', f = base .. 'f' }
 end
 
-local function push_all(key, list, first, last)
+-- cmd key list[first..last] in chunks; returns the replies (for reads).
+local function chunked(cmd, key, list, first, last)
+  local out = {}
   local i = first
   while i <= last do
     local j = math.min(last, i + PUSH_CHUNK - 1)
-    redis.call('RPUSH', key, unpack(list, i, j))
+    out[#out + 1] = redis.call(cmd, key, unpack(list, i, j))
     i = j + 1
   end
+  return out
 end
 
 -- Session keys all get the same safety-net TTL.
@@ -145,11 +153,11 @@ local function stat(k, name, n)
 end
 
 -- Load the session hash fields we need; nil when the session does not exist.
--- Fields: st b t w k n bn.
+-- Fields: st b t w k bn.
 local function load_session(sk)
-  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'n', 'bn')
+  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn')
   if not v[1] then return nil end
-  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], n = v[6], bn = v[7] }
+  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6] }
 end
 
 -- The browser check of API.md: empty browser argument = skip.
@@ -176,23 +184,38 @@ local function inflight_upto(list, batch)
   return n
 end
 
--- Forget a parked request (unpark): fields w k n and the browser's held set.
+-- Forget a parked request (unpark): fields w k, the wake-up entry, the browser's held set.
+-- The caller has type-checked Pparked and the held set.
 local function unpark(k, sk, cid, sess)
-  redis.call('HDEL', sk.s, 'w', 'k', 'n')
+  redis.call('HDEL', sk.s, 'w', 'k')
+  redis.call('HDEL', k.parked, cid)
   if sess.b ~= '' then redis.call('SREM', k.held(sess.b), cid) end
-  sess.w, sess.k, sess.n = nil, nil, nil
+  sess.w, sess.k = nil, nil
 end
 
--- Read phase of a drain: the queue and the in-flight list (type-checked).
+-- Read phase of a drain: the queue (without its sentinel) and the in-flight list,
+-- type-checked. has_sentinel is false for a queue of an older library version.
 local function drain_read(sk)
   local queued = rd('list', sk.q, 'LRANGE', 0, -1)
+  local has_sentinel = queued[1] == SENTINEL
+  if has_sentinel then table.remove(queued, 1) end
   local inflight = rd('list', sk.f, 'LRANGE', 0, -1)
-  return queued, inflight
+  return queued, inflight, has_sentinel
+end
+
+-- Leave the queue holding just its sentinel (the caller's expire_session sets its TTL).
+local function queue_reset(sk, has_sentinel)
+  if has_sentinel then
+    redis.call('LTRIM', sk.q, 0, 0)
+  else
+    redis.call('DEL', sk.q)
+    redis.call('RPUSH', sk.q, SENTINEL)
+  end
 end
 
 -- Write phase of a drain: every queued message moves to the in-flight list tagged
 -- with a new batch number. Appends batch and every in-flight JSON (oldest first) to out.
-local function drain_write(sk, queued, inflight, dropped, out)
+local function drain_write(sk, queued, inflight, dropped, out, has_sentinel)
   local batch = redis.call('HINCRBY', sk.s, 'bn', 1)
   out[#out + 1] = batch
   for i = dropped + 1, #inflight do
@@ -206,9 +229,9 @@ local function drain_write(sk, queued, inflight, dropped, out)
       tagged[i] = tag .. queued[i]
       out[#out + 1] = queued[i]
     end
-    redis.call('DEL', sk.q)
-    push_all(sk.f, tagged, 1, #tagged) -- the caller's expire_session gives it its TTL
+    chunked('RPUSH', sk.f, tagged, 1, #tagged) -- the caller's expire_session gives it its TTL
   end
+  if #queued > 0 or not has_sentinel then queue_reset(sk, has_sentinel) end
   return batch
 end
 
@@ -219,6 +242,7 @@ local function removal_read(k, sk, cid, sess)
   for _, c in ipairs(subs) do need(k.ch(c), 'set') end
   rd('list', sk.q, 'LLEN')
   rd('list', sk.f, 'LLEN')
+  need(k.parked, 'hash')
   if sess and sess.b ~= '' then
     need(k.browser(sess.b), 'set')
     need(k.held(sess.b), 'set')
@@ -238,6 +262,7 @@ local function removal_write(plan)
     redis.call('SREM', k.held(sess.b), cid)
   end
   redis.call('DEL', sk.s, sk.subs, sk.q, sk.f)
+  redis.call('HDEL', k.parked, cid)
   redis.call('ZREM', k.expiry, cid)
 end
 
@@ -292,8 +317,10 @@ local function handshake(_, args)
   local now = now_ms()
   redis.call('DEL', sk.subs, sk.q, sk.f) -- leftovers of an expired namesake
   redis.call('HSET', sk.s, 'ct', now, 'ls', now, 'b', browser, 't', transport, 'st', 'h',
-             'ack', ack, 'bn', 0, 'u', user, 'x', ttl)
+             'ack', ack, 'bn', 0, 'u', user)
+  redis.call('RPUSH', sk.q, SENTINEL)
   redis.call('PEXPIRE', sk.s, ttl)
+  redis.call('PEXPIRE', sk.q, ttl)
   redis.call('ZADD', k.expiry, now + expiry_ms, cid)
   if browser ~= '' then
     redis.call('SADD', k.browser(browser), cid)
@@ -341,7 +368,8 @@ local function connect(_, args)
   if not sess or not browser_ok(sess, browser) then return { 'unknown' } end
   need(k.expiry, 'zset')
   need(k.stats, 'hash')
-  local queued, inflight = drain_read(sk)
+  need(k.parked, 'hash')
+  local queued, inflight, has_sentinel = drain_read(sk)
   local dropped = 0
   if ack_k >= 0 then dropped = inflight_upto(inflight, ack_k) end
   local pending = #queued + #inflight - dropped
@@ -362,7 +390,8 @@ local function connect(_, args)
     redis.call('PUBLISH', k.wake(sess.w), 's ' .. sess.k)
     unpark(k, sk, cid, sess)
   end
-  redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now, 'x', ttl)
+  redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now)
+  if pending == 0 and not has_sentinel then queue_reset(sk, false) end
   for _, m in ipairs(held_stale) do redis.call('SREM', k.held(sess.b), m) end
   stat(k, 'connects', 1)
   local reply = { '', first and 1 or 0, tc and 1 or 0 }
@@ -370,12 +399,13 @@ local function connect(_, args)
   if pending > 0 then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1] = 'msgs'
-    drain_write(sk, queued, inflight, dropped, reply)
+    drain_write(sk, queued, inflight, dropped, reply, has_sentinel)
   elseif want_park and sess.b ~= '' and max_spb >= 0 and held_live >= max_spb then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1], reply[4] = 'multi', 0
   elseif want_park then
-    redis.call('HSET', sk.s, 'w', worker, 'k', token, 'n', 0)
+    redis.call('HSET', sk.s, 'w', worker, 'k', token)
+    redis.call('HSET', k.parked, cid, worker)
     if sess.b ~= '' then
       redis.call('SADD', k.held(sess.b), cid)
       redis.call('PEXPIRE', k.held(sess.b), ttl)
@@ -410,8 +440,9 @@ local function drain(_, args)
   if not sess then return { 'gone' } end
   if sess.k ~= token then return { 'superseded' } end
   need(k.expiry, 'zset')
+  need(k.parked, 'hash')
   if sess.b ~= '' then need(k.held(sess.b), 'set') end
-  local queued, inflight = drain_read(sk)
+  local queued, inflight, has_sentinel = drain_read(sk)
 
   -- writes
   local now = now_ms()
@@ -419,15 +450,17 @@ local function drain(_, args)
   if #queued + #inflight > 0 then
     unpark(k, sk, cid, sess)
     reply = { 'msgs' }
-    drain_write(sk, queued, inflight, 0, reply)
+    drain_write(sk, queued, inflight, 0, reply, has_sentinel)
   elseif final then
     unpark(k, sk, cid, sess)
+    if not has_sentinel then queue_reset(sk, false) end
     reply = { 'empty', 0 }
   else
-    redis.call('HSET', sk.s, 'n', 0)
+    -- A wake-up found nothing (another path drained it): wake this worker again next time.
+    redis.call('HSET', k.parked, cid, sess.w)
     return { 'parked', 0 }
   end
-  redis.call('HSET', sk.s, 'ls', now, 'x', ttl)
+  redis.call('HSET', sk.s, 'ls', now)
   redis.call('ZADD', k.expiry, now + expiry_ms, cid)
   expire_session(sk, ttl)
   return reply
@@ -473,7 +506,7 @@ local function touch_write(k, sk, cid, max_interval, ttl)
   local now = now_ms()
   local cur = tonumber(redis.call('ZSCORE', k.expiry, cid) or 0)
   if cur < now + max_interval then redis.call('ZADD', k.expiry, now + max_interval, cid) end
-  redis.call('HSET', sk.s, 'ls', now, 'x', ttl)
+  redis.call('HSET', sk.s, 'ls', now)
   expire_session(sk, ttl)
 end
 
@@ -524,43 +557,67 @@ local function unsubscribe(_, args)
   return { 'ok', missing }
 end
 
--- Fan-out core shared by publish and deliver; the hot loop of the broker, so it keeps
--- to three Redis calls per recipient (HMGET, LLEN, RPUSH) and parallel arrays.
--- Read phase for one recipient: 'gone' (no session hash), 'full' (max_queue reached),
--- or 'ok' with its keys and state appended to acc.
+-- Fan-out core shared by publish and deliver; the hot loop of the broker. Per recipient
+-- it costs one LLEN and one RPUSH (the queue's sentinel makes LLEN tell a live session
+-- from a gone one); which recipients are parked comes from one HMGET on Pparked.
+-- Read phase for one recipient: 'gone' (no session), 'full' (max_queue reached),
+-- or 'ok' with its queue appended to acc.
 local function recipient_read(P, cid, max_queue, acc)
   local base = P .. '{' .. cid .. '}:'
-  local s = base .. 's'
-  local v = redis.pcall('HMGET', s, 'st', 'w', 'n', 'x')
-  if v['err'] then rd('hash', s, 'HMGET', 'st') end -- raises the error naming the key
-  if not v[1] then return 'gone' end
   local q = base .. 'q'
   local len = redis.pcall('LLEN', q)
-  if type(len) == 'table' then rd('list', q, 'LLEN') end
-  if max_queue > 0 and len >= max_queue then return 'full' end
+  if type(len) == 'table' then rd('list', q, 'LLEN') end -- raises the error naming the key
+  local legacy = false
+  if len == 0 then
+    -- No queue: the session is gone, or an older library made it (no sentinel).
+    if rd('hash', base .. 's', 'HLEN') == 0 then return 'gone' end
+    legacy, len = true, 1
+  end
+  if max_queue > 0 and len - 1 >= max_queue then return 'full' end
   local n = acc.n + 1
-  acc.n, acc.id[n], acc.s[n], acc.q[n], acc.len[n] = n, cid, s, q, len
-  acc.w[n], acc.notified[n], acc.ttl[n] = v[2], v[3] == '1', v[4]
+  acc.n, acc.id[n], acc.q[n] = n, cid, q
+  if legacy then acc.legacy[n] = base .. 's' end
   return 'ok'
 end
 
 local function recipients_new()
-  return { n = 0, id = {}, s = {}, q = {}, len = {}, w = {}, notified = {}, ttl = {} }
+  return { n = 0, id = {}, q = {}, legacy = {} }
 end
 
--- Write phase: queue the message for every accepted recipient; a parked one not yet
--- notified gets n=1 and is listed for its worker's wake-up. Returns the parked list.
-local function recipients_write(acc, message, fallback_ttl)
+-- Read phase, last step: which accepted recipients hold a parked poll not woken yet.
+-- Returns the list of {cid, worker} for wake_workers.
+local function recipients_parked(k, acc)
   local parked = {}
-  for i = 1, acc.n do
-    redis.call('RPUSH', acc.q[i], message)
-    if acc.len[i] == 0 then redis.call('PEXPIRE', acc.q[i], tonumber(acc.ttl[i]) or fallback_ttl) end
-    if acc.w[i] and not acc.notified[i] then
-      redis.call('HSET', acc.s[i], 'n', 1)
-      parked[#parked + 1] = { acc.id[i], acc.w[i] }
+  if acc.n == 0 then return parked end
+  need(k.parked, 'hash')
+  local i = 0
+  for _, part in ipairs(chunked('HMGET', k.parked, acc.id, 1, acc.n)) do
+    for _, w in ipairs(part) do
+      i = i + 1
+      if w then parked[#parked + 1] = { acc.id[i], w } end
     end
   end
   return parked
+end
+
+-- Write phase: queue the message for every accepted recipient; the parked ones leave
+-- Pparked (they are being woken: one wake-up per poll).
+local function recipients_write(k, acc, message, parked)
+  for i = 1, acc.n do
+    local s = acc.legacy[i]
+    if s then
+      redis.call('RPUSH', acc.q[i], SENTINEL, message)
+      local ttl = redis.call('PTTL', s)
+      if ttl > 0 then redis.call('PEXPIRE', acc.q[i], ttl) end
+    else
+      redis.call('RPUSH', acc.q[i], message)
+    end
+  end
+  if #parked > 0 then
+    local ids = {}
+    for j, p in ipairs(parked) do ids[j] = p[1] end
+    chunked('HDEL', k.parked, ids, 1, #ids)
+  end
 end
 
 -- keys: P{cid}:s (publisher)  Pch:<channel> Pch:<wildcard>...  P{rcpt}:s P{rcpt}:q  Pexpiry Pstats  Pwake:<W>
@@ -609,11 +666,14 @@ local function publish(_, args)
     end
   end
 
+  local parked = recipients_parked(k, acc)
+
   -- writes
   for _, m in ipairs(stale) do
     for _, set in ipairs(sets) do redis.call('SREM', set, m) end
   end
-  local woken = wake_workers(k, recipients_write(acc, message, ttl or 60000))
+  recipients_write(k, acc, message, parked)
+  local woken = wake_workers(k, parked)
   if not server_side then touch_write(k, sk, cid, max_interval, ttl) end
   stat(k, 'publishes', 1)
   stat(k, 'deliveries', acc.n)
@@ -632,7 +692,7 @@ local function deliver(_, args)
   local cid = arg_id(fn, 'cid', args[2])
   local message = arg_nonempty(fn, 'message', args[3])
   local max_queue = arg_int(fn, 'max_queue', args[4])
-  local ttl = arg_int(fn, 'ttl_ms', args[5], 1)
+  arg_int(fn, 'ttl_ms', args[5], 1)
   local k = K(P)
   need(k.stats, 'hash')
   local acc = recipients_new()
@@ -642,7 +702,9 @@ local function deliver(_, args)
     stat(k, 'dropped', 1)
     return 0
   end
-  stat(k, 'wakes', wake_workers(k, recipients_write(acc, message, ttl)))
+  local parked = recipients_parked(k, acc)
+  recipients_write(k, acc, message, parked)
+  stat(k, 'wakes', wake_workers(k, parked))
   stat(k, 'deliveries', 1)
   return 1
 end
@@ -738,7 +800,8 @@ local function summary(k, cid, now)
   return {
     'id', cid, 'state', state, 'transport', v[2] or '', 'browser', v[3] or '', 'user', v[4] or '',
     'worker', v[5] or '', 'token', v[10] or '',
-    'queued', rd('list', sk.q, 'LLEN'), 'inflight', rd('list', sk.f, 'LLEN'),
+    'woken', (v[5] and rd('hash', k.parked, 'HEXISTS', cid) == 0) and 1 or 0,
+    'queued', math.max(rd('list', sk.q, 'LLEN') - 1, 0), 'inflight', rd('list', sk.f, 'LLEN'),
     'subscriptions', rd('set', sk.subs, 'SCARD'),
     'created_ms', tonumber(v[6] or 0), 'last_seen_ms', tonumber(v[7] or 0),
     'expires_in_ms', exp and (tonumber(exp) - now) or -1,
@@ -780,7 +843,9 @@ local function session(_, args)
   out[#out + 1] = 'channel_list'
   out[#out + 1] = rd('set', sk.subs, 'SMEMBERS')
   out[#out + 1] = 'queue_list'
-  out[#out + 1] = rd('list', sk.q, 'LRANGE', 0, 99)
+  local queue = rd('list', sk.q, 'LRANGE', 0, 100)
+  if queue[1] == SENTINEL then table.remove(queue, 1) else queue[101] = nil end
+  out[#out + 1] = queue
   out[#out + 1] = 'inflight_list'
   out[#out + 1] = rd('list', sk.f, 'LRANGE', 0, 99)
   return out

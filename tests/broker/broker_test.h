@@ -136,6 +136,18 @@ static inline long long t_int(const redisReply *r, size_t i) {
     return r->element[i]->integer;
 }
 
+/* Messages queued for cid: the queue list minus its sentinel (element 1, ""), which must
+ * be there for as long as the session lives. */
+static inline long long t_queued(bx_store_sync *s, const char *cid) {
+    char key[128];
+    snprintf(key, sizeof key, T_PREFIX "{%s}:q", cid);
+    redisReply *r = t_cmd(s, "LINDEX", key, "0", NULL);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    assert_int_equal(r->len, 0);
+    freeReplyObject(r);
+    return t_cmd_int(s, "LLEN", key, NULL) - 1;
+}
+
 /* Default timings used by the tests (ms). */
 #define T_EXPIRY "10000"
 #define T_TTL "60000"

@@ -53,11 +53,13 @@ static void test_handshake_connect_park(void **state) {
     assert_int_equal(t_int(r, 1), 0);
     assert_int_equal(t_int(r, 2), 0);
     freeReplyObject(r);
-    r = t_cmd(S, "HMGET", T_PREFIX "{c1}:s", "w", "k", "n", "st", NULL);
+    r = t_cmd(S, "HMGET", T_PREFIX "{c1}:s", "w", "k", "st", NULL);
     assert_string_equal(t_str(r, 0), "w1");
     assert_string_equal(t_str(r, 1), "t2");
-    assert_string_equal(t_str(r, 2), "0");
-    assert_string_equal(t_str(r, 3), "c");
+    assert_string_equal(t_str(r, 2), "c");
+    freeReplyObject(r);
+    r = t_cmd(S, "HGET", T_PREFIX "parked", "c1", NULL); /* not woken yet */
+    assert_string_equal(r->str, "w1");
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "browser:b1:held", "c1", NULL), 1);
     /* A wrong browser is an unknown session, and changes nothing. */
@@ -97,6 +99,7 @@ static void test_publish_wakes_once_per_worker(void **state) {
     assert_true(strcmp(p, "w a1 a2") == 0 || strcmp(p, "w a2 a1") == 0);
     free(p);
     t_wake_expect(w2, "w a3");
+    assert_int_equal(t_cmd_int(S, "HLEN", T_PREFIX "parked", NULL), 0); /* all three woken */
     /* Already notified and not drained yet: a second publish queues but does not wake again. */
     assert_int_equal(publish_n("", "/chat/a", "{\"m\":2}"), 3);
     assert_null(t_wake_next(w2));
@@ -130,12 +133,14 @@ static void test_drain_parked_and_final(void **state) {
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{d1}:s", "w", NULL), 1);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "d1", NULL), 1);
     /* Timeout: final → empty, unparked. */
     r = t_fcall(S, "bx_drain", "d1", "tok", "1", T_EXPIRY, T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "empty");
     assert_int_equal(t_int(r, 1), 0);
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{d1}:s", "w", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "parked", NULL), 0);
 }
 
 static void test_supersede(void **state) {
@@ -257,7 +262,7 @@ static void test_max_queue(void **state) {
         assert_int_equal(t_int(r, 2), i < 2 ? 0 : 1);
         freeReplyObject(r);
     }
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:q", NULL), 2);
+    assert_int_equal(t_queued(S, "q1"), 2);
     redisReply *r = t_fcall(S, "bx_deliver", "q1", "private", "2", T_TTL, NULL);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
@@ -288,9 +293,9 @@ static void test_wildcard_fanout_once(void **state) {
     assert_int_equal(publish_n("p", "/w/x", "m1"), 3);
     assert_int_equal(publish_n("p", "/w/x/y", "m2"), 2);   // p (/w/**, /**), o2
     assert_int_equal(publish_n("p", "/w", "m3"), 1);       // p via /** only
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p}:q", NULL), 3);
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{o1}:q", NULL), 1);
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{o2}:q", NULL), 2);
+    assert_int_equal(t_queued(S, "p"), 3);
+    assert_int_equal(t_queued(S, "o1"), 1);
+    assert_int_equal(t_queued(S, "o2"), 2);
     /* broadcast_to_publisher = 0 leaves the publisher out. */
     const char *argv[] = { "p", "", T_EXPIRY, T_TTL, "/w/x", "m4", "0", "-1", "/w/*", "/w/**", "/**" };
     char err[256];
@@ -304,7 +309,7 @@ static void test_wildcard_fanout_once(void **state) {
     assert_non_null(r);
     assert_string_equal(t_str(r, 0), "unknown");
     freeReplyObject(r);
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{o1}:q", NULL), 2);
+    assert_int_equal(t_queued(S, "o1"), 2);
 }
 
 static void test_subscribe_unsubscribe(void **state) {
@@ -430,7 +435,7 @@ static void test_sweep_after_ttl_expiry(void **state) {
      * drops the stale channel membership. */
     t_session(S, "e1", "");
     t_subscribe(S, "e1", "/e");
-    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "{e1}:s", T_PREFIX "{e1}:subs", NULL));
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "{e1}:s", T_PREFIX "{e1}:subs", T_PREFIX "{e1}:q", NULL));
     assert_int_equal(publish_n("", "/e", "m"), 0);
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/e", NULL), 0);
     freeReplyObject(t_cmd(S, "ZADD", T_PREFIX "expiry", "1", "e1", NULL));
@@ -438,6 +443,30 @@ static void test_sweep_after_ttl_expiry(void **state) {
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "expiry", NULL), 0);
+}
+
+static void test_queue_without_sentinel(void **state) {
+    (void)state;
+    /* Sessions made by an older library have no sentinel: an empty queue does not exist,
+     * a non-empty one starts with a message. Neither may be taken for a gone session
+     * nor lose its first message. */
+    t_session(S, "l1", "");
+    t_subscribe(S, "l1", "/l");
+    t_session(S, "l2", "");
+    t_subscribe(S, "l2", "/l");
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "{l1}:q", T_PREFIX "{l2}:q", NULL));
+    freeReplyObject(t_cmd(S, "RPUSH", T_PREFIX "{l2}:q", "old", NULL));
+    assert_int_equal(publish_n("", "/l", "m1"), 2);
+    assert_int_equal(t_queued(S, "l1"), 1);
+    assert_true(t_cmd_int(S, "PTTL", T_PREFIX "{l1}:q", NULL) > 0);
+    redisReply *r = t_connect(S, "l2", "w", "t");
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(r->elements, 6);
+    assert_string_equal(t_str(r, 4), "old");
+    assert_string_equal(t_str(r, 5), "m1");
+    freeReplyObject(r);
+    assert_int_equal(t_queued(S, "l2"), 0); /* sentinel in place now */
+    assert_int_equal(t_cmd_int(S, "SCARD", T_PREFIX "ch:/l", NULL), 2);
 }
 
 /* INFO commandstats calls= for one command, 0 when never called. */
@@ -543,7 +572,7 @@ static void test_wrong_type_keys(void **state) {
     freeReplyObject(t_cmd(S, "SET", T_PREFIX "{v2}:q", "junk", NULL));
     e = t_fcall_err(S, "bx_publish", "", "", "1", "1", "/v", "m", "1", "-1", NULL);
     assert_non_null(strstr(e, T_PREFIX "{v2}:q"));
-    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{v1}:q", NULL), 0);
+    assert_int_equal(t_queued(S, "v1"), 0);
 
     freeReplyObject(t_cmd(S, "SET", T_PREFIX "stats", "1", NULL));
     e = t_fcall_err(S, "bx_handshake", "v3", "", "long-polling", "1", "1", "0", "", NULL);
@@ -592,6 +621,7 @@ int main(void) {
         cmocka_unit_test_setup(test_ttl_on_every_session_key, setup),
         cmocka_unit_test_setup(test_sweep_back_to_baseline, setup),
         cmocka_unit_test_setup(test_sweep_after_ttl_expiry, setup),
+        cmocka_unit_test_setup(test_queue_without_sentinel, setup),
         cmocka_unit_test_setup(test_commands_per_publish_flat, setup),
         cmocka_unit_test_setup(test_bad_arguments, setup),
         cmocka_unit_test_setup(test_wrong_type_keys, setup),
