@@ -51,6 +51,8 @@ for s in $SERVERS; do
 done
 command -v node >/dev/null || die "node missing (make deps)"
 mkdir -p "$BENCH_DIR" "$OUT"
+# Every client holds two sockets; the capacity run holds PARKED.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 : > "$RUNS"
 
 # ---- servers ---------------------------------------------------------------------------------
@@ -193,16 +195,16 @@ if [ "$SATURATE" = 1 ]; then
 fi
 
 if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then
+  # Worker scaling: the same workload at twice the top sweep rate with 1, 2 and 4 workers.
   for n in 1 2 4; do
-    log "worker scaling: $n worker(s)"
-    if start_bayeux-fcgi "$n"; then
-      bench_one bayeux-fcgi "$top" --label "bayeux-fcgi-w$n" || true
-    fi
+    log "worker scaling: $n worker(s) at $((top * 2)) msg/s"
+    start_bayeux-fcgi "$n" && bench_one bayeux-fcgi "$((top * 2))" --label "bayeux-fcgi-w$n"
   done
   log "capacity: $PARKED parked long-polls on one worker"
   if start_bayeux-fcgi 1; then
-    timeout -k 5 300 node bench/capacity.js --json --url "${URL[bayeux-fcgi]}" --clients "$PARKED" \
-      --pids "$(server_pids bayeux-fcgi)" --worker-pids "$(cat "$STACK_DIR"/worker*.pid | tr '\n' ',')" \
+    ngx=$(cat "$STACK_DIR/nginx.pid")
+    timeout -k 5 $((PARKED / 20 + 200)) node bench/capacity.js --json --url "${URL[bayeux-fcgi]}" --clients "$PARKED" \
+      --worker-pids "$(cat "$STACK_DIR/worker1.pid")" --pids "$ngx,$(cat /proc/"$ngx"/task/*/children | tr ' ' ',')" \
       2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "capacity run failed"
   fi
 fi

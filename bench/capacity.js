@@ -1,0 +1,113 @@
+#!/usr/bin/env node
+// Capacity: CLIENTS sessions each park one /meta/connect on the server at once; reports the RSS
+// the worker(s) and nginx gain per parked poll, and whether every poll is answered by the server
+// within its long-poll timeout (+ GRACE s). Prints a summary on stderr, --json one line on stdout.
+//   node bench/capacity.js --url URL --clients 10000 [--hold 20] [--grace 5] [--worker-pids P,..] [--pids P,..]
+'use strict';
+const { Conn } = require('./lib/http');
+const S = require('./lib/sample');
+const { nowUs } = require('./lib/clock');
+
+const o = { url: '', clients: 10000, hold: 20, grace: 5, concurrency: 200, 'worker-pids': '', pids: '', json: false };
+const argv = process.argv.slice(2);
+function bad(m) { process.stderr.write(`capacity.js: ${m}\n`); process.exit(2); }
+for (let i = 0; i < argv.length; i++) {
+  const m = /^--([a-z-]+)$/.exec(argv[i]);
+  if (!m || !(m[1] in o)) bad(`unknown argument '${argv[i]}'`);
+  if (m[1] === 'json') { o.json = true; continue; }
+  if (argv[i + 1] === undefined) bad(`--${m[1]} needs a value`);
+  o[m[1]] = argv[++i];
+}
+for (const k of ['clients', 'hold', 'grace', 'concurrency']) {
+  const n = Number(o[k]);
+  if (!Number.isFinite(n) || n <= 0 || n > 1e6) bad(`--${k} must be a positive number, got '${o[k]}'`);
+  o[k] = n;
+}
+let url;
+try { url = new URL(o.url); } catch (e) { bad(`--url '${o.url}' is not a URL`); }
+if (url.protocol !== 'http:') bad('--url must be http://');
+const pidList = (s) => String(s).split(',').filter(Boolean).map((p) => { if (!/^\d+$/.test(p)) bad(`bad pid '${p}'`); return Number(p); });
+const workerPids = pidList(o['worker-pids']);
+const otherPids = pidList(o.pids).filter((p) => !workerPids.includes(p));
+
+const head = `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json;charset=UTF-8`;
+const errors = {};
+const err = (k) => { errors[k] = (errors[k] || 0) + 1; };
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function post(c, body, timeoutMs) {
+  return new Promise((resolve) => {
+    const h = c.cookie ? `${head}\r\nCookie: ${c.cookie}` : head;
+    c.conn.request(h, JSON.stringify(body), timeoutMs, (e, status, cookies, text) => {
+      if (cookies && cookies.length) c.cookie = cookies.map((x) => x.split(';')[0]).join('; ');
+      if (e) return resolve({ e });
+      if (status !== 200) return resolve({ e: 'http-' + status });
+      try { const m = JSON.parse(text); resolve({ msgs: Array.isArray(m) ? m : [m] }); } catch (x) { resolve({ e: 'bad-json' }); }
+    });
+  });
+}
+
+async function pool(items, n, fn) {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
+}
+
+async function main() {
+  const rss = () => ({ worker: S.rssKb(S.procSnapshot(workerPids)), other: S.rssKb(S.procSnapshot(otherPids)) });
+  const clients = Array.from({ length: o.clients }, () => ({ conn: new Conn(url.hostname, Number(url.port) || 80), cookie: '', id: null }));
+  const r = { label: 'capacity', url: o.url, clients: o.clients, holdSec: o.hold, graceSec: o.grace };
+  const base = rss();
+  const t0 = Date.now();
+  await pool(clients, o.concurrency, async (c) => {
+    const h = await post(c, [{ channel: '/meta/handshake', version: '1.0', supportedConnectionTypes: ['long-polling'], id: '1' }], 10000);
+    const hr = h.msgs && h.msgs.find((m) => m.channel === '/meta/handshake');
+    if (!hr || !hr.successful) { err('handshake:' + (h.e || hr && hr.error || 'no-reply')); return; }
+    c.id = hr.clientId;
+    const f = await post(c, [{ channel: '/meta/connect', clientId: c.id, connectionType: 'long-polling', id: '2', advice: { timeout: 0 } }], 10000);
+    if (f.e) { err('first-connect:' + f.e); c.id = null; }
+  });
+  r.handshakeSec = (Date.now() - t0) / 1000;
+  const ok = clients.filter((c) => c.id);
+  r.sessions = ok.length;
+  // Park one connect per session, all at once (the server holds each for its timeout).
+  let returned = 0, answered = 0, late = 0, failed = 0;
+  const done = ok.map((c) => new Promise((resolve) => {
+    const sent = nowUs();
+    post(c, [{ channel: '/meta/connect', clientId: c.id, connectionType: 'long-polling', id: '3' }], (o.hold + o.grace + 30) * 1000).then((x) => {
+      returned++;
+      const sec = (nowUs() - sent) / 1e6;
+      const rep = x.msgs && x.msgs.find((m) => m.channel === '/meta/connect');
+      if (x.e || !rep || rep.successful !== true) { failed++; err('held-connect:' + (x.e || (rep && rep.error) || 'no-reply')); }
+      else if (sec <= o.hold + o.grace) answered++;
+      else late++;
+      resolve();
+    });
+  }));
+  await sleep(Math.min(5000, o.hold * 500));
+  r.parked = ok.length - returned;
+  const held = rss();
+  r.workerRssKb = held.worker; r.otherRssKb = held.other;
+  r.workerKbPerPoll = r.parked ? +((held.worker - base.worker) / r.parked).toFixed(2) : null;
+  r.nginxKbPerPoll = r.parked ? +((held.other - base.other) / r.parked).toFixed(2) : null;
+  await Promise.all(done);
+  Object.assign(r, { answered, late, failed, errors });
+  await pool(ok, o.concurrency, (c) => post(c, [{ channel: '/meta/disconnect', clientId: c.id, id: '4' }], 3000));
+  for (const c of clients) c.conn.destroy();
+  if (!ok.length) r.error = `no session: ${Object.keys(errors).join(', ')}`;
+  else if (failed > ok.length * 0.05) r.error = `${failed} of ${ok.length} held connects failed`;
+  process.stderr.write(`capacity: ${r.sessions}/${r.clients} sessions (${r.handshakeSec} s), ${r.parked} parked; worker RSS ` +
+    `+${r.workerKbPerPoll} KB/poll, other server processes +${r.nginxKbPerPoll} KB/poll; answered within ${o.hold}+${o.grace} s: ` +
+    `${answered}, late ${late}, failed ${failed}${Object.keys(errors).length ? ' ' + JSON.stringify(errors) : ''}\n`);
+  if (o.json) process.stdout.write(JSON.stringify(r) + '\n');
+}
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('capacity.js: watchdog fired\n');
+  if (o.json) process.stdout.write(JSON.stringify({ label: 'capacity', clients: o.clients, error: 'watchdog: run did not finish' }) + '\n');
+  process.exit(1);
+},
+  (o.clients / 20 + o.hold + o.grace + 120) * 1000);
+watchdog.unref();
+main().then(() => process.exit(0), (e) => { process.stderr.write(`capacity.js: ${e.stack || e}\n`); process.exit(1); });
