@@ -1,6 +1,8 @@
 /* test_functions.c — the function library (broker/bayeux.lua) against a real redis-server:
  * session life cycle, drain-or-park, wake-ups, in-flight/ack, maxQueue, wildcard fan-out,
  * sweep back to the baseline, commands per publish, bad arguments and wrong-type keys. */
+#include <unistd.h>
+
 #include "broker_test.h"
 
 #include "channel.h"
@@ -469,6 +471,35 @@ static void test_queue_without_sentinel(void **state) {
     assert_int_equal(t_cmd_int(S, "SCARD", T_PREFIX "ch:/l", NULL), 2);
 }
 
+static void test_ttl_safety_net_expires_sessions(void **state) {
+    (void)state;
+    /* No sweeper at all: the TTL alone frees every session key; what is left are index
+     * entries (expiry, channel membership, parked) that the next publish and sweep drop. */
+    long long base = t_cmd_int(S, "DBSIZE", NULL);
+    redisReply *r = t_fcall(S, "bx_handshake", "z1", "bz", "long-polling", "0", "150", "0", "", NULL);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_subscribe", "z1", "", "0", "150", "/z", NULL);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_connect", "z1", "", "w", "t", "-1", "1", "0", "0", "150", "-1", "long-polling", NULL);
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_connect", "z1", "", "w", "t", "-1", "1", "0", "0", "150", "-1", "long-polling", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    usleep(400 * 1000);
+    r = t_cmd(S, "KEYS", T_PREFIX "{z1}*", NULL);
+    assert_int_equal(r->elements, 0);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "browser:bz", T_PREFIX "browser:bz:held", NULL), 0);
+    assert_int_equal(publish_n("", "/z", "m"), 0);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "ch:/z", NULL), 0);
+    r = t_fcall(S, "bx_sweep", "10", NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    /* Back to the baseline plus the stats hash the calls created. */
+    assert_int_equal(t_cmd_int(S, "DBSIZE", NULL), base + 1);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "parked", T_PREFIX "expiry", NULL), 0);
+}
+
 /* INFO commandstats calls= for one command, 0 when never called. */
 static long long cmd_calls(const char *name) {
     redisReply *r = t_cmd(S, "INFO", "commandstats", NULL);
@@ -622,6 +653,7 @@ int main(void) {
         cmocka_unit_test_setup(test_sweep_back_to_baseline, setup),
         cmocka_unit_test_setup(test_sweep_after_ttl_expiry, setup),
         cmocka_unit_test_setup(test_queue_without_sentinel, setup),
+        cmocka_unit_test_setup(test_ttl_safety_net_expires_sessions, setup),
         cmocka_unit_test_setup(test_commands_per_publish_flat, setup),
         cmocka_unit_test_setup(test_bad_arguments, setup),
         cmocka_unit_test_setup(test_wrong_type_keys, setup),
