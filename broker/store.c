@@ -31,6 +31,8 @@
 #define SYNC_COMMAND_TIMEOUT_S 30
 #define ARGV_STACK 16
 
+/* LOADING: connected, not ready yet (command: checking/loading the library; subscriber:
+ * waiting for the SUBSCRIBE confirmation). */
 typedef enum { CONN_DOWN = 0, CONN_CONNECTING, CONN_LOADING, CONN_READY } conn_state;
 
 typedef struct conn {
@@ -199,8 +201,11 @@ static void on_connect(const redisAsyncContext *ac, int status) {
         return;
     }
     bx_debug("store: %s connection to %s:%d established", conn_name(c), c->store->host, c->store->port);
+    /* A peer that vanished without a FIN (network partition) is noticed by TCP keepalive. */
+    redisEnableKeepAlive(&c->ac->c);
     if (c->is_sub) {
         const char *argv[] = { "SUBSCRIBE", c->store->wake_channel };
+        c->state = CONN_LOADING;
         size_t lens[] = { 9, strlen(c->store->wake_channel) };
         redisAsyncCommandArgv(c->ac, on_sub_message, c, 2, argv, lens);
     } else {
@@ -216,16 +221,27 @@ static void on_disconnect(const redisAsyncContext *ac, int status) {
     conn_down(c, status == REDIS_OK ? "closed" : ac->errstr);
 }
 
+/* Close a connection from outside hiredis' callbacks; pending callbacks get NULL and a
+ * reconnect is scheduled. */
+static void conn_drop(conn *c, const char *why) {
+    redisAsyncContext *ac = c->ac;
+    if (!ac) return;
+    if (c->state == CONN_CONNECTING) {
+        /* Not yet connected: hiredis calls neither callback on free, so go down ourselves. */
+        c->ac = NULL;
+        redisAsyncFree(ac);
+        conn_down(c, why);
+    } else {
+        redisAsyncFree(ac); /* on_disconnect runs conn_down */
+    }
+}
+
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
     conn *c = arg;
     (void)fd; (void)what;
     if (c->state != CONN_CONNECTING || !c->ac) return;
     bx_warn("store: %s connect to %s:%d timed out", conn_name(c), c->store->host, c->store->port);
-    /* Not yet connected: hiredis calls neither callback on free, so go down ourselves. */
-    redisAsyncContext *ac = c->ac;
-    c->ac = NULL;
-    redisAsyncFree(ac);
-    conn_down(c, "connect timeout");
+    conn_drop(c, "connect timeout");
 }
 
 /* Redis that accepts connections but does not answer (stopped, swapping, a runaway
@@ -239,8 +255,10 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
     if (waited < s->command_timeout_ms) return;
     bx_warn("store: Redis at %s:%d has not answered for %lld ms (%d commands pending): reconnecting",
             s->host, s->port, waited, s->pending);
-    redisAsyncContext *ac = c->ac;
-    redisAsyncFree(ac); /* pending callbacks get NULL; on_disconnect schedules the retry */
+    conn_drop(c, "command timeout");
+    /* The subscriber connection goes to the same server: resubscribe too, which tells the
+     * worker to re-drain its parked polls ("r") once Redis answers again. */
+    conn_drop(&s->sub, "command timeout");
 }
 
 void bx_store_set_command_timeout(bx_store *s, int ms) {

@@ -252,8 +252,13 @@ static void test_async_library_reloaded_after_flush(void **state) {
 
 static void test_async_hung_redis(void **state) {
     (void)state;
-    struct event_base *base;
-    bx_store *s = store_ready(&base);
+    struct event_base *base = event_base_new();
+    char err[256];
+    wakes w = { 0 };
+    bx_store_opts opts = { .host = "127.0.0.1", .port = port, .prefix = T_PREFIX, .worker = "wh" };
+    bx_store *s = bx_store_new(base, &opts, on_wake, &w, err, sizeof err);
+    assert_non_null(s);
+    assert_true(loop_until(base, s, NULL, 1, 3000));
     bx_store_set_command_timeout(s, 300);
     /* Redis stops answering (SIGSTOP): the call fails after the timeout instead of hanging. */
     kill(redis_pid, SIGSTOP);
@@ -264,9 +269,11 @@ static void test_async_hung_redis(void **state) {
     kill(redis_pid, SIGCONT);
     assert_true(answered);
     assert_false(r.ok);
-    /* And it comes back by itself once Redis answers again. */
+    /* And it comes back by itself once Redis answers again, the subscriber too: "r". */
     assert_true(loop_until(base, s, NULL, 1, 5000));
     assert_true(version_call(base, s, &r));
+    assert_true(loop_until(base, s, &w.n, 0, 5000));
+    assert_string_equal(w.last, "r");
     bx_store_free(s);
     event_base_free(base);
 }
