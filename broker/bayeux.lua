@@ -267,7 +267,7 @@ local function removal_write(plan)
 end
 
 -- Notify the workers holding parked polls of these sessions: one PUBLISH per worker.
--- parked: list of {cid, worker} already marked n=1.
+-- parked: list of {cid, worker}, already taken out of Pparked.
 local function wake_workers(k, parked)
   local by_worker, order = {}, {}
   for _, p in ipairs(parked) do
