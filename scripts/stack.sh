@@ -22,6 +22,9 @@
 #   BX_STACK_READ_TIMEOUT  seconds a web server waits on a quiet worker (timeout + maxNetworkDelay + 5)
 #   BX_STACK_REDIS_PORT    redis-server port
 #   BX_STACK_REDIS_AOF     1: AOF everysec under DIR/redis (make run); 0: no persistence (tests)
+#   BX_STACK_FAIL_TIMEOUT  seconds nginx skips a worker that refused a connection (5)
+#   BX_STACK_KEEPALIVE     idle FastCGI connections nginx keeps per worker process (0 = off, the
+#                          default while bayeux-fcgi closes the connection after each request)
 # Workers also get every BX_* variable of the caller's environment (config overrides).
 
 BX_STACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,11 +43,12 @@ bx_stack_init() {
   : "${BX_STACK_BIN:=$BX_STACK_ROOT/build/bin/bayeux-fcgi}"
   : "${BX_STACK_WORKERS:=2}" "${BX_STACK_WWW:=$BX_STACK_ROOT/www}"
   : "${BX_STACK_MAX_BODY:=1048576}" "${BX_STACK_READ_TIMEOUT:=35}" "${BX_STACK_REDIS_AOF:=0}"
+  : "${BX_STACK_FAIL_TIMEOUT:=5}" "${BX_STACK_KEEPALIVE:=0}"
   : "${BX_STACK_REDIS_PORT:?BX_STACK_REDIS_PORT is required}" "${BX_STACK_CONF:?BX_STACK_CONF is required}"
   local v
   {
     for v in BX_STACK_BIN BX_STACK_CONF BX_STACK_WORKERS BX_STACK_WWW BX_STACK_MAX_BODY \
-             BX_STACK_READ_TIMEOUT BX_STACK_REDIS_PORT BX_STACK_REDIS_AOF; do
+             BX_STACK_READ_TIMEOUT BX_STACK_REDIS_PORT BX_STACK_REDIS_AOF BX_STACK_FAIL_TIMEOUT BX_STACK_KEEPALIVE; do
       printf 'export %s=%q\n' "$v" "${!v}"
     done
     # The workers' configuration overrides, so a restarted worker gets the same ones.
@@ -102,11 +106,12 @@ bx_stack_wait_pid_gone() {
 bx_stack_redis_start() { # DIR
   local dir=$1
   bx_stack_load "$dir" || return 1
-  if [ "$BX_STACK_REDIS_AOF" = 1 ]; then
-    bx_start_redis "$dir/redis" "$BX_STACK_REDIS_PORT" --appendonly yes --appendfsync everysec
-  else
-    bx_start_redis "$dir/redis" "$BX_STACK_REDIS_PORT"
-  fi
+  local -a aof=()
+  [ "$BX_STACK_REDIS_AOF" = 1 ] && aof=(--appendonly yes --appendfsync everysec)
+  # redis-server must not hold the caller's stdout: a caller reading it to the end would wait forever.
+  mkdir -p "$dir/redis"
+  bx_start_redis "$dir/redis" "$BX_STACK_REDIS_PORT" "${aof[@]}" > "$dir/redis/start.out" 2>&1 ||
+    { cat "$dir/redis/start.out" >&2; return 1; }
 }
 
 bx_stack_redis_stop() { bx_stop_pidfile "$1/redis/redis.pid"; }
@@ -189,7 +194,7 @@ bx_stack_workers_check() {
 bx_stack_nginx_upstreams() { # DIR N
   local i
   for i in $(seq 1 "$2"); do
-    printf '    server unix:%s max_fails=1 fail_timeout=5s;\n' "$(bx_stack_worker_sock "$1" "$i")"
+    printf '    server unix:%s max_fails=1 fail_timeout=%ss;\n' "$(bx_stack_worker_sock "$1" "$i")" "${BX_STACK_FAIL_TIMEOUT:-5}"
   done
 }
 
@@ -197,12 +202,15 @@ bx_stack_nginx_upstreams() { # DIR N
 # stack and the `nginx-site` command).
 bx_stack_nginx_site() {
   local out=$1 listen=$2 upstreams=$3 tls_port=${4:-} cert=${5:-} key=${6:-} tls=""
+  local keep_conn=off keepalive="    # keepalive off"
+  if [ "${BX_STACK_KEEPALIVE:-0}" -gt 0 ]; then keep_conn=on; keepalive="    keepalive $BX_STACK_KEEPALIVE;"; fi
   if [ -n "$tls_port" ]; then
     tls=$(printf '    listen %s:%s ssl backlog=4096;\n    ssl_certificate %s;\n    ssl_certificate_key %s;\n    ssl_protocols TLSv1.2 TLSv1.3;' \
       "${listen%:*}" "$tls_port" "$cert" "$key")
   fi
   bx_stack_render "$BX_STACK_ROOT/conf/nginx/bayeux-site.conf.in" "$out" \
-    "LISTEN=$listen" "TLS_LINES=$tls" "UPSTREAM_SERVERS=$upstreams" "KEEPALIVE=64" \
+    "LISTEN=$listen" "TLS_LINES=$tls" "UPSTREAM_SERVERS=$upstreams" "KEEP_CONN=$keep_conn" \
+    "KEEPALIVE_LINE=$keepalive" \
     "WWW_ROOT=$BX_STACK_WWW" "MAX_BODY=$BX_STACK_MAX_BODY" "READ_TIMEOUT=$BX_STACK_READ_TIMEOUT"
 }
 
@@ -219,7 +227,7 @@ bx_stack_nginx_start() {
     "RLIMIT_NOFILE=$nofile" "WORKER_CONNECTIONS=$((nofile - 1000))" || return 1
   nginx -t -q -c "$dir/nginx.conf" -p "$dir" 2>"$dir/nginx-t.log" ||
     { cat "$dir/nginx-t.log" >&2; return 1; }
-  nginx -c "$dir/nginx.conf" -p "$dir" 2>>"$dir/nginx-error.log" &
+  nginx -c "$dir/nginx.conf" -p "$dir" >/dev/null 2>>"$dir/nginx-error.log" &
   pid=$!
   echo "$pid" > "$dir/nginx.pid"
   bx_stack_wait_http "$bind" "$port" "$pid" nginx "$dir/nginx-error.log"
@@ -251,7 +259,7 @@ bx_stack_lighttpd_start() {
     chown "$user" "$dir/lighttpd-error.log" "$dir/lighttpd-access.log" "$dir/tmp"
   lighttpd -tt -f "$dir/lighttpd.conf" >"$dir/lighttpd-t.log" 2>&1 ||
     { cat "$dir/lighttpd-t.log" >&2; return 1; }
-  lighttpd -D -f "$dir/lighttpd.conf" 2>>"$dir/lighttpd-error.log" &
+  lighttpd -D -f "$dir/lighttpd.conf" >/dev/null 2>>"$dir/lighttpd-error.log" &
   pid=$!
   echo "$pid" > "$dir/lighttpd.pid"
   bx_stack_wait_http "$bind" "$port" "$pid" lighttpd "$dir/lighttpd-error.log"

@@ -45,7 +45,7 @@ async function waitAll(pollers, want, ms) {
   while (Date.now() < end && !pollers.every((p) => firstOccurrences(p.seqs).length >= want || p.fatal)) await sleep(50);
 }
 
-test('Redis stopped: fast retry answers, no crash; after Redis is back clients re-handshake and work', async () => {
+test('Redis stopped: fast retry answers, no crash; after Redis is back clients re-handshake and work', { timeout: 60000 }, async () => {
   const old = await new Client('before-redis-stop').ready();
   await stopRedis();
   let restarted = false;
@@ -78,7 +78,7 @@ test('Redis stopped: fast retry answers, no crash; after Redis is back clients r
   }
 });
 
-test('worker SIGKILLed while messages flow: every subscriber gets every message, in order, via the other worker', async () => {
+test('worker SIGKILLed while messages flow: every subscriber gets every message, in order, via the other worker', { timeout: 90000 }, async () => {
   const N = 120;
   const ch = `/kill/${unique()}`;
   const subs = [];
@@ -115,7 +115,7 @@ test('worker SIGKILLed while messages flow: every subscriber gets every message,
   await assertHealthy('SIGKILL');
 });
 
-test('worker SIGTERMed with 100 parked polls: its polls are answered at once with reconnect:retry, nothing is lost', async () => {
+test('worker SIGTERMed with 100 parked polls: its polls are answered at once with reconnect:retry, nothing is lost', { timeout: 90000 }, async () => {
   const ch = `/term/${unique()}`;
   const subs = [];
   for (let i = 0; i < 100; i += 20) {
@@ -127,16 +127,17 @@ test('worker SIGTERMed with 100 parked polls: its polls are answered at once wit
   }
   const pub = await new Client('publisher').ready();
   const pollers = subs.map((c) => poller(c, ch));
-  let tTerm;
+  let tTerm, tExit;
   try {
     await sleep(500); // every poll parked
     await publishSure(pub, ch, { seq: 1 });
     await sleep(300); // delivered; the re-polls park again
     tTerm = Date.now();
-    const term = stopWorker(1, 'TERM');
+    await stopWorker(1, 'TERM');
+    tExit = Date.now();
+    assert.ok(tExit - tTerm < 3000, `the worker took ${tExit - tTerm} ms to exit`);
+    // The clients whose polls the worker answered re-poll through the other worker: nothing is lost.
     await publishSure(pub, ch, { seq: 2 });
-    await term;
-    assert.ok(Date.now() - tTerm < 3000, `the worker took ${Date.now() - tTerm} ms to exit`);
     await publishSure(pub, ch, { seq: 3 });
     await waitAll(pollers, 3, CFG.timeout * 4);
   } finally {
@@ -147,15 +148,18 @@ test('worker SIGTERMed with 100 parked polls: its polls are answered at once wit
     assert.equal(p.fatal, null);
     assert.deepEqual(firstOccurrences(p.seqs), [1, 2, 3], JSON.stringify(p.seqs));
   }
-  // Polls parked before SIGTERM and answered within 1 s of it: the worker's shutdown answers (a
+  // Polls parked before SIGTERM and answered while the worker shut down: its shutdown answers (a
   // timeout would come about CFG.timeout after the poll started).
-  const early = pollers.flatMap((p) => p.answers).filter((a) => a.t0 < tTerm && a.t >= tTerm && a.t - tTerm < 1000
+  const early = pollers.flatMap((p) => p.answers).filter((a) => a.t0 < tTerm && a.t >= tTerm && a.t <= tExit + 200
     && a.t - a.t0 < CFG.timeout - 300);
   for (const a of early) {
     assert.equal(a.status, 200, `a poll answered during the shutdown: HTTP ${a.status} ${a.res.text}`);
     assert.equal(connectReply(a.res).successful, true, a.res.text);
   }
   const retry = early.filter((a) => connectReply(a.res).advice?.reconnect === 'retry');
+  const around = pollers.flatMap((p) => p.answers).filter((a) => a.t0 < tTerm && a.t >= tTerm)
+    .map((a) => `+${a.t - tTerm}ms/${a.t - a.t0}ms held: ${a.status} ${a.res.text.slice(0, 120)}`);
+  if (retry.length < 20) console.log(`worker exit took ${tExit - tTerm} ms; answers after SIGTERM:\n${around.slice(0, 30).join('\n')}`);
   assert.ok(retry.length >= 20, `only ${retry.length} parked polls were answered with reconnect:retry at SIGTERM ` +
     `(${early.length} answered early)`);
   await assertHealthy('SIGTERM');

@@ -54,6 +54,8 @@ EOF
 export BX_STACK_BIN=$bin BX_STACK_CONF=$tmp/bayeux.conf BX_STACK_WORKERS=2 BX_STACK_WWW=$PWD/www
 export BX_STACK_MAX_BODY=$BX_IT_FRONT_MAX_BODY BX_STACK_READ_TIMEOUT=$(( (BX_IT_TIMEOUT + 10000) / 1000 + 5 ))
 export BX_STACK_REDIS_PORT=$redis_port BX_STACK_REDIS_AOF=0 BX_STACK_DIR=$tmp
+# nginx skips a worker that refused a connection for this long; the fault tests wait it out.
+export BX_STACK_FAIL_TIMEOUT=1
 bx_stack_init "$tmp"
 start=$(date +%s)
 nginx_port=$(bx_free_port)

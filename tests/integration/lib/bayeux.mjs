@@ -41,7 +41,9 @@ export function request(method, path, opts = {}) {
   const url = new URL(path, BASE);
   const mod = url.protocol === 'https:' ? https : http;
   const headers = { ...(opts.headers || {}) };
-  const body = opts.body === undefined ? undefined : Buffer.from(typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body));
+  const body = opts.body === undefined ? undefined
+    : Buffer.isBuffer(opts.body) ? opts.body
+      : Buffer.from(typeof opts.body === 'string' ? opts.body : JSON.stringify(opts.body));
   if (body !== undefined && !Object.keys(headers).some((h) => h.toLowerCase() === 'content-type')) {
     headers['Content-Type'] = 'application/json;charset=UTF-8';
   }

@@ -15,6 +15,11 @@ export async function stack(...args) {
 export const workerPid = async (i) => Number((await stack('worker-pid', DIR, i)).trim());
 // Sends the signal and resolves once the worker has exited.
 export const stopWorker = (i, sig = 'TERM') => stack('worker-stop', DIR, i, sig);
-export const startWorker = (i) => stack('worker-start', DIR, i);
+// Starts it and waits until the web server uses it again (nginx skips a failed worker for
+// BX_STACK_FAIL_TIMEOUT seconds).
+export const startWorker = async (i) => {
+  await stack('worker-start', DIR, i);
+  await new Promise((r) => setTimeout(r, 1000 * Number(process.env.BX_STACK_FAIL_TIMEOUT || 5) + 300));
+};
 export const stopRedis = () => stack('redis-stop', DIR);
 export const startRedis = () => stack('redis-start', DIR);
