@@ -44,7 +44,7 @@ static void worker_id(char *out, size_t len)
             *p = '_';
     if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
         rnd = (unsigned int)getpid() * 2654435761u;
-    snprintf(out, len, "%s-%ld-%08x", host, (long)getpid(), rnd);
+    snprintf(out, len, "%.32s-%ld-%08x", host, (long)getpid(), rnd);
 }
 
 static int load_config(bx_config *cfg, const char *path, const char *listen)
