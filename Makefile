@@ -43,6 +43,8 @@ BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/
 BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
 
 .PHONY: all deps test test-build run bench fuzz clean unit
+# Keep intermediate objects of test binaries (no rebuild on every make).
+.SECONDARY:
 all: $(BINS)
 
 deps:
