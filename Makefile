@@ -42,7 +42,7 @@ INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INT_SRC))
 BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl)
 BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
 
-.PHONY: all deps test test-build run bench fuzz clean unit
+.PHONY: all deps test test-build run bench fuzz clean unit www
 # Keep intermediate objects of test binaries (no rebuild on every make).
 .SECONDARY:
 all: $(BINS)
@@ -103,7 +103,12 @@ test: deps
 unit: $(UNIT_BIN)
 	@for t in $(UNIT_BIN); do $$t || exit 1; done
 
-run: deps all
+# The demo pages import the official CometD client from www/js/cometd/ (copied from npm by
+# www/build.sh, gitignored; tests/e2e/run.sh calls it too).
+www:
+	@bash www/build.sh
+
+run: deps all www
 	bash scripts/run.sh
 
 bench: deps all
