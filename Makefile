@@ -28,6 +28,10 @@ LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/bayeux_
 FCGI_SRC := $(wildcard fcgi/*.c)
 FCGI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(FCGI_SRC))
 CTL_SRC  := $(wildcard ctl/*.c)
+# bayeux-ws: WebSocket front-end (wslay framing, libcrypto SHA-1); shares fcgi/parked.c (the parked table).
+WS_SRC   := $(wildcard ws/*.c)
+WS_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(WS_SRC) fcgi/parked.c)
+WS_LIBS  := -lwslay $(shell pkg-config --libs libcrypto 2>/dev/null)
 CTL_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 # Unit tests: one binary per tests/unit/test_*.c (cmocka, no servers).
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -39,7 +43,7 @@ BRK_BIN  := $(patsubst tests/broker/%.c,$(BUILD)/tests/%,$(BRK_SRC))
 INT_SRC  := $(wildcard tests/integration/*_tool.c)
 INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INT_SRC))
 
-BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl)
+BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl) $(if $(WS_SRC),$(BUILD)/bin/bayeux-ws)
 BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
 
 .PHONY: all deps test test-build run bench fuzz clean unit www
@@ -76,6 +80,11 @@ $(BUILD)/bin/bayeuxctl: $(CTL_OBJ) $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CTL_OBJ) $(BUILD)/libbx.a $(LIBS)
+
+$(BUILD)/bin/bayeux-ws: $(WS_OBJ) $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(WS_OBJ) $(BUILD)/libbx.a $(LIBS) $(WS_LIBS)
 
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)

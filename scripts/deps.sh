@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libfcgi-dev libhiredis-dev libjansson-dev libcmocka-dev
-      libevent-dev redis-server redis-tools nginx lighttpd openssl curl gnuplot-nox nodejs npm ${BX_EXTRA_PKGS:-}"
+      libevent-dev libwslay-dev libssl-dev redis-server redis-tools nginx lighttpd openssl curl gnuplot-nox nodejs npm ${BX_EXTRA_PKGS:-}"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -27,7 +27,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   if command -v systemctl >/dev/null 2>&1; then systemctl disable --now nginx lighttpd redis-server >/dev/null 2>&1 || true; fi
 fi
 # npm packages (official CometD client, test/bench tooling), per folder with a lock file.
-for d in tests/e2e bench www; do
+for d in tests/e2e tests/ws bench www; do
   if [ -f "$d/package-lock.json" ] && [ ! -d "$d/node_modules" ]; then
     echo "deps: npm ci in $d"
     (cd "$d" && npm ci --no-audit --no-fund --loglevel=error)
