@@ -108,6 +108,11 @@ static const row rows[] = {
     { "acceptThreads", T_LONG, S_GLOBAL, G(acceptThreads), 1, 256, "2", NULL },
     { "logLevel", T_STR, S_GLOBAL, G(logLevel), 0, 0, "info", check_level },
     { "logSyslog", T_BOOL, S_GLOBAL, G(logSyslog), 0, 1, "false", NULL },
+    /* bayeux-ws only: full names, so they never take a prefix (ws.timeout etc. are transport rows) */
+    { "ws.listen", T_STR, S_GLOBAL, G(wsListen), 0, 0, "127.0.0.1:8090", check_word },
+    { "ws.idleTimeout", T_LONG, S_GLOBAL, G(wsIdleTimeout), 0, DAY, "300000", NULL },
+    { "ws.messagesPerFrame", T_LONG, S_GLOBAL, G(wsMessagesPerFrame), 1, 1000000, "1", NULL },
+    { "ws.maxOutboundBytes", T_LONG, S_GLOBAL, G(wsMaxOutboundBytes), 1024, 1L << 30, "4194304", NULL },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 _Static_assert(NROWS <= BX_CONFIG_MAX_KEYS, "raise BX_CONFIG_MAX_KEYS in config.h");
@@ -117,7 +122,7 @@ _Static_assert(NROWS <= BX_CONFIG_MAX_KEYS, "raise BX_CONFIG_MAX_KEYS in config.
 static const char *const ignored[] = {
     "transports", "jsonContext", "sweepThreads", "schedulerThreads", "executorMaxThreads", "services",
     "maxProcessing", "allowMessageDeliveryDuringHandshake", "http2MaxSessionsPerBrowser",
-    "ws.cometdURLMapping", "ws.messagesPerFrame", "ws.bufferSize", "ws.idleTimeout",
+    "ws.cometdURLMapping", "ws.bufferSize",
     "ws.requireHandshakePerConnection", "ws.protocol",
 };
 

@@ -70,6 +70,11 @@ typedef struct bx_config {
     long acceptThreads;         /* 2 */
     char *logLevel;             /* "info" */
     int  logSyslog;             /* 0 */
+    /* bayeux-ws (ws.* keys that are not transport options) */
+    char *wsListen;             /* "127.0.0.1:8090": host:port of the WebSocket listener */
+    long wsIdleTimeout;         /* ms without any inbound frame before close 1001; 0 never; 300000 (Jetty) */
+    long wsMessagesPerFrame;    /* queued messages per outbound frame; 1 */
+    long wsMaxOutboundBytes;    /* ours: bytes queued to a client that does not read, then close; 4 MiB */
     /* private to config.c: how specific the prefix was that set each (key, transport),
      * so "long-polling.timeout" beats "timeout" whatever the order of the lines */
     unsigned char set_level[BX_CONFIG_MAX_KEYS][BX_TR_COUNT];
