@@ -238,6 +238,9 @@ async function run(o) {
       const total = Object.values(cmds).reduce((a, b) => a + b, 0);
       result.redisCommands = total;
       result.redisCommandsPerPublish = st.published ? +(total / st.published).toFixed(2) : null;
+      // Commands run inside functions count too; FCALLs are the round trips a server pays.
+      const fcalls = (cmds.fcall || 0) + (cmds.fcall_ro || 0) + (cmds.evalsha || 0) + (cmds.eval || 0);
+      result.redisFcallsPerPublish = st.published ? +(fcalls / st.published).toFixed(2) : null;
       result.redisTop = Object.fromEntries(Object.entries(cmds).sort((a, b) => b[1] - a[1]).slice(0, 8));
     } else if (o['redis-port']) {
       result.redisCommandsPerPublish = null;

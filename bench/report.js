@@ -26,6 +26,7 @@ const SERVERS = ['bayeux-fcgi', 'faye', 'cometd-node'];
 const sweep = runs.filter((r) => SERVERS.includes(r.label));
 const ceiling = runs.find((r) => r.label === 'generator-ceiling');
 const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
+const fanout = runs.filter((r) => /^fanout-/.test(r.label));
 const capacity = runs.find((r) => r.label === 'capacity');
 
 // First line a version command prints (nginx -v writes to stderr).
@@ -47,7 +48,7 @@ const ratio = (a, b) => (a && b ? (a / b).toFixed(2) + '×' : '–');
 // One row per (offered rate, server); ratios against Faye at the same offered rate.
 const rates = [...new Set(sweep.map((r) => r.offered))].sort((a, b) => a - b);
 const head = ['offered/s', 'server', 'published/s', 'delivered/s', 'lost %', 'dup', 'ooo', 'p50 ms', 'p99 ms',
-  'p99.9 ms', 'max ms', 'redis cmd/pub', 'server CPU %', 'RSS MiB', 'delivered ×Faye', 'p50 ×Faye'];
+  'p99.9 ms', 'max ms', 'redis cmd/pub (fcall)', 'server CPU %', 'RSS MiB', 'delivered ×Faye', 'p50 ×Faye'];
 const rows = [];
 for (const rate of rates) {
   const faye = sweep.find((r) => r.offered === rate && r.label === 'faye' && !r.error);
@@ -58,7 +59,7 @@ for (const rate of rates) {
     const l = r.latencyMs;
     rows.push([rate, s + (r.error ? ' (ERROR: ' + r.error + ')' : ''), f(r.publishedPerSec), f(r.deliveredPerSec),
       f(r.lostPct, 2), f(r.duplicated), f(r.outOfOrder), f(l.p50, 2), f(l.p99, 1), f(l.p999, 1), f(l.max, 0),
-      r.redisCommandsPerPublish == null ? '–' : f(r.redisCommandsPerPublish, 1), f(r.serverCpuPct),
+      r.redisCommandsPerPublish == null ? '–' : f(r.redisCommandsPerPublish, 1) + (r.redisFcallsPerPublish ? ` (${f(r.redisFcallsPerPublish, 1)})` : ''), f(r.serverCpuPct),
       f(r.serverRssMaxKb / 1024), s === 'faye' ? '1.00×' : ratio(r.deliveredPerSec, faye && faye.deliveredPerSec),
       s === 'faye' ? '1.00×' : ratio(l.p50, faye && faye.latencyMs.p50)]);
   }
@@ -107,6 +108,12 @@ if (scaling.length) {
   for (const r of scaling) lines.push(`  ${r.label}: ` + (r.error ? 'ERROR ' + r.error :
     `${r.offered} msg/s offered → published ${r.publishedPerSec}/s, delivered ${r.deliveredPerSec}/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, lost ${r.lost}`));
 }
+if (fanout.length) {
+  lines.push('', 'Redis commands per publish as subscribers grow (bayeux-fcgi, fcalls in brackets):');
+  for (const r of fanout) lines.push(`  ${r.label}: ` + (r.error ? 'ERROR ' + r.error :
+    `${r.clients} clients, fan-out ${f(r.fanout, 0)}: ${r.redisCommandsPerPublish} (${r.redisFcallsPerPublish}) per publish, ` +
+    `${f(r.redisCommandsPerPublish / r.fanout, 2)} per delivery; p50 ${r.latencyMs.p50} ms, lost ${r.lost}, dup ${r.duplicated}`));
+}
 if (capacity) {
   lines.push('', capacity.error ? `capacity: ERROR ${capacity.error}` :
     `capacity: ${capacity.parked}/${capacity.clients} polls parked on one worker; worker RSS +${f(capacity.workerKbPerPoll, 1)} KB per parked poll ` +
@@ -121,7 +128,7 @@ mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Fay
 if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
-if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity)/.test(l)).map((l) => '    ' + l), '');
+if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|Redis commands per|  fanout-)/.test(l)).map((l) => '    ' + l), '');
 mdl.push(`![latency vs offered load](bench/results/latency.svg)`);
 const md = mdl.join('\n') + '\n';
 
@@ -151,13 +158,13 @@ if (plots.length) {
   try {
     execFileSync('gnuplot', [path.join(tmp, 'plot.gp')], { timeout: 20000, stdio: ['ignore', 'ignore', 'pipe'] });
     fs.copyFileSync(svg, path.join(args.out, 'latency.svg'));
-    process.stdout.write(`plot: ${path.relative(process.cwd(), svg)} (and bench/results/latency.svg)\n`);
+    process.stdout.write(`plot: ${svg} (copied to ${path.join(args.out, 'latency.svg')})\n`);
   } catch (e) {
     process.stdout.write(`plot: gnuplot failed (${(e.stderr || e.message || '').toString().split('\n')[0]}); make deps installs gnuplot-nox\n`);
   }
 }
 fs.rmSync(tmp, { recursive: true, force: true });
-process.stdout.write(`results: ${path.relative(process.cwd(), path.join(args.out, stamp + '.json'))}, .md\n`);
+process.stdout.write(`results: ${path.join(args.out, stamp + '.json')} and .md\n`);
 
 if (args.readme) {
   const begin = '<!-- bench:begin (bench/report.js rewrites this block) -->', end = '<!-- bench:end -->';

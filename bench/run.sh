@@ -172,8 +172,10 @@ done
 
 # The generator's own ceiling, against a trivial in-memory responder (same workload, top rate).
 top=0; for r in $RATES; do [ "$r" -gt "$top" ] && top=$r; done
-log "generator ceiling (trivial responder, $top msg/s)"
-timeout -k 5 120 node bench/bench.js --json --self --label generator-ceiling --rate "$top" \
+# Full runs offer it 4× the top sweep rate, to find where the generator (or the responder) tops out.
+crate=$top; [ "$QUICK" = 1 ] || crate=$((top * 4))
+log "generator ceiling (trivial responder, $crate msg/s)"
+timeout -k 5 120 node bench/bench.js --json --self --label generator-ceiling --rate "$crate" \
   2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "ceiling run failed"
 
 declare -A saturated
@@ -200,6 +202,13 @@ if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then
     log "worker scaling: $n worker(s) at $((top * 2)) msg/s"
     start_bayeux-fcgi "$n" && bench_one bayeux-fcgi "$((top * 2))" --label "bayeux-fcgi-w$n"
   done
+  # Redis commands per publish as subscribers grow (fixed 100 msg/s, WORKERS workers).
+  if start_bayeux-fcgi; then
+    for n in 100 1000 4000; do
+      log "fan-out series: $n clients at 100 msg/s"
+      CLIENTS=$n bench_one bayeux-fcgi 100 --label "fanout-$n" || true
+    done
+  fi
   log "capacity: $PARKED parked long-polls on one worker"
   if start_bayeux-fcgi 1; then
     ngx=$(cat "$STACK_DIR/nginx.pid")
