@@ -1003,8 +1003,23 @@ const char *bx_exchange_new_browser(const bx_exchange *ex)
 
 char *bx_exchange_body(const bx_exchange *ex, size_t *len)
 {
+    return bx_exchange_frame(ex, 0, json_array_size(ex->deliveries), 1, len);
+}
+
+size_t bx_exchange_delivery_count(const bx_exchange *ex)
+{
+    return json_array_size(ex->deliveries);
+}
+
+char *bx_exchange_frame(const bx_exchange *ex, size_t from, size_t n, int replies, size_t *len)
+{
     json_t *all = json_array();
-    if (!all || json_array_extend(all, ex->deliveries) < 0 || json_array_extend(all, ex->replies) < 0) {
+    for (size_t i = from; all && i < json_array_size(ex->deliveries) && i - from < n; i++)
+        if (json_array_append(all, json_array_get(ex->deliveries, i)) < 0) {
+            json_decref(all);
+            all = NULL;
+        }
+    if (!all || (replies && json_array_extend(all, ex->replies) < 0)) {
         json_decref(all);
         return NULL;
     }

@@ -88,6 +88,10 @@ int bx_exchange_busy(const bx_exchange *ex);              /* 1 while a broker ca
 /* BX_EX_REPLY: the JSON array to send (deliveries first, then replies in request order);
  * malloc'd string the caller frees; NULL on OOM. */
 char *bx_exchange_body(const bx_exchange *ex, size_t *len);
+/* Websocket framing of the same reply: number of delivered messages, and a JSON array of
+ * deliveries [from, from+n) followed by every reply when replies=1. Malloc'd, caller frees; NULL on OOM. */
+size_t bx_exchange_delivery_count(const bx_exchange *ex);
+char *bx_exchange_frame(const bx_exchange *ex, size_t from, size_t n, int replies, size_t *len);
 /* New browser id to set as cookie after a successful handshake without one; NULL none. */
 const char *bx_exchange_new_browser(const bx_exchange *ex);
 /* Call after the reply was handed to the web server: confirms the delivered batch for sessions
