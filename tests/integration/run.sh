@@ -89,7 +89,7 @@ BX_URL=http://127.0.0.1:$nginx_port BX_FRONT=nginx \
 if [ -n "$lighttpd_port" ]; then
   core=()
   for f in "${files[@]}"; do
-    case $(basename "$f") in 10-*|20-*|40-*) core+=("$f") ;; esac
+    case $(basename "$f") in 60-*) ;; *) core+=("$f") ;; esac
   done
   if [ ${#core[@]} -gt 0 ]; then
     echo "-- behind lighttpd (127.0.0.1:$lighttpd_port), ${#core[@]} files --"

@@ -77,8 +77,10 @@ export const handshakeMessage = (id = '1', extra = {}) => ({
 
 // One simulated browser tab: its own cookie jar unless one is shared on purpose.
 export class Client {
-  constructor(name = 'client', jar = new Jar()) {
+  // opts.ack: negotiate the ack extension (ext.ack on handshake, the last batch seen on each connect).
+  constructor(name = 'client', jar = new Jar(), opts = {}) {
     this.name = name; this.jar = jar; this.clientId = undefined; this.n = 0;
+    this.ack = !!opts.ack; this.ackBatch = 0;
   }
   nextId() { return String(++this.n + 100); }
 
@@ -88,6 +90,7 @@ export class Client {
   }
 
   async handshake(extra = {}) {
+    if (this.ack) extra = { ext: { ack: true }, ...extra };
     const res = await this.post([handshakeMessage(this.nextId(), extra)], { suffix: 'handshake' });
     assert.equal(res.status, 200, `${this.name} handshake: HTTP ${res.status} ${res.text}`);
     const r = res.json[0];
@@ -97,12 +100,16 @@ export class Client {
   }
 
   connectMessage(extra = {}) {
-    return { channel: '/meta/connect', clientId: this.clientId, connectionType: 'long-polling', id: this.nextId(), ...extra };
+    const ext = this.ack ? { ext: { ack: this.ackBatch } } : {};
+    return { channel: '/meta/connect', clientId: this.clientId, connectionType: 'long-polling', id: this.nextId(), ...ext, ...extra };
   }
 
   // A /meta/connect; resolves with the whole response (reply + deliveries).
-  connect(extra = {}, opts = {}) {
-    return this.post([this.connectMessage(extra)], { suffix: 'connect', ...opts });
+  async connect(extra = {}, opts = {}) {
+    const res = await this.post([this.connectMessage(extra)], { suffix: 'connect', ...opts });
+    const batch = Array.isArray(res.json) && res.json.find((m) => m.channel === '/meta/connect')?.ext?.ack;
+    if (this.ack && typeof batch === 'number') this.ackBatch = batch;
+    return res;
   }
 
   // Handshake + the first (never held) connect: after this the next connect is held.
