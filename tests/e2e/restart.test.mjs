@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { TRANSPORTS, Clients, Inbox, handshake, subscribe, publish, sleep, uniq } from './lib/bayeux.mjs';
+import {
+  TRANSPORTS, SERVER_URL, Clients, Inbox, handshake, subscribe, publish, sleep, uniq, rawPost,
+} from './lib/bayeux.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STACK_DIR = process.env.BX_E2E_STACK_DIR;
@@ -23,12 +25,26 @@ function allWorkers(cmd) {
 }
 
 
+// Until nginx passes requests to a worker again (after failures it rests an upstream for
+// fail_timeout): a stateless probe, a connect with an unknown clientId, must get Bayeux's 402.
+async function waitServing(ms = 20000) {
+  const t0 = Date.now();
+  for (;;) {
+    const r = await rawPost(SERVER_URL, {}, [{ channel: '/meta/connect', clientId: 'probe', connectionType: 'long-polling' }])
+      .catch(e => ({ status: 0, error: e.message }));
+    if (r.status === 200) return Date.now() - t0;
+    if (Date.now() - t0 > ms) throw new Error(`server not serving ${ms} ms after the restart: HTTP ${r.status} ${r.error || ''}`);
+    await sleep(200);
+  }
+}
+
 for (const transport of TRANSPORTS) {
   describe(`worker restart over ${transport}`, () => {
     const clients = new Clients();
     afterEach(() => clients.closeAll());
 
     test('all workers stopped and restarted: clients recover, nothing queued is lost', { timeout: 90000 }, async () => {
+      await waitServing();
       const ch = `/e2e/${uniq()}/restart`;
       const sub = clients.make({ transport }); const pub = clients.make({ transport });
       const ids = { sub: [], pub: [] };
@@ -44,6 +60,8 @@ for (const transport of TRANSPORTS) {
       allWorkers('worker-stop');
       await sleep(1000); // both clients see failed polls and back off
       allWorkers('worker-start');
+      const waited = await waitServing();
+      if (waited > 0) console.log(`# nginx passed requests again ${waited} ms after the workers were back`);
       // Published while the subscriber is still backing off: must wait in its queue.
       for (let i = 100; i < 150; i++) await publish(pub, ch, { i });
       await inbox.waitFor(150, 40000);

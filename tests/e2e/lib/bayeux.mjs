@@ -135,7 +135,9 @@ export function withTimeout(p, ms, what) {
   let timer;
   return Promise.race([
     p.finally(() => clearTimeout(timer)),
-    new Promise((_, rej) => { timer = setTimeout(() => rej(new Error('timeout after ' + ms + ' ms: ' + what)), ms); }),
+    new Promise((_, rej) => {
+      timer = setTimeout(() => rej(new Error('timeout after ' + ms + ' ms: ' + (typeof what === 'function' ? what() : what))), ms);
+    }),
   ]);
 }
 
@@ -209,7 +211,7 @@ export class Inbox {
   waitFor(n, ms = 10000) {
     if (this.msgs.length >= n) return Promise.resolve(this.msgs);
     return withTimeout(new Promise(resolve => this.waiters.push({ n, resolve })), ms,
-      `${this.name}: ${n} messages (have ${this.msgs.length})`);
+      () => `${this.name}: ${n} messages (have ${this.msgs.length})`);
   }
 }
 
