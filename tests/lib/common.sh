@@ -19,7 +19,8 @@ bx_start_redis() {
     --daemonize no --protected-mode yes --logfile "$dir/redis.log" "$@" &
   echo $! > "$dir/redis.pid"
   for _ in $(seq 1 100); do
-    redis-cli -p "$port" ping >/dev/null 2>&1 && return 0
+    # PONG, not just an answer: while it loads its AOF/RDB it answers LOADING.
+    [ "$(redis-cli -p "$port" ping 2>/dev/null)" = PONG ] && return 0
     sleep 0.05
   done
   echo "redis-server did not start on port $port" >&2; cat "$dir/redis.log" >&2; return 1
