@@ -12,7 +12,7 @@ import { adapt } from 'cometd-nodejs-client';
 import { XMLHttpRequest as NodeXHR } from 'cometd-nodejs-client/src/XMLHttpRequest.js';
 import {
   CometD, LongPollingTransport, CallbackPollingTransport,
-  AckExtension, TimeSyncExtension, TimeStampExtension, ReloadExtension,
+  AckExtension, TimeSyncExtension, TimeStampExtension, ReloadExtension, BinaryExtension,
 } from 'cometd';
 
 adapt();
@@ -100,7 +100,7 @@ function installJsonp(transport, jar) {
 
 let clientSeq = 0;
 // A CometD client limited to one transport, with its own cookie jar (a "browser").
-// opts: url, transport, jar, ack, timesync, timestamp, reload (a MemoryStorage), logLevel
+// opts: url, transport, jar, ack, timesync, timestamp, binary, reload (a MemoryStorage), logLevel
 export function newClient(opts = {}) {
   const transport = opts.transport || 'long-polling';
   const jar = opts.jar || {};
@@ -120,6 +120,7 @@ export function newClient(opts = {}) {
   if (opts.ack) cometd.registerExtension('ack', new AckExtension());
   if (opts.timesync) cometd.registerExtension('timesync', new TimeSyncExtension());
   if (opts.timestamp) cometd.registerExtension('timestamp', new TimeStampExtension());
+  if (opts.binary) cometd.registerExtension('binary', new BinaryExtension());
   if (opts.reload) {
     // ReloadExtension talks to window.sessionStorage; each test passes its own "tab storage".
     window.sessionStorage = opts.reload;
