@@ -27,6 +27,7 @@ const sweep = runs.filter((r) => SERVERS.includes(r.label));
 const ceiling = runs.find((r) => r.label === 'generator-ceiling');
 const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
 const fanout = runs.filter((r) => /^fanout-/.test(r.label));
+const rps = runs.filter((r) => /^rps-/.test(r.label));
 const capacity = runs.find((r) => r.label === 'capacity');
 
 // First line a version command prints (nginx -v writes to stderr).
@@ -43,7 +44,7 @@ const machine = {
 };
 
 const f = (x, d = 0) => (x === null || x === undefined || Number.isNaN(x) ? '–' : Number(x).toFixed(d));
-const ratio = (a, b) => (a && b ? (a / b).toFixed(2) + '×' : '–');
+const ratio = (a, b) => (a && b ? (a / b >= 0.1 ? (a / b).toFixed(2) : (a / b).toPrecision(2)) + '×' : '–');
 
 // One row per (offered rate, server); ratios against Faye at the same offered rate.
 const rates = [...new Set(sweep.map((r) => r.offered))].sort((a, b) => a - b);
@@ -103,6 +104,13 @@ const satLines = SERVERS.filter((s) => best[s]).map((s) => {
     (s !== 'faye' && best.faye ? `, ${ratio(b.deliveredPerSec, best.faye.deliveredPerSec)} Faye's best` : '');
 });
 lines.push(...satLines);
+if (rps.length) {
+  const hello = rps.find((r) => r.label === 'rps-hello');
+  const hr = hello && !hello.error ? hello.reqPerSec : null;
+  lines.push('', `request rates (closed loop, ${(rps[0] || {}).connections} connections):`);
+  for (const r of rps) lines.push(`  ${r.label}: ` + (r.error ? 'ERROR ' + r.error : `${r.reqPerSec} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms` +
+    (r.label !== 'rps-hello' && hr ? ` — ${f(100 * r.reqPerSec / hr)} % of the libfcgi hello world` : '')));
+}
 if (scaling.length) {
   lines.push('', 'worker scaling (bayeux-fcgi):');
   for (const r of scaling) lines.push(`  ${r.label}: ` + (r.error ? 'ERROR ' + r.error :
@@ -128,7 +136,7 @@ mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Fay
 if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
-if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|Redis commands per|  fanout-)/.test(l)).map((l) => '    ' + l), '');
+if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|Redis commands per|  fanout-|request rates|  rps-)/.test(l)).map((l) => '    ' + l), '');
 mdl.push(`![latency vs offered load](bench/results/latency.svg)`);
 const md = mdl.join('\n') + '\n';
 

@@ -61,6 +61,7 @@ declare -A URL REDISP DIRS
 STACK_DIR=$BENCH_DIR/stack
 FAYE_DIR=$BENCH_DIR/faye
 COMETD_DIR=$BENCH_DIR/cometd-node
+HELLO_DIR=$BENCH_DIR/hello
 
 stopping=0
 cleanup() {
@@ -68,7 +69,7 @@ cleanup() {
   stopping=1
   trap '' INT TERM
   log "stopping servers"
-  if declare -F bx_stack_stop >/dev/null; then bx_stack_stop "$STACK_DIR" 2>/dev/null; fi
+  if declare -F bx_stack_stop >/dev/null; then bx_stack_stop "$STACK_DIR" 2>/dev/null; bx_stack_stop "$HELLO_DIR" 2>/dev/null; fi
   for f in "$FAYE_DIR"/run/faye-*.pid "$FAYE_DIR"/run/redis.pid "$COMETD_DIR"/run/cometd-node-*.pid; do
     [ -f "$f" ] && bx_stop_pidfile "$f"
   done
@@ -112,24 +113,34 @@ start_cometd-node() {
   DIRS[cometd-node]="$COMETD_DIR/run/cometd-node-$port.pid"
 }
 
-start_bayeux-fcgi() { # [WORKERS]
-  local n=${1:-$WORKERS} port rport
-  declare -F bx_stack_init >/dev/null || { log "scripts/stack.sh missing: cannot start bayeux-fcgi"; return 1; }
-  [ -x "$BUILD/bin/bayeux-fcgi" ] || { log "$BUILD/bin/bayeux-fcgi not built (make all)"; return 1; }
+# stack_up NAME DIR BIN WORKERS → redis + WORKERS × BIN + nginx in DIR (scripts/stack.sh); sets URL[NAME].
+stack_up() {
+  local name=$1 dir=$2 bin=$3 n=$4 port rport
+  declare -F bx_stack_init >/dev/null || { log "scripts/stack.sh missing: cannot start $name"; return 1; }
+  [ -x "$bin" ] || { log "$bin not built (make all)"; return 1; }
   port=$(bx_free_port); rport=$(bx_free_port)
-  bx_stack_stop "$STACK_DIR" 2>/dev/null
-  rm -rf "$STACK_DIR"
-  mkdir -p "$STACK_DIR"
-  echo "# bench: built-in defaults" > "$STACK_DIR/bayeux.conf"
+  bx_stack_stop "$dir" 2>/dev/null
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  echo "# bench: built-in defaults" > "$dir/bayeux.conf"
   (
-    export BX_STACK_BIN=$BUILD/bin/bayeux-fcgi BX_STACK_CONF=$STACK_DIR/bayeux.conf BX_STACK_WORKERS=$n
+    export BX_STACK_BIN=$bin BX_STACK_CONF=$dir/bayeux.conf BX_STACK_WORKERS=$n
     export BX_STACK_REDIS_PORT=$rport BX_STACK_REDIS_AOF=0 BX_STACK_READ_TIMEOUT=35
     export BX_REDIS_HOST=127.0.0.1 BX_REDIS_PORT=$rport BX_LOG_LEVEL=${BX_LOG_LEVEL:-warn}
-    bx_stack_init "$STACK_DIR" && bx_stack_redis_start "$STACK_DIR" && bx_stack_workers_start "$STACK_DIR" &&
-      bx_stack_nginx_start "$STACK_DIR" 127.0.0.1 "$port"
-  ) >"$BENCH_DIR/stack-start.log" 2>&1 || { log "bayeux-fcgi stack did not start:"; tail -8 "$BENCH_DIR/stack-start.log" >&2; return 1; }
-  URL[bayeux-fcgi]=http://127.0.0.1:$port/cometd; REDISP[bayeux-fcgi]=$rport
-  DIRS[bayeux-fcgi]="$STACK_DIR/nginx.pid $STACK_DIR/redis/redis.pid $(ls "$STACK_DIR"/worker*.pid | tr '\n' ' ')"
+    bx_stack_init "$dir" && bx_stack_redis_start "$dir" && bx_stack_workers_start "$dir" &&
+      bx_stack_nginx_start "$dir" 127.0.0.1 "$port"
+  ) >"$dir.start.log" 2>&1 || { log "$name stack did not start:"; tail -8 "$dir.start.log" >&2; return 1; }
+  URL[$name]=http://127.0.0.1:$port/cometd; REDISP[$name]=$rport
+  DIRS[$name]="$dir/nginx.pid $dir/redis/redis.pid $(ls "$dir"/worker*.pid | tr '\n' ' ')"
+}
+
+start_bayeux-fcgi() { stack_up bayeux-fcgi "$STACK_DIR" "$BUILD/bin/bayeux-fcgi" "${1:-$WORKERS}"; }
+
+# The libfcgi hello-world ceiling: the same nginx site and sockets, bench/fcgi-hello.c as the worker.
+start_hello() {
+  cc -O2 -o "$BENCH_DIR/fcgi-hello" bench/fcgi-hello.c -lfcgi -lpthread 2>"$BENCH_DIR/fcgi-hello.cc.log" ||
+    { log "fcgi-hello did not build:"; cat "$BENCH_DIR/fcgi-hello.cc.log" >&2; return 1; }
+  stack_up hello "$HELLO_DIR" "$BENCH_DIR/fcgi-hello" 1
 }
 
 # The pids to sample for a server: those in its pid files plus their children (nginx workers).
@@ -195,6 +206,22 @@ if [ "$SATURATE" = 1 ]; then
     done
   done
 fi
+
+# Request rates: the libfcgi hello-world ceiling, then non-blocking publishes (one session per
+# connection, a channel nobody subscribes to) against each server.
+log "request rates: libfcgi hello world, then publish requests/s per server"
+RPS_SEC=$([ "$QUICK" = 1 ] && echo 3 || echo 5)
+if start_hello; then
+  timeout -k 5 60 node bench/rps.js --json --label rps-hello --mode hello --url "${URL[hello]}" --duration "$RPS_SEC" \
+    2> >(sed 's/^/    /' >&2) >> "$RUNS"
+  bx_stack_stop "$HELLO_DIR"
+else
+  printf '{"label":"rps-hello","error":"hello stack did not start"}\n' >> "$RUNS"
+fi
+for s in "${started[@]}"; do
+  timeout -k 5 60 node bench/rps.js --json --label "rps-$s" --mode publish --url "${URL[$s]}" --duration "$RPS_SEC" \
+    2> >(sed 's/^/    /' >&2) >> "$RUNS"
+done
 
 if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then
   # Worker scaling: the same workload at twice the top sweep rate with 1, 2 and 4 workers.
