@@ -2,6 +2,8 @@
 # scripts/stack.sh — start and stop a private bayeux-fcgi stack in one directory:
 # redis-server, WORKERS bayeux-fcgi processes on Unix sockets, nginx and/or lighttpd.
 # Everything it starts writes a PID file into that directory and is stopped by PID, never by name.
+# Each daemon runs in its own session (setsid; it does not fork from a script, so $! is the daemon):
+# a terminal's Ctrl-C reaches only the script, which then stops them in order.
 #
 # Sourced by scripts/run.sh (`make run`) and tests/integration/run.sh; also a command for the tests
 # and for operators:
@@ -110,7 +112,7 @@ bx_stack_redis_start() { # DIR
   [ "$BX_STACK_REDIS_AOF" = 1 ] && aof=(--appendonly yes --appendfsync everysec)
   # redis-server must not hold the caller's stdout: a caller reading it to the end would wait forever.
   mkdir -p "$dir/redis"
-  bx_start_redis "$dir/redis" "$BX_STACK_REDIS_PORT" "${aof[@]}" > "$dir/redis/start.out" 2>&1 ||
+  BX_SETSID=1 bx_start_redis "$dir/redis" "$BX_STACK_REDIS_PORT" "${aof[@]}" > "$dir/redis/start.out" 2>&1 ||
     { cat "$dir/redis/start.out" >&2; return 1; }
 }
 
@@ -131,7 +133,7 @@ bx_stack_worker_start() {
   fi
   [ -x "$BX_STACK_BIN" ] || { echo "stack: worker binary $BX_STACK_BIN missing (make all)" >&2; return 1; }
   rm -f "$sock"
-  "$BX_STACK_BIN" -c "$BX_STACK_CONF" -l "$sock" >> "$dir/worker$i.log" 2>&1 < /dev/null &
+  setsid "$BX_STACK_BIN" -c "$BX_STACK_CONF" -l "$sock" >> "$dir/worker$i.log" 2>&1 < /dev/null &
   pid=$!
   echo "$pid" > "$dir/worker$i.pid"
   for _ in $(seq 1 100); do
@@ -227,7 +229,7 @@ bx_stack_nginx_start() {
     "RLIMIT_NOFILE=$nofile" "WORKER_CONNECTIONS=$((nofile - 1000))" || return 1
   nginx -t -q -c "$dir/nginx.conf" -p "$dir" 2>"$dir/nginx-t.log" ||
     { cat "$dir/nginx-t.log" >&2; return 1; }
-  nginx -c "$dir/nginx.conf" -p "$dir" >/dev/null 2>>"$dir/nginx-error.log" &
+  setsid nginx -c "$dir/nginx.conf" -p "$dir" >/dev/null 2>>"$dir/nginx-error.log" &
   pid=$!
   echo "$pid" > "$dir/nginx.pid"
   bx_stack_wait_http "$bind" "$port" "$pid" nginx "$dir/nginx-error.log"
@@ -259,7 +261,7 @@ bx_stack_lighttpd_start() {
     chown "$user" "$dir/lighttpd-error.log" "$dir/lighttpd-access.log" "$dir/tmp"
   lighttpd -tt -f "$dir/lighttpd.conf" >"$dir/lighttpd-t.log" 2>&1 ||
     { cat "$dir/lighttpd-t.log" >&2; return 1; }
-  lighttpd -D -f "$dir/lighttpd.conf" >/dev/null 2>>"$dir/lighttpd-error.log" &
+  setsid lighttpd -D -f "$dir/lighttpd.conf" >/dev/null 2>>"$dir/lighttpd-error.log" &
   pid=$!
   echo "$pid" > "$dir/lighttpd.pid"
   bx_stack_wait_http "$bind" "$port" "$pid" lighttpd "$dir/lighttpd-error.log"

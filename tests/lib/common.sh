@@ -10,12 +10,15 @@ PY
 }
 
 # bx_start_redis DIR PORT [redis-server args...] → starts redis-server (no persistence unless
-# the extra args, which come last and so win, turn it on), pid in DIR/redis.pid
+# the extra args, which come last and so win, turn it on), pid in DIR/redis.pid.
+# BX_SETSID=1: in its own session, so a terminal's Ctrl-C reaches only the script that stops it.
 bx_start_redis() {
   local dir=$1 port=$2
   shift 2
   mkdir -p "$dir"
-  redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
+  local pre=()
+  [ -n "${BX_SETSID:-}" ] && pre=(setsid)
+  "${pre[@]}" redis-server --bind 127.0.0.1 --port "$port" --dir "$dir" --save '' --appendonly no \
     --daemonize no --protected-mode yes --logfile "$dir/redis.log" "$@" &
   echo $! > "$dir/redis.pid"
   for _ in $(seq 1 100); do
