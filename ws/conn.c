@@ -1,0 +1,505 @@
+/* conn.c — a WebSocket connection on a bufferevent, framed by wslay.
+ *
+ * Life: UPGRADE (bounded request head) → OPEN (frames) → CLOSING (our close frame or an
+ * HTTP error is being written, bounded by a write timeout) → LINGER (write side shut,
+ * input drained until the peer closes or a short timeout) → freed. Closing before the
+ * peer has read our close frame would reset the socket and lose the close code.
+ *
+ * Entry points (libevent callbacks, exchange state changes from store replies) bump
+ * depth; the connection is only freed or flushed when the outermost one ends, so no
+ * callback ever runs on freed memory and wslay is never re-entered. */
+#include "conn.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <wslay/wslay.h>
+
+#include "log.h"
+#include "message.h"
+#include "upgrade.h"
+
+#define UPGRADE_TIMEOUT_S 10  /* to send the request head */
+#define CLOSE_WRITE_S      5  /* to read our last bytes once we close */
+#define LINGER_S           2  /* to close its side after ours */
+#define MAX_LIVE_EXCHANGES 64 /* frames in progress per connection before we stop reading */
+
+enum { ST_UPGRADE, ST_OPEN, ST_CLOSING, ST_LINGER };
+
+typedef struct wsx {
+    bx_ws_conn *c;       /* NULL once the connection is gone */
+    bx_exchange *ex;
+    struct event *timer; /* hold timeout of a parked connect */
+    int registered;      /* in the parked table */
+    int parked;
+    struct wsx *prev, *next;
+} wsx;
+
+struct bx_ws_conn {
+    bx_ws_server *srv;
+    struct bufferevent *bev;
+    wslay_event_context_ptr ws;
+    unsigned long id;
+    char peer[64];
+    int state;
+    int depth;           /* nested entry points */
+    int drop;            /* free without a close frame (client not reading, I/O error) */
+    int reading_paused;
+    size_t n_ex;
+    wsx *exs;
+    bx_ws_conn *prev, *next;
+};
+
+static void conn_free(bx_ws_conn *c);
+
+/* ---- entry/exit ---------------------------------------------------------- */
+
+static void enter(bx_ws_conn *c)
+{
+    c->depth++;
+}
+
+/* Outermost exit: write what wslay queued, move through the closing states, free. */
+static void leave(bx_ws_conn *c)
+{
+    if (--c->depth > 0)
+        return;
+    if (c->drop) {
+        conn_free(c);
+        return;
+    }
+    if (c->reading_paused && c->n_ex < MAX_LIVE_EXCHANGES / 2 && c->state == ST_OPEN) {
+        c->reading_paused = 0; /* frames may wait in the input buffer: read them from the loop */
+        bufferevent_enable(c->bev, EV_READ);
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_DEFER_CALLBACKS);
+    }
+    if (c->ws && c->state == ST_OPEN && wslay_event_want_write(c->ws) && wslay_event_send(c->ws) != 0) {
+        bx_info("ws#%lu %s: frame write failed: dropped", c->id, c->peer);
+        conn_free(c);
+        return;
+    }
+    if (c->ws && c->state == ST_OPEN && wslay_event_get_close_sent(c->ws)) {
+        unsigned code = wslay_event_get_status_code_sent(c->ws);
+        /* 1002 bad framing, 1007 bad UTF-8, 1009 too big come from wslay itself: say so here */
+        bx_log(code == 1000 || code == 1001 ? BX_LOG_DEBUG : BX_LOG_INFO, "ws#%lu %s: close %u sent%s", c->id,
+               c->peer, code, wslay_event_get_close_received(c->ws) ? " (answering the peer's close)" : "");
+        c->state = ST_CLOSING;
+        struct timeval w = { CLOSE_WRITE_S, 0 };
+        bufferevent_set_timeouts(c->bev, NULL, &w);
+    }
+    if (c->state == ST_CLOSING && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        c->state = ST_LINGER;
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        struct timeval l = { LINGER_S, 0 };
+        bufferevent_set_timeouts(c->bev, &l, NULL);
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+/* ---- exchanges ------------------------------------------------------------ */
+
+bx_exchange *bx_ws_parked_exchange(void *val)
+{
+    return val ? ((wsx *)val)->ex : NULL;
+}
+
+static void wsx_free(wsx *x)
+{
+    bx_ws_conn *c = x->c;
+    if (x->registered && c)
+        bx_parked_remove(c->srv->parked, bx_exchange_client_id(x->ex), bx_exchange_token(x->ex), x);
+    if (x->timer)
+        event_free(x->timer);
+    if (c) {
+        if (x->prev)
+            x->prev->next = x->next;
+        else
+            c->exs = x->next;
+        if (x->next)
+            x->next->prev = x->prev;
+        c->n_ex--;
+    }
+    bx_exchange_free(x->ex);
+    free(x);
+}
+
+/* Queue one text frame; -1 when the client does not read fast enough (c->drop set). */
+static int send_text(bx_ws_conn *c, const char *text, size_t len)
+{
+    size_t pending = evbuffer_get_length(bufferevent_get_output(c->bev)) + wslay_event_get_queued_msg_length(c->ws);
+    if (pending + len > (size_t)c->srv->cfg->wsMaxOutboundBytes) {
+        bx_info("ws#%lu %s: client not reading: %zu bytes pending + %zu > ws.maxOutboundBytes %ld: dropped",
+                c->id, c->peer, pending, len, c->srv->cfg->wsMaxOutboundBytes);
+        c->drop = 1;
+        return -1;
+    }
+    struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)text, len };
+    int rc = wslay_event_queue_msg(c->ws, &m);
+    if (rc != 0) {
+        bx_debug("ws#%lu: frame not queued (wslay %d: connection closing)", c->id, rc);
+        return -1;
+    }
+    return 0;
+}
+
+/* Write the reply of ex: deliveries ws.messagesPerFrame per frame, then all replies in one. 0 all queued. */
+static int send_reply(bx_ws_conn *c, bx_exchange *ex)
+{
+    size_t n = bx_exchange_delivery_count(ex), per = (size_t)c->srv->cfg->wsMessagesPerFrame, len = 0;
+    for (size_t i = 0; i <= n; i += per) {
+        int last = i + per > n;
+        char *s = bx_exchange_frame(ex, i, last ? n - i : per, last, &len);
+        int rc = s ? send_text(c, s, len) : -1;
+        free(s);
+        if (rc < 0)
+            return -1;
+        if (last)
+            break;
+    }
+    return 0;
+}
+
+static void on_hold(bx_exchange *ex, void *arg)
+{
+    wsx *x = arg;
+    if (x->registered || !x->c)
+        return;
+    if (bx_parked_add(x->c->srv->parked, bx_exchange_client_id(ex), bx_exchange_token(ex), x) == 0)
+        x->registered = 1;
+    else
+        bx_error("parked table: out of memory (token %s will only end by timeout)", bx_exchange_token(ex));
+}
+
+static void on_hold_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    wsx *x = arg;
+    bx_exchange_expire(x->ex);
+}
+
+static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
+{
+    wsx *x = arg;
+    bx_ws_conn *c = x->c;
+    if (c)
+        enter(c);
+    switch (st) {
+    case BX_EX_PARKED:
+        x->parked = 1;
+        if (!c || c->srv->stopping || c->state != ST_OPEN) {
+            bx_exchange_abandon(ex); /* ends in GONE, queue kept */
+            break;
+        }
+        if (!x->timer)
+            x->timer = evtimer_new(c->srv->base, on_hold_timeout, x);
+        struct timeval tv = { bx_exchange_hold_ms(ex) / 1000, (bx_exchange_hold_ms(ex) % 1000) * 1000 };
+        if (!x->timer || evtimer_add(x->timer, &tv) < 0) {
+            bx_error("connect token %s: no timer (out of memory); answering now", bx_exchange_token(ex));
+            bx_exchange_expire(ex);
+        }
+        break;
+    case BX_EX_REPLY:
+        if (c && c->state == ST_OPEN && !c->drop && send_reply(c, ex) == 0)
+            bx_exchange_confirm(ex);
+        else
+            bx_debug("ws reply c=%s not sent (connection gone): delivered messages stay in flight",
+                     bx_exchange_client_id(ex));
+        wsx_free(x);
+        break;
+    case BX_EX_HTTP_ERROR: /* only a superseded connect: CometD drops it silently over websocket */
+        bx_debug("ws connect c=%s token %s superseded: dropped without reply", bx_exchange_client_id(ex),
+                 bx_exchange_token(ex));
+        wsx_free(x);
+        break;
+    case BX_EX_GONE:
+        wsx_free(x);
+        break;
+    }
+    if (c)
+        leave(c);
+}
+
+/* A parked exchange loses its connection: unpark it (keeps the queue); others just forget it. */
+static void detach_all(bx_ws_conn *c)
+{
+    wsx *x = c->exs;
+    c->exs = NULL;
+    c->n_ex = 0;
+    for (wsx *p = x; p; p = p->next)
+        p->c = NULL;
+    while (x) {
+        wsx *next = x->next;
+        x->prev = x->next = NULL;
+        if (x->registered) {
+            bx_parked_remove(c->srv->parked, bx_exchange_client_id(x->ex), bx_exchange_token(x->ex), x);
+            x->registered = 0;
+        }
+        if (x->parked)
+            bx_exchange_abandon(x->ex); /* may free x */
+        x = next;
+    }
+}
+
+/* ---- frames ----------------------------------------------------------------- */
+
+static void close_with(bx_ws_conn *c, uint16_t code, const char *reason)
+{
+    if (c->ws && c->state == ST_OPEN)
+        wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
+}
+
+static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
+{
+    const bx_config *cfg = c->srv->cfg;
+    bx_limits lim = { cfg->tr[BX_TR_WEBSOCKET].maxMessageSize, cfg->maxBatchMessages, (int)cfg->maxNestingDepth };
+    bx_batch batch = {0};
+    bx_parse_error perr;
+    if (bx_batch_parse((const char *)msg, len, &lim, &batch, &perr) != BX_PARSE_OK) {
+        bx_info("ws#%lu %s: frame of %zu bytes refused (%s: %s): close 1011", c->id, c->peer, len,
+                bx_parse_status_name(perr.status), perr.reason);
+        close_with(c, 1011, "bad message");
+        return;
+    }
+    wsx *x = calloc(1, sizeof *x);
+    bx_request_info info = { BX_TR_WEBSOCKET, 0, NULL };
+    bx_exchange_hooks hooks = { on_hold, on_state, x };
+    if (!x || !(x->ex = bx_exchange_new(c->srv->d, &batch, &info, &hooks))) {
+        bx_batch_free(&batch);
+        free(x);
+        bx_error("ws#%lu: out of memory: close 1011", c->id);
+        close_with(c, 1011, "out of memory");
+        return;
+    }
+    x->c = c;
+    x->next = c->exs;
+    if (c->exs)
+        c->exs->prev = x;
+    c->exs = x;
+    if (++c->n_ex >= MAX_LIVE_EXCHANGES && !c->reading_paused) {
+        bx_debug("ws#%lu: %zu frames in progress: reading paused", c->id, c->n_ex);
+        c->reading_paused = 1;
+        bufferevent_disable(c->bev, EV_READ);
+    }
+    bx_exchange_start(x->ex); /* x may be gone after this */
+}
+
+static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
+{
+    (void)ctx;
+    bx_ws_conn *c = user;
+    switch (arg->opcode) {
+    case WSLAY_TEXT_FRAME:
+        on_text(c, arg->msg, arg->msg_length);
+        break;
+    case WSLAY_BINARY_FRAME:
+        bx_info("ws#%lu %s: binary frame of %zu bytes: close 1003", c->id, c->peer, arg->msg_length);
+        close_with(c, 1003, "binary frames not supported");
+        break;
+    case WSLAY_CONNECTION_CLOSE:
+        bx_debug("ws#%lu: peer closed (code %u)", c->id, arg->status_code);
+        break;
+    default: /* ping/pong: wslay answers pings itself */
+        break;
+    }
+}
+
+static ssize_t ws_recv(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *user)
+{
+    (void)flags;
+    bx_ws_conn *c = user;
+    if (c->reading_paused) { /* leave frames in the buffer until exchanges finish */
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    int n = evbuffer_remove(bufferevent_get_input(c->bev), buf, len);
+    if (n <= 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+        return -1;
+    }
+    return n;
+}
+
+static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags, void *user)
+{
+    (void)flags;
+    bx_ws_conn *c = user;
+    if (evbuffer_add(bufferevent_get_output(c->bev), data, len) < 0) {
+        wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+        return -1;
+    }
+    return (ssize_t)len;
+}
+
+/* ---- upgrade ------------------------------------------------------------------- */
+
+static void reply_upgrade(bx_ws_conn *c, const bx_ws_upgrade *u)
+{
+    size_t len = 0;
+    char *resp = bx_ws_upgrade_response(u, &len);
+    if (!resp || bufferevent_write(c->bev, resp, len) < 0) {
+        free(resp);
+        c->drop = 1;
+        return;
+    }
+    free(resp);
+    if (u->status != 101) {
+        bx_info("ws#%lu %s%s%s: upgrade refused with HTTP %d: %s", c->id, c->peer, u->forwarded[0] ? " for " : "",
+                u->forwarded, u->status, u->reason);
+        c->state = ST_CLOSING;
+        struct timeval w = { CLOSE_WRITE_S, 0 };
+        bufferevent_set_timeouts(c->bev, NULL, &w);
+        return;
+    }
+    static const struct wslay_event_callbacks cbs = { ws_recv, ws_send, NULL, NULL, NULL, NULL, on_msg };
+    if (wslay_event_context_server_init(&c->ws, &cbs, c) != 0) {
+        bx_error("ws#%lu: wslay context: out of memory", c->id);
+        c->drop = 1;
+        return;
+    }
+    wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)c->srv->cfg->tr[BX_TR_WEBSOCKET].maxMessageSize);
+    c->state = ST_OPEN;
+    long idle = c->srv->cfg->wsIdleTimeout;
+    struct timeval tv = { idle / 1000, (idle % 1000) * 1000 };
+    bufferevent_set_timeouts(c->bev, idle > 0 ? &tv : NULL, NULL);
+    bx_debug("ws#%lu %s%s%s: websocket open", c->id, c->peer, u->forwarded[0] ? " for " : "", u->forwarded);
+}
+
+static void read_upgrade(bx_ws_conn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
+    if (end.pos < 0) {
+        if (evbuffer_get_length(in) > BX_WS_HEAD_MAX) {
+            bx_ws_upgrade u = { 400, "request head too long", "", "" };
+            reply_upgrade(c, &u);
+        }
+        return;
+    }
+    size_t len = (size_t)end.pos + 4;
+    bx_ws_upgrade u;
+    char *head = len <= BX_WS_HEAD_MAX ? malloc(len) : NULL;
+    if (!head) {
+        u = (bx_ws_upgrade){ 400, "request head too long", "", "" };
+    } else {
+        evbuffer_remove(in, head, len);
+        bx_ws_upgrade_parse(head, len, &u);
+        free(head);
+    }
+    reply_upgrade(c, &u);
+}
+
+/* ---- bufferevent callbacks ------------------------------------------------------ */
+
+static void read_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    bx_ws_conn *c = arg;
+    enter(c);
+    if (c->state == ST_UPGRADE)
+        read_upgrade(c);
+    if (c->state == ST_OPEN && !c->drop && wslay_event_want_read(c->ws) && wslay_event_recv(c->ws) != 0) {
+        bx_info("ws#%lu %s: unreadable frames: dropped", c->id, c->peer);
+        c->drop = 1;
+    }
+    if (c->state != ST_OPEN || (c->ws && !wslay_event_want_read(c->ws))) /* nothing more to read: discard */
+        evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
+    leave(c);
+}
+
+static void write_cb(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    bx_ws_conn *c = arg;
+    enter(c);
+    leave(c);
+}
+
+static void event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    bx_ws_conn *c = arg;
+    enter(c);
+    if ((what & BEV_EVENT_TIMEOUT) && c->state == ST_OPEN && (what & BEV_EVENT_READING)) {
+        bx_info("ws#%lu %s: nothing received for ws.idleTimeout %ld ms: close 1001", c->id, c->peer,
+                c->srv->cfg->wsIdleTimeout);
+        close_with(c, 1001, "idle timeout");
+    } else {
+        if (c->state == ST_UPGRADE || c->state == ST_OPEN)
+            bx_debug("ws#%lu %s: %s", c->id, c->peer, (what & BEV_EVENT_EOF) ? "peer closed the socket"
+                     : (what & BEV_EVENT_TIMEOUT) ? "timeout" : "socket error");
+        c->drop = 1;
+    }
+    leave(c);
+}
+
+/* ---- public ---------------------------------------------------------------------- */
+
+bx_ws_conn *bx_ws_conn_new(bx_ws_server *s, evutil_socket_t fd, const char *peer)
+{
+    bx_ws_conn *c = calloc(1, sizeof *c);
+    if (c)
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c || !c->bev) {
+        bx_error("ws: out of memory for a new connection from %s", peer);
+        free(c);
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    c->srv = s;
+    c->id = ++s->next_conn_id;
+    snprintf(c->peer, sizeof c->peer, "%s", peer);
+    c->next = s->conns;
+    if (s->conns)
+        s->conns->prev = c;
+    s->conns = c;
+    s->n_conns++;
+    struct timeval tv = { UPGRADE_TIMEOUT_S, 0 };
+    bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
+    bufferevent_set_timeouts(c->bev, &tv, NULL);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    return c;
+}
+
+void bx_ws_conn_close_all(bx_ws_server *s, uint16_t code, const char *reason)
+{
+    for (bx_ws_conn *c = s->conns, *next; c; c = next) {
+        next = c->next; /* c may be freed below, never another connection */
+        enter(c);
+        detach_all(c);
+        if (c->state == ST_OPEN)
+            close_with(c, code, reason);
+        else if (c->state == ST_UPGRADE)
+            c->drop = 1;
+        leave(c);
+    }
+}
+
+void bx_ws_conn_drop_all(bx_ws_server *s)
+{
+    while (s->conns)
+        conn_free(s->conns);
+}
+
+static void conn_free(bx_ws_conn *c)
+{
+    bx_ws_server *s = c->srv;
+    detach_all(c);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    s->n_conns--;
+    bx_debug("ws#%lu %s: closed", c->id, c->peer);
+    if (c->ws)
+        wslay_event_context_free(c->ws);
+    bufferevent_free(c->bev);
+    free(c);
+}

@@ -1,0 +1,27 @@
+/* upgrade.h — the HTTP/1.1 request that opens a WebSocket (RFC 6455 §4.2), and our answer.
+ *
+ * Pure functions over bytes: no sockets, so the rules are unit-tested directly.
+ * The caller bounds the request head (BX_WS_HEAD_MAX) before calling. */
+#ifndef BX_WS_UPGRADE_H
+#define BX_WS_UPGRADE_H
+
+#include <stddef.h>
+
+#define BX_WS_HEAD_MAX 8192 /* longest request head accepted (request line + headers) */
+
+typedef struct bx_ws_upgrade {
+    int status;          /* 101 accept; 400 bad request; 405 not GET; 426 wrong Sec-WebSocket-Version */
+    const char *reason;  /* static text for the log: what was wrong */
+    char accept[32];     /* Sec-WebSocket-Accept value when status is 101 */
+    char forwarded[48];  /* X-Forwarded-For / X-Real-IP as sent by nginx (truncated), "" if none */
+} bx_ws_upgrade;
+
+/* Judge one request head of len bytes (through the empty line; need not be NUL-terminated).
+ * Always fills out; returns out->status. */
+int bx_ws_upgrade_parse(const char *head, size_t len, bx_ws_upgrade *out);
+/* The HTTP response for u: malloc'd text the caller frees, its length in *len; NULL on OOM. */
+char *bx_ws_upgrade_response(const bx_ws_upgrade *u, size_t *len);
+/* Sec-WebSocket-Accept for a client key: base64(SHA-1(key + GUID)) into out (>= 29 bytes). 0 ok, -1 error. */
+int bx_ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen);
+
+#endif
