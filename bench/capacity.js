@@ -4,47 +4,25 @@
 // within its long-poll timeout (+ GRACE s). Prints a summary on stderr, --json one line on stdout.
 //   node bench/capacity.js --url URL --clients 10000 [--hold 20] [--grace 5] [--worker-pids P,..] [--pids P,..]
 'use strict';
-const { Conn } = require('./lib/http');
+const { BayeuxPoster } = require('./lib/http');
+const { parseFlags } = require('./lib/cli');
 const S = require('./lib/sample');
 const { nowUs } = require('./lib/clock');
 
-const o = { url: '', clients: 10000, hold: 20, grace: 5, concurrency: 200, 'worker-pids': '', pids: '', json: false };
-const argv = process.argv.slice(2);
-function bad(m) { process.stderr.write(`capacity.js: ${m}\n`); process.exit(2); }
-for (let i = 0; i < argv.length; i++) {
-  const m = /^--([a-z-]+)$/.exec(argv[i]);
-  if (!m || !(m[1] in o)) bad(`unknown argument '${argv[i]}'`);
-  if (m[1] === 'json') { o.json = true; continue; }
-  if (argv[i + 1] === undefined) bad(`--${m[1]} needs a value`);
-  o[m[1]] = argv[++i];
-}
-for (const k of ['clients', 'hold', 'grace', 'concurrency']) {
-  const n = Number(o[k]);
-  if (!Number.isFinite(n) || n <= 0 || n > 1e6) bad(`--${k} must be a positive number, got '${o[k]}'`);
-  o[k] = n;
-}
-let url;
-try { url = new URL(o.url); } catch (e) { bad(`--url '${o.url}' is not a URL`); }
-if (url.protocol !== 'http:') bad('--url must be http://');
-const pidList = (s) => String(s).split(',').filter(Boolean).map((p) => { if (!/^\d+$/.test(p)) bad(`bad pid '${p}'`); return Number(p); });
-const workerPids = pidList(o['worker-pids']);
-const otherPids = pidList(o.pids).filter((p) => !workerPids.includes(p));
+const o = parseFlags('capacity.js', process.argv.slice(2),
+  { url: '', clients: 10000, hold: 20, grace: 5, concurrency: 200, 'worker-pids': '', pids: '', json: false },
+  { clients: [1, 1e6], hold: [0.1, 3600], grace: [0, 3600], concurrency: [1, 100000] });
+const url = o.parsedUrl;
+const workerPids = o.pidList(o['worker-pids']);
+const otherPids = o.pidList(o.pids).filter((p) => !workerPids.includes(p));
+const poster = new BayeuxPoster(url);
 
-const head = `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json;charset=UTF-8`;
 const errors = {};
 const err = (k) => { errors[k] = (errors[k] || 0) + 1; };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function post(c, body, timeoutMs) {
-  return new Promise((resolve) => {
-    const h = c.cookie ? `${head}\r\nCookie: ${c.cookie}` : head;
-    c.conn.request(h, JSON.stringify(body), timeoutMs, (e, status, cookies, text) => {
-      if (cookies && cookies.length) c.cookie = cookies.map((x) => x.split(';')[0]).join('; ');
-      if (e) return resolve({ e });
-      if (status !== 200) return resolve({ e: 'http-' + status });
-      try { const m = JSON.parse(text); resolve({ msgs: Array.isArray(m) ? m : [m] }); } catch (x) { resolve({ e: 'bad-json' }); }
-    });
-  });
+  return new Promise((resolve) => poster.post(c, c.conn, JSON.stringify(body), timeoutMs, (e, msgs) => resolve({ e, msgs })));
 }
 
 async function pool(items, n, fn) {
@@ -56,7 +34,7 @@ async function pool(items, n, fn) {
 
 async function main() {
   const rss = () => ({ worker: S.rssKb(S.procSnapshot(workerPids)), other: S.rssKb(S.procSnapshot(otherPids)) });
-  const clients = Array.from({ length: o.clients }, () => ({ conn: new Conn(url.hostname, Number(url.port) || 80), cookie: '', id: null }));
+  const clients = Array.from({ length: o.clients }, () => ({ conn: poster.conn(), cookie: '', id: null }));
   const r = { label: 'capacity', url: o.url, clients: o.clients, holdSec: o.hold, graceSec: o.grace };
   const base = rss();
   const t0 = Date.now();

@@ -5,43 +5,20 @@
 // 50-byte message per request to a channel nobody subscribes to (non-blocking publish requests/s).
 //   node bench/rps.js --url URL [--mode hello|publish] [--connections 64] [--duration 5] [--label L] [--json]
 'use strict';
-const { Conn } = require('./lib/http');
+const { BayeuxPoster } = require('./lib/http');
+const { parseFlags } = require('./lib/cli');
 const { nowUs } = require('./lib/clock');
 
-const o = { url: '', mode: 'hello', connections: 64, duration: 5, label: '', json: false };
-const argv = process.argv.slice(2);
-function bad(m) { process.stderr.write(`rps.js: ${m}\n`); process.exit(2); }
-for (let i = 0; i < argv.length; i++) {
-  const m = /^--([a-z]+)$/.exec(argv[i]);
-  if (!m || !(m[1] in o)) bad(`unknown argument '${argv[i]}'`);
-  if (m[1] === 'json') { o.json = true; continue; }
-  if (argv[i + 1] === undefined) bad(`--${m[1]} needs a value`);
-  o[m[1]] = argv[++i];
-}
-if (!['hello', 'publish'].includes(o.mode)) bad(`--mode must be hello or publish, got '${o.mode}'`);
-for (const k of ['connections', 'duration']) {
-  const n = Number(o[k]);
-  if (!Number.isFinite(n) || n <= 0 || n > 100000) bad(`--${k} must be a positive number, got '${o[k]}'`);
-  o[k] = n;
-}
-let url;
-try { url = new URL(o.url); } catch (e) { bad(`--url '${o.url}' is not a URL`); }
-if (url.protocol !== 'http:') bad('--url must be http://');
-const head = `POST ${url.pathname} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json;charset=UTF-8`;
+const o = parseFlags('rps.js', process.argv.slice(2),
+  { url: '', mode: 'hello', connections: 64, duration: 5, label: '', json: false },
+  { connections: [1, 100000], duration: [0.1, 3600] });
+if (!['hello', 'publish'].includes(o.mode)) { process.stderr.write(`rps.js: --mode must be hello or publish, got '${o.mode}'\n`); process.exit(2); }
+const url = o.parsedUrl;
+const poster = new BayeuxPoster(url);
 const errors = {};
 const err = (k) => { errors[k] = (errors[k] || 0) + 1; };
 
-function post(c, body, cb) {
-  const h = c.cookie ? `${head}\r\nCookie: ${c.cookie}` : head;
-  c.conn.request(h, body, 10000, (e, status, cookies, text) => {
-    if (cookies && cookies.length) c.cookie = cookies.map((x) => x.split(';')[0]).join('; ');
-    if (e) return cb(e);
-    if (status !== 200) return cb('http-' + status);
-    let m;
-    try { m = JSON.parse(text); } catch (x) { return cb('bad-json'); }
-    cb(null, Array.isArray(m) ? m : [m]);
-  });
-}
+function post(c, body, cb) { poster.post(c, c.conn, body, 10000, cb); }
 
 function setup(c, cb) {
   if (o.mode === 'hello') { c.body = '[{"channel":"/x","data":{}}]'; return cb(null); }
@@ -56,7 +33,7 @@ function setup(c, cb) {
 const r = { label: o.label || `rps-${o.mode}`, url: o.url, mode: o.mode, connections: o.connections, duration: o.duration };
 let ok = 0, t0 = 0, tEnd = 0, pending = o.connections;
 const lat = [];
-const conns = Array.from({ length: o.connections }, () => ({ conn: new Conn(url.hostname, Number(url.port) || 80), cookie: '' }));
+const conns = Array.from({ length: o.connections }, () => ({ conn: poster.conn(), cookie: '' }));
 function loop(c) {
   if (nowUs() >= tEnd) { if (--pending === 0) finish(); return; }
   const t = nowUs();

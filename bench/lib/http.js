@@ -115,3 +115,39 @@ class Conn {
 }
 
 module.exports = { Conn };
+
+// A Bayeux endpoint as seen by one client: its connection(s) and its cookie jar.
+// post(conn, bodyText, timeoutMs, cb(errKind|null, messages[])) on any of the client's connections.
+class BayeuxPoster {
+  constructor(url) {
+    this.head = `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json;charset=UTF-8`;
+    this.host = url.hostname; this.port = Number(url.port) || 80;
+  }
+
+  conn() { return new Conn(this.host, this.port); }
+
+  post(c, conn, body, timeoutMs, cb) {
+    const head = c.cookie ? `${this.head}\r\nCookie: ${c.cookie}` : this.head;
+    conn.request(head, body, timeoutMs, (e, status, cookies, text) => {
+      if (cookies && cookies.length) keepCookies(c, cookies);
+      if (e) return cb(e);
+      if (status !== 200) return cb('http-' + status);
+      let msgs;
+      try { msgs = JSON.parse(text); } catch (x) { return cb('bad-json'); }
+      cb(null, Array.isArray(msgs) ? msgs : [msgs]);
+    });
+  }
+}
+
+// Keep the name=value of each Set-Cookie in c.cookie ("a=1; b=2"), newest value per name.
+function keepCookies(c, setCookie) {
+  const jar = new Map(c.cookie ? c.cookie.split('; ').map((kv) => [kv.split('=')[0], kv]) : []);
+  for (const line of setCookie) {
+    const kv = line.split(';')[0].trim();
+    const eq = kv.indexOf('=');
+    if (eq > 0) jar.set(kv.slice(0, eq), kv);
+  }
+  c.cookie = [...jar.values()].join('; ');
+}
+
+module.exports.BayeuxPoster = BayeuxPoster;

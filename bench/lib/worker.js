@@ -6,11 +6,10 @@
 // must arrive in order at every receiver (what CometD guarantees per session).
 'use strict';
 const { parentPort, workerData: W } = require('worker_threads');
-const { Conn } = require('./http');
+const { BayeuxPoster } = require('./http');
 const { nowUs, SEQ_SPAN } = require('./clock');
 
-const url = new URL(W.url);
-const reqHead = `POST ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nContent-Type: application/json;charset=UTF-8`;
+const poster = new BayeuxPoster(new URL(W.url));
 const stats = {
   handshakes: 0, rehandshakes: 0, setupFailed: 0, connects: 0,
   batchesSent: 0, published: 0, publishFailed: 0, skipped: 0, expected: 0,
@@ -22,33 +21,13 @@ const clients = W.clients.map((g, i) => ({
   g, rooms: W.rooms[i], clientId: null, cookie: '', msgId: 0, seq: 0,
   ready: false, busy: false, seen: new Set(), last: new Map(),
   // Two connections per client, like a browser: one for the held /meta/connect, one for the rest.
-  cc: new Conn(url.hostname, Number(url.port) || 80), pc: new Conn(url.hostname, Number(url.port) || 80),
+  cc: poster.conn(), pc: poster.conn(),
 }));
 
 function err(kind) { stats.errors[kind] = (stats.errors[kind] || 0) + 1; }
 
 // POST a Bayeux batch on conn; cb(error-kind|null, messages[]). Every request has a timeout.
-function post(c, conn, body, timeoutMs, cb) {
-  const head = c.cookie ? `${reqHead}\r\nCookie: ${c.cookie}` : reqHead;
-  conn.request(head, JSON.stringify(body), timeoutMs, (e, status, cookies, text) => {
-    if (e) return cb(e);
-    if (cookies.length) keepCookies(c, cookies);
-    if (status !== 200) return cb('http-' + status);
-    let msgs;
-    try { msgs = JSON.parse(text); } catch (x) { return cb('bad-json'); }
-    cb(null, Array.isArray(msgs) ? msgs : [msgs]);
-  });
-}
-
-function keepCookies(c, setCookie) {
-  const jar = new Map(c.cookie ? c.cookie.split('; ').map((kv) => [kv.split('=')[0], kv]) : []);
-  for (const line of setCookie) {
-    const kv = line.split(';')[0].trim();
-    const eq = kv.indexOf('=');
-    if (eq > 0) jar.set(kv.slice(0, eq), kv);
-  }
-  c.cookie = [...jar.values()].join('; ');
-}
+function post(c, conn, body, timeoutMs, cb) { poster.post(c, conn, JSON.stringify(body), timeoutMs, cb); }
 
 // Deliveries can ride on any reply (CometD may piggyback on a publish reply).
 function takeDeliveries(c, msgs) {
