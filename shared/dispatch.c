@@ -19,6 +19,7 @@
 #include "log.h"
 #include "ext/ack.h"
 #include "ext/timesync.h"
+#include "ext/timestamp.h"
 
 #define MAX_EXTS 4
 
@@ -320,6 +321,15 @@ static void session_args(bx_exchange *ex, args *a, const char *cid)
 
 /* ---- deliveries ----------------------------------------------------- */
 
+/* Add one message for the client (steals m): delivery hooks of the extensions, then the list. */
+static void deliver(bx_exchange *ex, json_t *m)
+{
+    for (size_t i = ex->d->n_ext; i-- > 0;)
+        if (ex->d->exts[i]->delivery)
+            ex->d->exts[i]->delivery(m);
+    json_array_append_new(ex->deliveries, m);
+}
+
 /* Append messages r[from..] (JSON text) to the deliveries. */
 static void add_deliveries(bx_exchange *ex, const redisReply *r, size_t from)
 {
@@ -332,7 +342,7 @@ static void add_deliveries(bx_exchange *ex, const redisReply *r, size_t from)
             bx_warn("c=%s: queued message %zu is not JSON, skipped", ex->cid, i);
             continue;
         }
-        json_array_append_new(ex->deliveries, m);
+        deliver(ex, m);
     }
 }
 
@@ -617,7 +627,7 @@ static void touch_done(bx_exchange *ex, const redisReply *r)
             if (res && data)
                 json_object_set(res, "data", data);
             if (res)
-                json_array_append_new(ex->deliveries, res);
+                deliver(ex, res);
         }
     }
     bx_debug("%s c=%s: %s", ex->cur.channel, bx_msg_client_id(ex->cur.msg),
@@ -915,6 +925,8 @@ bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *
         d->exts[d->n_ext++] = &bx_ext_ack;
     if (cfg->timesyncExtension)
         d->exts[d->n_ext++] = &bx_ext_timesync;
+    if (cfg->timestampExtension)
+        d->exts[d->n_ext++] = &bx_ext_timestamp;
     return d;
 }
 

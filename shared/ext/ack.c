@@ -30,4 +30,4 @@ static void ack_outgoing(bx_msgctx *m)
         bx_ext_set(m->reply, "ack", json_integer(m->batch));
 }
 
-const bx_ext bx_ext_ack = { "ack", ack_incoming, ack_outgoing };
+const bx_ext bx_ext_ack = { .name = "ack", .incoming = ack_incoming, .outgoing = ack_outgoing };

@@ -31,6 +31,8 @@ typedef struct bx_ext {
     int (*incoming)(bx_msgctx *m);
     /* Add to the reply (m->reply non-NULL) before it is written. May be NULL. */
     void (*outgoing)(bx_msgctx *m);
+    /* Add to a message delivered to the client (borrowed; broadcast, remote-call result). May be NULL. */
+    void (*delivery)(json_t *msg);
 } bx_ext;
 
 /* ms since the epoch (CLOCK_REALTIME), what timesync and logs compare against. */

@@ -40,4 +40,4 @@ static void timesync_outgoing(bx_msgctx *m)
         bx_ext_set(m->reply, "timesync", out);
 }
 
-const bx_ext bx_ext_timesync = { "timesync", timesync_incoming, timesync_outgoing };
+const bx_ext bx_ext_timesync = { .name = "timesync", .incoming = timesync_incoming, .outgoing = timesync_outgoing };

@@ -15,6 +15,7 @@
 
 #include "dispatch.h"
 #include "error.h"
+#include "ext/timestamp.h"
 
 /* ---- recording store ---------------------------------------------------- */
 
@@ -433,6 +434,40 @@ static void test_disconnect_unknown(void **state)
     bx_exchange_free(ex);
 }
 
+
+/* timestamp (conf timestampExtension) on replies and deliveries; timesync {tc,ts,p,a} when l == 0 */
+static void test_timestamp_and_timesync(void **state)
+{
+    (void)state;
+    char err[64];
+    bx_dispatch_free(d);
+    cfg.timestampExtension = 1;
+    d = bx_dispatch_new(&cfg, NULL, "w1", err, sizeof err);
+    bx_exchange *ex = ex_new(CONNECT("2", ",\"ext\":{\"timesync\":{\"tc\":1000,\"l\":0,\"o\":0}}"), "b1");
+    bx_exchange_start(ex);
+    answer(0, mk("siiis", "msgs", 1LL, 0LL, 1LL, "{\"channel\":\"/a\"}"));
+    json_error_t jerr;
+    json_t *arr = json_loads(body, 0, &jerr);
+    assert_non_null(arr);
+    json_t *dlv = json_array_get(arr, 0), *rep = json_array_get(arr, 1);
+    char want[64];
+    bx_timestamp_now(want, sizeof want);
+    /* "Thu Nov 26 01:45:49 UTC 2026": same shape, same minute as now (the clock may tick between) */
+    const char *dts = json_string_value(json_object_get(dlv, "timestamp"));
+    const char *rts = json_string_value(json_object_get(rep, "timestamp"));
+    assert_non_null(dts);
+    assert_non_null(rts);
+    assert_int_equal(strlen(dts), strlen(want));
+    assert_memory_equal(rts, want, 10);
+    json_t *t = json_object_get(json_object_get(rep, "ext"), "timesync");
+    assert_int_equal(json_integer_value(json_object_get(t, "tc")), 1000);
+    assert_true(json_integer_value(json_object_get(t, "ts")) > 1000);
+    assert_true(json_integer_value(json_object_get(t, "p")) >= 0);
+    assert_int_equal(json_integer_value(json_object_get(t, "a")), 1000 - json_integer_value(json_object_get(t, "ts")));
+    json_decref(arr);
+    bx_exchange_free(ex);
+}
+
 /* ---- wake-up payloads ---------------------------------------------------------- */
 
 static char found[256];
@@ -474,6 +509,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_local_answers_without_broker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe_missing_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_unknown, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timestamp_and_timesync, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
