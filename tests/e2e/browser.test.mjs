@@ -127,6 +127,27 @@ describe('www demos in headless Chromium', () => {
     }
   });
 
+  test('a page reload resumes the same session (ReloadExtension)', async () => {
+    const a = pages.find(p => p.name === 'alice').page;
+    const c = pages.find(p => p.name === 'carol').page;
+    const before = await a.evaluate(() => window.bxChat.cometd.getClientId());
+    assert.match(before || '', /^[0-9a-z]{20,}$/);
+    await a.reload();
+    try {
+      await a.waitForSelector('#status.connected', { timeout: WAIT });
+      const after = await a.evaluate(() => window.bxChat.cometd.getClientId());
+      assert.equal(after, before, 'same clientId after the reload');
+      await say(c, 'carol to the reloaded alice');
+      await seesLine(a, 'carol to the reloaded alice');
+      await say(a, 'alice is back');
+      await seesLine(c, 'alice is back');
+      const rejoins = await c.$$eval('#messages .msg', l => l.filter(d => d.textContent.includes('alice has joined')).length);
+      assert.equal(rejoins, 0, 'a reload is not a new join');
+    } finally {
+      await shot(a, 'reload-alice');
+    }
+  });
+
   test('a browser that goes away mid-poll does not disturb the others', async () => {
     const [a, b] = pages.map(p => p.page);
     // bob's poll is held right now; close his whole browser without leaving the room.

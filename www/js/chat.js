@@ -7,7 +7,8 @@
 //   /service/privatechat    {room, user, chat, peer}: delivered to that member and to the sender
 //                           with scope:"private"
 // The services are server-side; when the server has none the page says so instead of failing.
-import { AckExtension } from './cometd/cometd.js';
+// A page reload keeps the session (ReloadExtension): same clientId, subscriptions and membership.
+import { AckExtension, ReloadExtension } from './cometd/cometd.js';
 import { createCometD, showStatus, notice, appendLine, params } from './demo.js';
 
 const $ = id => document.getElementById(id);
@@ -15,7 +16,9 @@ const $ = id => document.getElementById(id);
 const reliable = params.get('ack') === '1';
 const SERVICE_WAIT_MS = 3000;
 
-const cometd = createCometD(reliable ? { ack: new AckExtension() } : {});
+const RELOAD_KEY = 'bx.chat.' + (reliable ? 'ack' : 'plain');
+const cometd = createCometD(reliable ? { ack: new AckExtension(), reload: new ReloadExtension() } : { reload: new ReloadExtension() });
+window.bxChat = { cometd }; // for the console (and the browser test)
 showStatus(cometd);
 
 const state = { user: null, room: null, subs: [], membersSeen: false, membersTimer: null, pendingPrivate: new Map(), seq: 0 };
@@ -87,13 +90,15 @@ function failed(what) {
 
 function enterRoom() {
   const room = state.room;
+  const resumed = state.resumed;
+  state.resumed = false;
   state.membersSeen = false;
   cometd.batch(() => {
     state.subs = [
       cometd.subscribe(`/chat/${room}`, onChat, failed(`subscribe /chat/${room}`)),
       cometd.subscribe(`/members/${room}`, onMembers, failed(`subscribe /members/${room}`)),
     ];
-    cometd.publish(`/chat/${room}`, { user: state.user, membership: 'join', chat: `${state.user} has joined` }, failed('join notice'));
+    if (!resumed) cometd.publish(`/chat/${room}`, { user: state.user, membership: 'join', chat: `${state.user} has joined` }, failed('join notice'));
     cometd.publish('/service/members', { user: state.user, room: `/chat/${room}` }, failed('/service/members'));
   });
   clearTimeout(state.membersTimer);
@@ -106,12 +111,8 @@ function enterRoom() {
   }, SERVICE_WAIT_MS);
 }
 
-$('joinForm').addEventListener('submit', e => {
-  e.preventDefault();
-  const user = $('username').value.trim();
-  const room = $('room').value.trim();
-  if (!user || !/^[A-Za-z0-9_-]+$/.test(room)) return notice(noticeEl, 'A name and a room of letters, digits, _ or - please.', true);
-  state.user = user; state.room = room;
+function join(user, room, resumed) {
+  state.user = user; state.room = room; state.resumed = resumed;
   $('joinForm').hidden = true; $('joined').hidden = false;
   document.title = `${user} in ${room} — chat`;
   notice(noticeEl, '');
@@ -119,7 +120,22 @@ $('joinForm').addEventListener('submit', e => {
     if (!reply.successful) notice(noticeEl, 'Could not connect: ' + (reply.error || (reply.failure && reply.failure.reason) || 'network error'), true);
   });
   $('phrase').focus();
+}
+
+$('joinForm').addEventListener('submit', e => {
+  e.preventDefault();
+  const user = $('username').value.trim();
+  const room = $('room').value.trim();
+  if (!user || !/^[A-Za-z0-9_-]+$/.test(room)) return notice(noticeEl, 'A name and a room of letters, digits, _ or - please.', true);
+  join(user, room, false);
 });
+
+// Back from a reload: the ReloadExtension replays the handshake and resumes the same session.
+try {
+  const saved = JSON.parse(sessionStorage.getItem(RELOAD_KEY) || 'null');
+  sessionStorage.removeItem(RELOAD_KEY);
+  if (saved && saved.user && saved.room) join(saved.user, saved.room, true);
+} catch { /* no sessionStorage: a plain page */ }
 
 $('sendForm').addEventListener('submit', e => {
   e.preventDefault();
@@ -149,9 +165,16 @@ function leave() {
   });
   state.room = null; state.subs = [];
   clearTimeout(state.membersTimer);
+  sessionStorage.removeItem(RELOAD_KEY);
   cometd.disconnect();
   $('joined').hidden = true; $('joinForm').hidden = false;
   $('messages').replaceChildren(); renderMembers([]);
 }
 $('leave').addEventListener('click', leave);
-window.addEventListener('beforeunload', () => { if (state.room) cometd.disconnect(); });
+// Leaving the page while in a room (reload, navigation): keep the session for the next page load of
+// this tab; a tab that does not come back lets it expire after maxInterval.
+window.addEventListener('pagehide', () => {
+  if (!state.room) return;
+  sessionStorage.setItem(RELOAD_KEY, JSON.stringify({ user: state.user, room: state.room }));
+  cometd.reload();
+});
