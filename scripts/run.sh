@@ -5,6 +5,8 @@
 #   nginx on PORT (all interfaces; BIND=127.0.0.1 for loopback only) serving www/ at / and Bayeux at
 #   /cometd, and with HTTPS_PORT the same site over TLS (self-signed certificate kept in run/tls/).
 # Ctrl-C or SIGTERM stops everything it started (by PID) and nothing else.
+#   bayeux-ws on 127.0.0.1:WS_PORT (8090; WS_PORT=0: none), WebSocket upgrades of /cometd proxied to it
+#   by nginx, "websocket" first in allowedTransports unless the conf or BX_ALLOWED_TRANSPORTS say otherwise.
 # Env: PORT (8080), REDIS_PORT (6380), WORKERS (2), BX_LOG_LEVEL, HTTPS_PORT, BIND (0.0.0.0),
 #      BUILD (build), BX_CONF (conf/bayeux.conf); any BX_<KEY> overrides a bayeux.conf key.
 set -uo pipefail
@@ -54,12 +56,19 @@ timeout_ms=$(conf_value timeout BX_TIMEOUT 20000)
 max_body=$(conf_value maxMessageSize BX_MAX_MESSAGE_SIZE 1048576)
 [ "$max_body" -gt 0 ] 2>/dev/null || max_body=1048576
 
-case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
-export BX_STACK_BIN=$BUILD/bin/bayeux-fcgi BX_STACK_CONF=$conf BX_STACK_WORKERS=$WORKERS
+BX_STACK_BIN=$(bx_stack_bin "$BUILD") || die "build it first (make all)"
+export BX_STACK_BIN BX_STACK_CONF=$conf BX_STACK_WORKERS=$WORKERS
 export BX_STACK_WWW=$PWD/www BX_STACK_MAX_BODY=$max_body BX_STACK_REDIS_PORT=$REDIS_PORT BX_STACK_REDIS_AOF=1
 # The CometD client waits timeout + maxNetworkDelay (10 s) for a held /meta/connect.
 export BX_STACK_READ_TIMEOUT=$(( (timeout_ms + 10000) / 1000 + 5 ))
-[ -x "$BX_STACK_BIN" ] || die "$BX_STACK_BIN not built (make all)"
+WS_PORT=${WS_PORT:-8090}
+export BX_STACK_WS_BIN=$BUILD/bin/bayeux-ws BX_STACK_WS_PORT=""
+if [ "$WS_PORT" != 0 ] && [ -x "$BX_STACK_WS_BIN" ]; then
+  BX_STACK_WS_PORT=$WS_PORT
+  if [ -z "${BX_ALLOWED_TRANSPORTS:-}" ] && ! grep -qE '^[[:space:]]*allowedTransports[[:space:]]*=' "$conf"; then
+    export BX_ALLOWED_TRANSPORTS=websocket,long-polling,callback-polling
+  fi
+fi
 
 stopping=0
 cleanup() {
@@ -89,6 +98,7 @@ fi
 bx_stack_init "$RUN"
 bx_stack_redis_start "$RUN" || die "redis-server did not start (see run/redis/redis.log)"
 bx_stack_workers_start "$RUN" || die "a worker did not start (see run/worker*.log)"
+bx_stack_ws_start "$RUN" || die "bayeux-ws did not start (see run/ws.log)"
 bx_stack_nginx_start "$RUN" "$BIND" "$PORT" "${tls[@]}" || die "nginx did not start (see run/nginx-error.log)"
 
 host=$BIND; [ "$BIND" = 0.0.0.0 ] && host=localhost
@@ -101,6 +111,7 @@ $( [ -n "$HTTPS_PORT" ] && printf '  over TLS          https://%s:%s/  (self-sig
   redis-server      127.0.0.1:$REDIS_PORT, pid $(cat "$RUN/redis/redis.pid"), data and log in run/redis/
   workers           $WORKERS × $BX_STACK_BIN, sockets run/worker*.sock, logs run/worker*.log
                     (pids $(cat "$RUN"/worker*.pid | tr '\n' ' '))
+$( [ -n "$BX_STACK_WS_PORT" ] && printf '  bayeux-ws         127.0.0.1:%s, pid %s, log run/ws.log (ws://%s:%s/cometd)\n' "$BX_STACK_WS_PORT" "$(cat "$RUN/ws.pid")" "$host" "$PORT" )
   nginx             pid $(cat "$RUN/nginx.pid"), config run/nginx.conf, logs run/nginx-*.log
   configuration     $conf (+ BX_* environment overrides)
 
@@ -110,6 +121,12 @@ EOF
 while :; do
   sleep 1 & wait $! 2>/dev/null
   bx_stack_workers_check "$RUN"
+  wspid=$(cat "$RUN/ws.pid" 2>/dev/null || true)
+  if [ -n "$BX_STACK_WS_PORT" ] && { [ -z "$wspid" ] || ! kill -0 "$wspid" 2>/dev/null; }; then
+    log "bayeux-ws died; restarting it"
+    rm -f "$RUN/ws.pid"
+    bx_stack_ws_start "$RUN" || log "bayeux-ws did not restart (see run/ws.log): clients use long-polling"
+  fi
   for f in "$RUN/nginx.pid" "$RUN/redis/redis.pid"; do
     if [ ! -f "$f" ] || ! kill -0 "$(cat "$f")" 2>/dev/null; then
       log "$(basename "$f" .pid) exited; stopping the stack"

@@ -10,6 +10,7 @@
 #   stack.sh worker-start DIR I        (re)start worker I with the settings saved in DIR/stack.env
 #   stack.sh worker-stop DIR I [SIG]   send SIG (default TERM) to worker I and wait for it to exit
 #   stack.sh worker-pid DIR I          print worker I's PID
+#   stack.sh ws-start DIR / ws-stop DIR [SIG] / ws-pid DIR   bayeux-ws (when BX_STACK_WS_PORT is set)
 #   stack.sh redis-stop DIR            stop redis-server (TERM, then KILL)
 #   stack.sh redis-start DIR           start it again on the same port with the same options
 #   stack.sh stop DIR                  stop everything started in DIR
@@ -27,6 +28,8 @@
 #   BX_STACK_FAIL_TIMEOUT  seconds nginx skips a worker that refused a connection (5)
 #   BX_STACK_KEEPALIVE     idle FastCGI connections nginx keeps per worker process (0 = off, the
 #                          default while bayeux-fcgi closes the connection after each request)
+#   BX_STACK_WS_BIN   bayeux-ws binary (build/bin/bayeux-ws)
+#   BX_STACK_WS_PORT  loopback port of bayeux-ws; empty: no bayeux-ws (nginx answers upgrades with 502)
 # Workers also get every BX_* variable of the caller's environment (config overrides).
 
 BX_STACK_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,11 +49,13 @@ bx_stack_init() {
   : "${BX_STACK_WORKERS:=2}" "${BX_STACK_WWW:=$BX_STACK_ROOT/www}"
   : "${BX_STACK_MAX_BODY:=1048576}" "${BX_STACK_READ_TIMEOUT:=35}" "${BX_STACK_REDIS_AOF:=0}"
   : "${BX_STACK_FAIL_TIMEOUT:=5}" "${BX_STACK_KEEPALIVE:=0}"
+  : "${BX_STACK_WS_BIN:=$BX_STACK_ROOT/build/bin/bayeux-ws}" "${BX_STACK_WS_PORT:=}"
   : "${BX_STACK_REDIS_PORT:?BX_STACK_REDIS_PORT is required}" "${BX_STACK_CONF:?BX_STACK_CONF is required}"
   local v
   {
     for v in BX_STACK_BIN BX_STACK_CONF BX_STACK_WORKERS BX_STACK_WWW BX_STACK_MAX_BODY \
-             BX_STACK_READ_TIMEOUT BX_STACK_REDIS_PORT BX_STACK_REDIS_AOF BX_STACK_FAIL_TIMEOUT BX_STACK_KEEPALIVE; do
+             BX_STACK_READ_TIMEOUT BX_STACK_REDIS_PORT BX_STACK_REDIS_AOF BX_STACK_FAIL_TIMEOUT BX_STACK_KEEPALIVE \
+             BX_STACK_WS_BIN BX_STACK_WS_PORT; do
       printf 'export %s=%q\n' "$v" "${!v}"
     done
     # The workers' configuration overrides, so a restarted worker gets the same ones.
@@ -59,6 +64,15 @@ bx_stack_init() {
       printf 'export %s=%q\n' "$v" "${!v}"
     done < <(env | grep -E '^BX_[A-Z0-9_]+=' || true)
   } > "$dir/stack.env"
+}
+
+# bx_stack_bin BUILD [NAME] → absolute path of BUILD/bin/NAME (bayeux-fcgi); BUILD may be relative to
+# the checkout. Fails (with a message) when it is not built.
+bx_stack_bin() {
+  local b=$1 name=${2:-bayeux-fcgi}
+  [[ $b == /* ]] || b=$BX_STACK_ROOT/$b
+  echo "$b/bin/$name"
+  [ -x "$b/bin/$name" ] || { echo "stack: $b/bin/$name is not built (make all)" >&2; return 1; }
 }
 
 bx_stack_load() { # DIR → the settings saved by bx_stack_init
@@ -190,6 +204,45 @@ bx_stack_workers_check() {
   done
 }
 
+# ---- bayeux-ws --------------------------------------------------------------------------------
+
+# bx_stack_ws_start DIR → bayeux-ws on 127.0.0.1:BX_STACK_WS_PORT, log DIR/ws.log, PID DIR/ws.pid;
+# returns once it accepts connections. Nothing to do without BX_STACK_WS_PORT.
+bx_stack_ws_start() {
+  local dir=$1 pid
+  bx_stack_load "$dir" || return 1
+  [ -n "$BX_STACK_WS_PORT" ] || return 0
+  [ -x "$BX_STACK_WS_BIN" ] || { echo "stack: $BX_STACK_WS_BIN missing (make all)" >&2; return 1; }
+  setsid "$BX_STACK_WS_BIN" -c "$BX_STACK_CONF" -l "127.0.0.1:$BX_STACK_WS_PORT" >> "$dir/ws.log" 2>&1 < /dev/null &
+  pid=$!
+  echo "$pid" > "$dir/ws.pid"
+  for _ in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || { echo "stack: bayeux-ws exited at start:" >&2; tail -n 20 "$dir/ws.log" >&2; return 1; }
+    (exec 3<>"/dev/tcp/127.0.0.1/$BX_STACK_WS_PORT") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "stack: bayeux-ws does not accept on 127.0.0.1:$BX_STACK_WS_PORT" >&2; return 1
+}
+
+# bx_stack_ws_stop DIR [SIGNAL] → SIGNAL (TERM: every socket closed with 1001), wait up to 10 s, then KILL.
+bx_stack_ws_stop() {
+  local dir=$1 sig=${2:-TERM} pid
+  [ -f "$dir/ws.pid" ] || return 0
+  pid=$(cat "$dir/ws.pid")
+  kill -s "$sig" "$pid" 2>/dev/null || true
+  bx_stack_wait_pid_gone "$pid" 100 || { kill -9 "$pid" 2>/dev/null; bx_stack_wait_pid_gone "$pid" 20; }
+  rm -f "$dir/ws.pid"
+}
+
+# nginx upstream line of bayeux-ws (a "down" placeholder without one).
+bx_stack_ws_upstream() { # PORT|HOST:PORT|""
+  case $1 in
+    "") printf '    server 127.0.0.1:9 down; # no bayeux-ws: upgrades get 502, clients use long-polling\n' ;;
+    *:*) printf '    server %s max_fails=1 fail_timeout=%ss;\n' "$1" "${BX_STACK_FAIL_TIMEOUT:-5}" ;;
+    *) printf '    server 127.0.0.1:%s max_fails=1 fail_timeout=%ss;\n' "$1" "${BX_STACK_FAIL_TIMEOUT:-5}" ;;
+  esac
+}
+
 # ---- web servers ---------------------------------------------------------------------------
 
 # nginx upstream lines, one per worker socket.
@@ -212,7 +265,7 @@ bx_stack_nginx_site() {
   fi
   bx_stack_render "$BX_STACK_ROOT/conf/nginx/bayeux-site.conf.in" "$out" \
     "LISTEN=$listen" "TLS_LINES=$tls" "UPSTREAM_SERVERS=$upstreams" "KEEP_CONN=$keep_conn" \
-    "KEEPALIVE_LINE=$keepalive" \
+    "KEEPALIVE_LINE=$keepalive" "WS_SERVERS=$(bx_stack_ws_upstream "${BX_STACK_WS_PORT:-}")" \
     "WWW_ROOT=$BX_STACK_WWW" "MAX_BODY=$BX_STACK_MAX_BODY" "READ_TIMEOUT=$BX_STACK_READ_TIMEOUT"
 }
 
@@ -288,6 +341,7 @@ bx_stack_stop() {
   [ -d "$dir" ] || return 0
   bx_stop_pidfile "$dir/nginx.pid"
   bx_stop_pidfile "$dir/lighttpd.pid"
+  bx_stack_ws_stop "$dir"
   for f in "$dir"/worker*.pid; do
     [ -f "$f" ] || continue
     i=${f##*/worker}; i=${i%.pid}
@@ -308,9 +362,10 @@ bx_stack_nginx_site_cmd() {
       --www) www=$2; shift 2 ;;
       --timeout) timeout=$2; shift 2 ;;
       --max-message-size) max=$2; shift 2 ;;
+      --ws) BX_STACK_WS_PORT=$2; shift 2 ;;
       *) cat >&2 <<'USAGE'
 usage: stack.sh nginx-site [--listen ADDR:PORT|PORT] [--workers SOCK|HOST:PORT,...] [--www DIR]
-                           [--timeout MS] [--max-message-size BYTES]
+                           [--timeout MS] [--max-message-size BYTES] [--ws HOST:PORT of bayeux-ws]
 Prints an nginx site (upstream + server) for the given workers, e.g.
   bash scripts/stack.sh nginx-site --listen 80 --workers /run/bayeux/w1.sock,/run/bayeux/w2.sock \
        > /etc/nginx/sites-available/bayeux
@@ -333,11 +388,14 @@ bx_stack_main() {
     worker-start) bx_stack_worker_start "$1" "$2" ;;
     worker-stop) bx_stack_worker_stop "$1" "$2" "${3:-TERM}" ;;
     worker-pid) cat "$1/worker$2.pid" ;;
+    ws-start) bx_stack_ws_start "$1" ;;
+    ws-stop) bx_stack_ws_stop "$1" "${2:-TERM}" ;;
+    ws-pid) cat "$1/ws.pid" ;;
     redis-start) bx_stack_redis_start "$1" ;;
     redis-stop) bx_stack_redis_stop "$1" ;;
     stop) bx_stack_stop "$1" ;;
     nginx-site) bx_stack_nginx_site_cmd "$@" ;;
-    *) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; return 2 ;;
+    *) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; return 2 ;;
   esac
 }
 
