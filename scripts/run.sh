@@ -56,6 +56,7 @@ timeout_ms=$(conf_value timeout BX_TIMEOUT 20000)
 max_body=$(conf_value maxMessageSize BX_MAX_MESSAGE_SIZE 1048576)
 [ "$max_body" -gt 0 ] 2>/dev/null || max_body=1048576
 
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
 BX_STACK_BIN=$(bx_stack_bin "$BUILD") || die "build it first (make all)"
 export BX_STACK_BIN BX_STACK_CONF=$conf BX_STACK_WORKERS=$WORKERS
 export BX_STACK_WWW=$PWD/www BX_STACK_MAX_BODY=$max_body BX_STACK_REDIS_PORT=$REDIS_PORT BX_STACK_REDIS_AOF=1

@@ -12,11 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export BX_ROOT=$PWD
 source scripts/stack.sh
 
-BUILD=${BUILD:-build/san}
-bin=$PWD/$BUILD/bin/bayeux-fcgi
-[[ $BUILD == /* ]] && bin=$BUILD/bin/bayeux-fcgi
-if [ ! -x "$bin" ]; then
-  echo "integration: $bin is not built; every test fails"
+if ! bin=$(bx_stack_bin "${BUILD:-build/san}"); then
+  echo "integration: every test fails"
   echo "0 passed, 1 failed"
   exit 1
 fi
