@@ -230,6 +230,7 @@ async function run(o) {
       generatorCpuPct: Math.round((gen1.user + gen1.system) / 1e4 / wall),
       generatorUsPerDelivery: st.received ? +((gen1.user + gen1.system) / st.received).toFixed(2) : null,
       serverCpuPct: Math.round(S.cpuPercent(proc0, proc1, wall)),
+      serverCpuByProcess: S.cpuByName(proc0, proc1, wall),
       serverRssMaxKb: rssMax,
       serverPidsGone: proc1.missing,
     });
@@ -264,7 +265,7 @@ function summary(r) {
   return `${r.label}: offered ${r.offered}/s published ${r.publishedPerSec}/s (failed ${r.publishFailed}, skipped ${r.skipped}) ` +
     `delivered ${r.deliveredPerSec}/s of expected ${r.expected}: lost ${r.lost} (${r.lostPct}%) dup ${r.duplicated} ooo ${r.outOfOrder}\n` +
     `  latency ms min ${l.min} p50 ${l.p50} p99 ${l.p99} p99.9 ${l.p999} max ${l.max}; connects ${r.connectsPerSec}/s` +
-    `; server cpu ${r.serverCpuPct}% rss ${Math.round(r.serverRssMaxKb / 1024)} MiB; generator cpu ${r.generatorCpuPct}% ` +
+    `; server cpu ${r.serverCpuPct}% ${JSON.stringify(r.serverCpuByProcess)} rss ${Math.round(r.serverRssMaxKb / 1024)} MiB; generator cpu ${r.generatorCpuPct}% ` +
     `(${r.generatorUsPerDelivery} µs/delivery)` + (r.redisCommandsPerPublish != null ? `; redis cmds/publish ${r.redisCommandsPerPublish}` : '') +
     (Object.keys(r.errors).length ? `\n  errors ${JSON.stringify(r.errors)}` : '') + (r.error ? `\n  ERROR ${r.error}` : '') + '\n';
 }

@@ -15,7 +15,8 @@ function procSnapshot(pids) {
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');   // field 3 onwards
       const cpuTicks = Number(f[11]) + Number(f[12]);                // utime + stime
       const rssKb = Number(f[21]) * 4;                               // rss pages (4 KiB)
-      out.procs[pid] = { cpuTicks, rssKb };
+      const name = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      out.procs[pid] = { cpuTicks, rssKb, name };
     } catch (e) {
       out.missing.push(pid);
     }
@@ -30,6 +31,16 @@ function cpuPercent(a, b, wallSec) {
   let ticks = 0;
   for (const pid of Object.keys(b.procs)) if (a.procs[pid]) ticks += b.procs[pid].cpuTicks - a.procs[pid].cpuTicks;
   return wallSec > 0 ? (100 * ticks / CLK_TCK) / wallSec : 0;
+}
+
+// CPU by process name (nginx, bayeux-fcgi, redis-server, node), % of one core over wallSec.
+function cpuByName(a, b, wallSec) {
+  const out = {};
+  for (const [pid, p] of Object.entries(b.procs)) {
+    if (!a.procs[pid] || wallSec <= 0) continue;
+    out[p.name] = (out[p.name] || 0) + Math.round((100 * (p.cpuTicks - a.procs[pid].cpuTicks) / CLK_TCK) / wallSec);
+  }
+  return out;
 }
 
 // { cmd: calls } or null when Redis does not answer within 3 s.
@@ -61,4 +72,4 @@ function commandDelta(a, b) {
   return d;
 }
 
-module.exports = { procSnapshot, rssKb, cpuPercent, redisCommandStats, commandDelta };
+module.exports = { procSnapshot, rssKb, cpuPercent, cpuByName, redisCommandStats, commandDelta };

@@ -124,7 +124,7 @@ function sendBatch(c) {
   const room = c.rooms[Math.floor(Math.random() * c.rooms.length)];
   const channel = '/chat/' + room, batch = [];
   for (let i = 0; i < W.batch; i++) {
-    const data = { p: c.g, s: c.seq++, t: nowUs(), x: '' };
+    const data = { p: c.g, s: c.seq++, t: Math.round(nowUs()), x: '' };
     data.x = pad.slice(0, Math.max(0, W.size - JSON.stringify(data).length));
     batch.push({ channel, clientId: c.clientId, id: String(++c.msgId), data });
   }
