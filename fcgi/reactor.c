@@ -28,6 +28,14 @@
 #define STARTUP_WAIT_MS 2000  /* requests wait this long for the first Redis connection */
 #define SWEEP_MAX "1000"
 
+/* An idle FastCGI connection the web server keeps for its next request (FCGI_KEEP_CONN). */
+typedef struct kept {
+    FCGX_Request *fr;
+    struct event *ev;
+    struct bx_reactor *r;
+    struct kept *prev, *next;
+} kept;
+
 struct bx_reactor {
     const bx_config *cfg;
     char *conf_path;
@@ -44,6 +52,8 @@ struct bx_reactor {
     long long started, deadline;
     void (*on_stop)(void *);
     void *on_stop_arg;
+    kept *kept;           /* idle kept connections */
+    size_t n_kept;
 };
 
 static long long now_ms(void)
@@ -60,6 +70,7 @@ static struct timeval tv_ms(long ms)
 }
 
 static void begin_stop(bx_reactor *r, const char *why);
+static void keep_conn(bx_reactor *r, FCGX_Request *fr);
 
 /* ---- request end ------------------------------------------------------ */
 
@@ -70,7 +81,8 @@ static void unregister(bx_reactor *r, bx_req *q)
     q->registered = 0;
 }
 
-static void req_done(bx_reactor *r, bx_req *q)
+/* The request is over; answered=1 when a response was written (the connection may be kept). */
+static void req_done(bx_reactor *r, bx_req *q, int answered)
 {
     unregister(r, q);
     if (q->timer)
@@ -80,9 +92,82 @@ static void req_done(bx_reactor *r, bx_req *q)
     q->timer = q->watch = NULL;
     bx_exchange_free(q->ex);
     q->ex = NULL;
-    bx_req_free(q);
+    FCGX_Request *fr = answered && !r->stopping ? bx_req_free_keep(q) : (bx_req_free(q), NULL);
+    if (fr)
+        keep_conn(r, fr);
     if (r->cgi)
         begin_stop(r, "CGI request answered");
+}
+
+/* ---- kept connections ----------------------------------------------------- */
+
+static void kept_free(bx_reactor *r, kept *k, int close_conn)
+{
+    if (k->prev)
+        k->prev->next = k->next;
+    else
+        r->kept = k->next;
+    if (k->next)
+        k->next->prev = k->prev;
+    r->n_kept--;
+    event_free(k->ev);
+    if (close_conn) {
+        FCGX_Free(k->fr, 1);
+        free(k->fr);
+    }
+    free(k);
+}
+
+static void handle(bx_reactor *r, bx_req *q);
+
+/* The web server sent the next request on a kept connection (or closed it). The records are
+ * already there, so reading them here costs the reactor no waiting; the web server is trusted
+ * to send a whole request at once (nginx buffers request bodies by default). */
+static void on_kept_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    kept *k = arg;
+    bx_reactor *r = k->r;
+    FCGX_Request *fr = k->fr;
+    kept_free(r, k, 0);
+    fr->listen_sock = -1; /* a closed connection must not make FCGX_Accept_r wait in accept() */
+    if (FCGX_Accept_r(fr) < 0) {
+        FCGX_Free(fr, 1);
+        free(fr);
+        return;
+    }
+    bx_req *q = bx_req_from_fcgx(fr, r->cfg->tr[BX_TR_LONG_POLLING].maxMessageSize);
+    bx_debug("next request on a kept FastCGI connection (%zu idle)", r->n_kept);
+    if (q)
+        handle(r, q);
+}
+
+static void keep_conn(bx_reactor *r, FCGX_Request *fr)
+{
+    kept *k = calloc(1, sizeof *k);
+    if (k)
+        k->ev = event_new(r->base, fr->ipcFd, EV_READ, on_kept_readable, k);
+    if (!k || !k->ev || event_add(k->ev, NULL) < 0) {
+        if (k && k->ev)
+            event_free(k->ev);
+        free(k);
+        FCGX_Free(fr, 1);
+        free(fr);
+        return;
+    }
+    k->fr = fr;
+    k->r = r;
+    k->next = r->kept;
+    if (r->kept)
+        r->kept->prev = k;
+    r->kept = k;
+    r->n_kept++;
+}
+
+static void close_kept(bx_reactor *r)
+{
+    while (r->kept)
+        kept_free(r, r->kept, 1);
 }
 
 /* ---- exchange hooks ----------------------------------------------------- */
@@ -164,9 +249,10 @@ static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
         bx_transport_error(r->cfg, q, bx_exchange_http_status(ex), "superseded by a newer /meta/connect");
         break;
     case BX_EX_GONE:
-        break;
+        req_done(r, q, 0);
+        return;
     }
-    req_done(r, q);
+    req_done(r, q, 1);
 }
 
 /* ---- incoming requests ------------------------------------------------------ */
@@ -179,7 +265,7 @@ static void handle(bx_reactor *r, bx_req *q)
     int rc = bx_transport_decode(r->cfg, q, &batch, &reason);
     if (rc == 1) {
         bx_debug("%s %s: %s", q->method, q->query, reason);
-        req_done(r, q);
+        req_done(r, q, 1);
         return;
     }
     if (rc) {
@@ -188,7 +274,7 @@ static void handle(bx_reactor *r, bx_req *q)
         bx_transport_error(r->cfg, q, rc, rc == 400 && strcmp(reason, "Unknown Bayeux Transport") == 0
                                               ? reason : rc >= 500 ? "Internal Server Error" : "Bad Request");
         bx_batch_free(&batch);
-        req_done(r, q);
+        req_done(r, q, 1);
         return;
     }
     char *browser = bx_req_cookie(q, r->cfg->browserCookieName);
@@ -198,7 +284,7 @@ static void handle(bx_reactor *r, bx_req *q)
     free(browser);
     if (!q->ex) {
         bx_transport_error(r->cfg, q, 500, "out of memory");
-        req_done(r, q);
+        req_done(r, q, 1);
         return;
     }
     bx_exchange_start(q->ex); /* q may be gone after this */
@@ -331,6 +417,7 @@ static void begin_stop(bx_reactor *r, const char *why)
     if (r->on_stop)
         r->on_stop(r->on_stop_arg);
     event_del(r->sweep);
+    close_kept(r); /* idle: the web server opens a new connection (to another worker) */
     each_parked(r, bx_exchange_shutdown);
     struct timeval tv = tv_ms(20);
     event_add(r->stopcheck, &tv);
@@ -430,7 +517,7 @@ static void drop_parked(bx_reactor *r)
         bx_req *q = bx_parked_by_token(r->parked, tokens[i]);
         if (q && !(q->ex && bx_exchange_busy(q->ex))) {
             bx_transport_error(r->cfg, q, 503, "worker stopping");
-            req_done(r, q);
+            req_done(r, q, 0);
         }
         free(tokens[i]);
     }
@@ -456,6 +543,7 @@ void bx_reactor_free(bx_reactor *r)
         next = q->next;
         bx_req_free(q);
     }
+    close_kept(r);
     bx_parked_free(r->parked);
     struct event *evs[] = { r->qev, r->sweep, r->stopcheck, r->sig_term, r->sig_int, r->sig_hup };
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)

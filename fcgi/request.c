@@ -130,6 +130,13 @@ static int fill(bx_req *q, param_fn *param, void *psrc, long max_body, read_fn *
     return 0;
 }
 
+/* Is FastCGI stdin at its end (the empty STDIN record consumed)? Then the connection is clean. */
+static int stdin_at_end(FCGX_Request *r)
+{
+    char c;
+    return FCGX_GetStr(&c, 1, r->in) == 0 && FCGX_GetError(r->in) == 0;
+}
+
 bx_req *bx_req_from_fcgx(FCGX_Request *r, long max_body)
 {
     bx_req *q = calloc(1, sizeof *q);
@@ -147,6 +154,7 @@ bx_req *bx_req_from_fcgx(FCGX_Request *r, long max_body)
         bx_req_free(q);
         return NULL;
     }
+    q->keepable = !q->early_status && r->keepConnection && stdin_at_end(r);
     return q;
 }
 
@@ -232,18 +240,8 @@ char *bx_req_cookie(const bx_req *q, const char *name)
     return NULL;
 }
 
-void bx_req_free(bx_req *q)
+static void free_fields(bx_req *q)
 {
-    if (!q)
-        return;
-    if (q->fcgx) {
-        /* one connection per request: closing it is how the web server learns we are done
-         * (Detach: close without libfcgi's shutdown-and-wait, which would block the reactor) */
-        q->fcgx->keepConnection = 0;
-        FCGX_Detach(q->fcgx);
-        FCGX_Finish_r(q->fcgx);
-        free(q->fcgx);
-    }
     free(q->method);
     free(q->query);
     free(q->content_type);
@@ -252,4 +250,37 @@ void bx_req_free(bx_req *q)
     free(q->body);
     free(q->callback);
     free(q);
+}
+
+/* Finish the FastCGI request; keep=1 leaves the connection open when that is safe.
+ * Returns the still-open request, or NULL when it was closed and freed. */
+static FCGX_Request *finish(bx_req *q, int keep)
+{
+    FCGX_Request *r = q->fcgx;
+    if (!r)
+        return NULL;
+    if (!keep || !q->keepable)
+        r->keepConnection = 0;
+    /* Detach: a close does not do libfcgi's shutdown-and-wait, which would block the reactor */
+    FCGX_Detach(r);
+    FCGX_Finish_r(r); /* writes FCGI_END_REQUEST; closes unless kept and error-free */
+    if (r->ipcFd >= 0)
+        return r;
+    free(r);
+    return NULL;
+}
+
+void bx_req_free(bx_req *q)
+{
+    if (!q)
+        return;
+    finish(q, 0);
+    free_fields(q);
+}
+
+FCGX_Request *bx_req_free_keep(bx_req *q)
+{
+    FCGX_Request *r = finish(q, 1);
+    free_fields(q);
+    return r;
 }

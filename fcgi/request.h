@@ -24,6 +24,7 @@ typedef struct bx_req {
     int secure;           /* HTTPS=on */
     char *body;           /* request body (NUL-terminated), body_len bytes */
     size_t body_len;
+    int keepable;         /* FastCGI stdin read to its end: the connection can carry another request */
     int early_status;     /* accept thread's verdict: 0 go on, else answer this status */
     const char *early_reason;
     /* reactor side */
@@ -48,6 +49,10 @@ bx_req *bx_req_from_cgi(long max_body);
 int bx_req_respond(bx_req *q, int status, const char *ctype, const char *headers, const char *body, size_t len);
 /* Finish the FastCGI request (connection closed) and free q and everything it owns. */
 void bx_req_free(bx_req *q);
+/* Like bx_req_free, but when the web server asked to keep the connection (FCGI_KEEP_CONN), the
+ * request was read to its end and the reply went out, the FastCGI connection stays open: returns
+ * its FCGX_Request (caller owns it; FCGX_Accept_r on it reads the next request), else NULL. */
+FCGX_Request *bx_req_free_keep(bx_req *q);
 /* The FastCGI connection's fd, -1 in CGI mode. */
 int bx_req_fd(const bx_req *q);
 /* Value of cookie `name` from the Cookie header: malloc'd copy or NULL. */
