@@ -918,9 +918,14 @@ bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *
     }
     d->cfg = cfg;
     d->store = store;
-    for (int t = 0; t < BX_TR_COUNT; t++)
-        if (bx_config_transport_allowed(cfg, (bx_transport)t))
-            json_array_append_new(d->supported, json_string(bx_transport_name((bx_transport)t)));
+    /* in allowedTransports order (CometD lists websocket first when it is enabled); the names are
+     * validated and none is a substring of another, so strstr gives each one's position */
+    const char *at = cfg->allowedTransports ? cfg->allowedTransports : "";
+    for (size_t pos = 0; at[pos]; pos++)
+        for (int t = 0; t < BX_TR_COUNT; t++)
+            if (strstr(at, bx_transport_name((bx_transport)t)) == at + pos &&
+                bx_config_transport_allowed(cfg, (bx_transport)t))
+                json_array_append_new(d->supported, json_string(bx_transport_name((bx_transport)t)));
     if (cfg->ackExtension)
         d->exts[d->n_ext++] = &bx_ext_ack;
     if (cfg->timesyncExtension)
