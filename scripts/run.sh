@@ -7,7 +7,8 @@
 # Ctrl-C or SIGTERM stops everything it started (by PID) and nothing else.
 #   bayeux-ws on 127.0.0.1:WS_PORT (8090; WS_PORT=0: none), WebSocket upgrades of /cometd proxied to it
 #   by nginx, "websocket" first in allowedTransports unless the conf or BX_ALLOWED_TRANSPORTS say otherwise.
-# Env: PORT (8080), REDIS_PORT (6380), WORKERS (2), BX_LOG_LEVEL, HTTPS_PORT, BIND (0.0.0.0),
+#   lighttpd on LIGHTTPD_PORT (optional, none by default): the same site behind lighttpd (no WebSocket).
+# Env: PORT (8080), REDIS_PORT (6380), WORKERS (2), BX_LOG_LEVEL, HTTPS_PORT, LIGHTTPD_PORT, BIND (0.0.0.0),
 #      BUILD (build), BX_CONF (conf/bayeux.conf); any BX_<KEY> overrides a bayeux.conf key.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,6 +18,7 @@ PORT=${PORT:-8080}
 REDIS_PORT=${REDIS_PORT:-6380}
 WORKERS=${WORKERS:-2}
 HTTPS_PORT=${HTTPS_PORT:-}
+LIGHTTPD_PORT=${LIGHTTPD_PORT:-}
 BIND=${BIND:-0.0.0.0}
 BUILD=${BUILD:-build}
 RUN=$PWD/run
@@ -101,10 +103,14 @@ bx_stack_redis_start "$RUN" || die "redis-server did not start (see run/redis/re
 bx_stack_workers_start "$RUN" || die "a worker did not start (see run/worker*.log)"
 bx_stack_ws_start "$RUN" || die "bayeux-ws did not start (see run/ws.log)"
 bx_stack_nginx_start "$RUN" "$BIND" "$PORT" "${tls[@]}" || die "nginx did not start (see run/nginx-error.log)"
+if [ -n "$LIGHTTPD_PORT" ]; then
+  bx_stack_lighttpd_start "$RUN" "$BIND" "$LIGHTTPD_PORT" || die "lighttpd did not start (see run/lighttpd-error.log)"
+fi
 
 host=$BIND; [ "$BIND" = 0.0.0.0 ] && host=localhost
-cat <<EOF
-
+echo
+# (sed drops the empty lines of the optional parts)
+sed '/^$/d' <<EOF
 bayeux-fcgi is running (Ctrl-C stops it all):
   demo pages        http://$host:$PORT/
   Bayeux endpoint   http://$host:$PORT/cometd
@@ -114,9 +120,10 @@ $( [ -n "$HTTPS_PORT" ] && printf '  over TLS          https://%s:%s/  (self-sig
                     (pids $(cat "$RUN"/worker*.pid | tr '\n' ' '))
 $( [ -n "$BX_STACK_WS_PORT" ] && printf '  bayeux-ws         127.0.0.1:%s, pid %s, log run/ws.log (ws://%s:%s/cometd)\n' "$BX_STACK_WS_PORT" "$(cat "$RUN/ws.pid")" "$host" "$PORT" )
   nginx             pid $(cat "$RUN/nginx.pid"), config run/nginx.conf, logs run/nginx-*.log
+$( [ -n "$LIGHTTPD_PORT" ] && printf '  lighttpd          http://%s:%s/ (same site, no WebSocket), pid %s, config run/lighttpd.conf\n' "$host" "$LIGHTTPD_PORT" "$(cat "$RUN/lighttpd.pid")" )
   configuration     $conf (+ BX_* environment overrides)
-
 EOF
+echo
 
 # Supervise: restart a worker that died; stop everything if redis or nginx dies.
 while :; do
@@ -128,7 +135,7 @@ while :; do
     rm -f "$RUN/ws.pid"
     bx_stack_ws_start "$RUN" || log "bayeux-ws did not restart (see run/ws.log): clients use long-polling"
   fi
-  for f in "$RUN/nginx.pid" "$RUN/redis/redis.pid"; do
+  for f in "$RUN/nginx.pid" "$RUN/redis/redis.pid" ${LIGHTTPD_PORT:+"$RUN/lighttpd.pid"}; do
     if [ ! -f "$f" ] || ! kill -0 "$(cat "$f")" 2>/dev/null; then
       log "$(basename "$f" .pid) exited; stopping the stack"
       exit 1
