@@ -28,6 +28,7 @@ const ceiling = runs.find((r) => r.label === 'generator-ceiling');
 const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
 const fanout = runs.filter((r) => /^fanout-/.test(r.label));
 const rps = runs.filter((r) => /^rps-/.test(r.label));
+const floor = runs.filter((r) => /^floor-/.test(r.label));
 const capacity = runs.find((r) => r.label === 'capacity');
 
 // First line a version command prints (nginx -v writes to stderr).
@@ -73,6 +74,20 @@ for (const s of SERVERS) {
   if (ok.length) best[s] = ok.reduce((a, b) => (b.deliveredPerSec > a.deliveredPerSec ? b : a));
 }
 
+// Saturated: the server did not keep up with the offered publish rate, or p50 passed a second.
+const isSat = (r) => !!r.error || r.publishedPerSec < 0.9 * r.offered || (r.latencyMs && r.latencyMs.p50 > 1000);
+const saturated = {};
+for (const s of SERVERS) saturated[s] = sweep.some((r) => r.label === s && isSat(r));
+// a ≥ k × b when both saturated, or a did not saturate while b did; unknown when b did not saturate.
+function atLeast(a, b, k) {
+  if (!best[a] || !best[b]) return null;
+  const x = best[a].deliveredPerSec, y = best[b].deliveredPerSec;
+  if (saturated[a] && saturated[b]) return x >= k * y;
+  if (!saturated[a] && saturated[b]) return x >= k * y ? true : null;
+  if (saturated[a] && !saturated[b]) return x >= k * y ? true : false;
+  return null;
+}
+
 function textTable(h, rs) {
   const w = h.map((x, i) => Math.max(String(x).length, ...rs.map((r) => (r.length > 3 || i < 2 ? String(r[i] ?? '').length : 0))));
   const line = (r) => (r.length === 3 ? `${String(r[0]).padStart(w[0])}  ${String(r[1]).padEnd(w[1])}  ${r[2]}`
@@ -101,6 +116,7 @@ lines.push('', textTable(head, rows), '');
 const satLines = SERVERS.filter((s) => best[s]).map((s) => {
   const b = best[s];
   return `${s}: best ${b.deliveredPerSec} deliveries/s at ${b.offered} msg/s offered (lost ${b.lostPct} %, p50 ${b.latencyMs.p50} ms)` +
+    (saturated[s] ? '' : ' — did not saturate: a lower bound') +
     (s !== 'faye' && best.faye ? `, ${ratio(b.deliveredPerSec, best.faye.deliveredPerSec)} Faye's best` : '');
 });
 lines.push(...satLines);
@@ -127,6 +143,47 @@ if (capacity) {
     `capacity: ${capacity.parked}/${capacity.clients} polls parked on one worker; worker RSS +${f(capacity.workerKbPerPoll, 1)} KB per parked poll ` +
     `(nginx +${f(capacity.nginxKbPerPoll, 1)} KB); ${capacity.answered} answered within timeout+${capacity.graceSec} s, ${capacity.late} late, ${capacity.failed} failed`);
 }
+if (floor.length) {
+  lines.push('', 'latency floor (2 clients in 1 room, 50 single-message publishes/s):');
+  for (const r of floor) lines.push(`  ${r.label.replace(/^floor-/, '')}: ` + (r.error ? 'ERROR ' + r.error :
+    `p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, max ${r.latencyMs.max} ms, lost ${r.lost}, dup ${r.duplicated}`));
+}
+
+// The issue's targets for bayeux-fcgi, each met / missed / not measured, from this run only.
+function targets() {
+  const out = [];
+  const t = (name, ok, detail) => out.push(`${ok === null ? 'n/a ' : ok ? 'MET ' : 'MISS'}  ${name}: ${detail}`);
+  const ours = sweep.filter((r) => r.label === 'bayeux-fcgi' && r.delivered !== undefined);
+  const fayeRuns = sweep.filter((r) => r.label === 'faye' && r.delivered !== undefined);
+  const sum = (rs, k) => rs.reduce((a, r) => a + (r[k] || 0), 0);
+  t('0 lost, 0 duplicated, 0 out of order at every offered rate', ours.length ? sum(ours, 'lost') + sum(ours, 'outOfOrder') + sum(ours, 'duplicated') === 0 : null,
+    ours.length ? `lost ${sum(ours, 'lost')}, dup ${sum(ours, 'duplicated')}, ooo ${sum(ours, 'outOfOrder')} (Faye: lost ${sum(fayeRuns, 'lost')}, ooo ${sum(fayeRuns, 'outOfOrder')})` : 'no run');
+  const b = best['bayeux-fcgi'], fb = best.faye, cb = best['cometd-node'];
+  const satNote = (x) => (saturated[x] ? '' : ` (${x} did not saturate)`);
+  t('deliveries/s at saturation ≥ 3× Faye', atLeast('bayeux-fcgi', 'faye', 3),
+    b && fb ? `${b.deliveredPerSec}/s vs ${fb.deliveredPerSec}/s = ${ratio(b.deliveredPerSec, fb.deliveredPerSec)}${satNote('bayeux-fcgi')}${satNote('faye')}` : 'no run');
+  const fl = floor.find((r) => r.label === 'floor-bayeux-fcgi' && r.latencyMs);
+  t('publish→receive p50 ≤ 1 ms at light load', fl ? fl.latencyMs.p50 <= 1 : null, fl ? `p50 ${fl.latencyMs.p50} ms (floor run)` : 'no floor run');
+  if (b && ours.length && saturated['bayeux-fcgi']) {
+    const half = b.offered / 2;
+    const h = ours.reduce((a, r) => (Math.abs(r.offered - half) < Math.abs(a.offered - half) ? r : a));
+    t('p99 ≤ 20 ms at half the saturation load', h.latencyMs.p99 <= 20, `p99 ${h.latencyMs.p99} ms at ${h.offered} msg/s (saturation taken as ${b.offered} msg/s)`);
+  } else t('p99 ≤ 20 ms at half the saturation load', null, ours.length ? 'bayeux-fcgi did not saturate in this run' : 'no run');
+  const hello = rps.find((r) => r.label === 'rps-hello' && !r.error), pub = rps.find((r) => r.label === 'rps-bayeux-fcgi' && !r.error);
+  t('non-blocking publish req/s ≥ 50 % of the libfcgi hello world', hello && pub ? pub.reqPerSec >= hello.reqPerSec / 2 : null,
+    hello && pub ? `${pub.reqPerSec} vs ${hello.reqPerSec} req/s = ${f(100 * pub.reqPerSec / hello.reqPerSec)} %` : 'not measured');
+  const fo = fanout.filter((r) => !r.error && r.redisFcallsPerPublish);
+  t('Redis round trips per publish flat as subscribers grow', fo.length > 1 ? fo[fo.length - 1].redisFcallsPerPublish <= 1.2 * fo[0].redisFcallsPerPublish : null,
+    fo.length > 1 ? fo.map((r) => `${r.clients} clients: ${r.redisFcallsPerPublish} fcalls, ${r.redisCommandsPerPublish} commands`).join('; ') : 'not measured (CAPACITY=1)');
+  t('stretch: deliveries/s equal to cometd-node', atLeast('bayeux-fcgi', 'cometd-node', 1),
+    b && cb ? `${ratio(b.deliveredPerSec, cb.deliveredPerSec)} cometd-node's best${satNote('bayeux-fcgi')}${satNote('cometd-node')}` : 'no run');
+  t('10,000 parked polls on one worker at ≤ 15 KB each, all answered on time',
+    capacity && !capacity.error && capacity.clients >= 10000 ? capacity.parked >= 10000 && capacity.workerKbPerPoll <= 15 && capacity.late === 0 && capacity.failed === 0 : null,
+    capacity ? (capacity.error ? 'ERROR ' + capacity.error : `${capacity.parked} parked, ${capacity.workerKbPerPoll} KB each, ${capacity.late} late, ${capacity.failed} failed`) : 'not measured (CAPACITY=1)');
+  return out;
+}
+const targetLines = targets();
+lines.push('', 'targets (issue 9) for bayeux-fcgi in this run:', ...targetLines.map((l) => '  ' + l));
 process.stdout.write(lines.join('\n') + '\n');
 
 // Markdown (README Performance section body).
@@ -136,7 +193,8 @@ mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Fay
 if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
-if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|Redis commands per|  fanout-|request rates|  rps-)/.test(l)).map((l) => '    ' + l), '');
+if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|Redis commands per|  fanout-|request rates|  rps-|latency floor|  (bayeux-fcgi|faye|cometd-node):)/.test(l)).map((l) => '    ' + l), '');
+mdl.push('Targets (issue 9) in this run:', '', ...targetLines.map((l) => '- ' + l), '');
 mdl.push(`![latency vs offered load](bench/results/latency.svg)`);
 const md = mdl.join('\n') + '\n';
 

@@ -207,6 +207,12 @@ if [ "$SATURATE" = 1 ]; then
   done
 fi
 
+# Latency floor: two clients in one room, single-message publishes at a light rate.
+for s in "${started[@]}"; do
+  log "$s: latency floor"
+  CLIENTS=2 ROOMS=1 ROOMS_PER_CLIENT=1 bench_one "$s" 50 --batch 1 --duration 5 --label "floor-$s" || true
+done
+
 # Request rates: the libfcgi hello-world ceiling, then non-blocking publishes (one session per
 # connection, a channel nobody subscribes to) against each server.
 log "request rates: libfcgi hello world, then publish requests/s per server"
