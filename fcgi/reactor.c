@@ -52,6 +52,7 @@ struct bx_reactor {
     long long started, deadline;
     void (*on_stop)(void *);
     void *on_stop_arg;
+    long long last_refusal_warn;
     kept *kept;           /* idle kept connections */
     size_t n_kept;
 };
@@ -269,8 +270,14 @@ static void handle(bx_reactor *r, bx_req *q)
         return;
     }
     if (rc) {
-        /* hostile or broken input: one line, at debug when it is the client's fault */
-        bx_log(rc >= 500 ? BX_LOG_WARN : BX_LOG_DEBUG, "%s request refused with HTTP %d: %s", q->method, rc, reason);
+        /* hostile or broken input: one line each, at warn at most every 10 s (one bad client
+         * cannot fill the log), at debug otherwise */
+        long long now = now_ms();
+        int loud = now - r->last_refusal_warn >= 10000;
+        if (loud)
+            r->last_refusal_warn = now;
+        bx_log(loud ? BX_LOG_WARN : BX_LOG_DEBUG, "%s request refused with HTTP %d: %s%s", q->method, rc, reason,
+               loud ? " (further refusals for 10 s at debug)" : "");
         bx_transport_error(r->cfg, q, rc, rc == 400 && strcmp(reason, "Unknown Bayeux Transport") == 0
                                               ? reason : rc >= 500 ? "Internal Server Error" : "Bad Request");
         bx_batch_free(&batch);

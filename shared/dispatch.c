@@ -714,6 +714,7 @@ static void do_subscription(bx_exchange *ex, int subscribe)
     const char *cid = session_cid(ex);
     char **list = NULL;
     if (!cid) {
+        bx_debug("%s: clientId missing/invalid or no browser cookie → 402", ex->cur.channel);
         reply_unknown(ex, 0);
         complete(ex);
         return;
@@ -837,6 +838,7 @@ static void do_disconnect(bx_exchange *ex)
 {
     const char *cid = session_cid(ex);
     if (!cid) {
+        bx_debug("disconnect: clientId missing/invalid or no browser cookie → 402");
         reply_unknown(ex, 0);
         complete(ex);
         return;
