@@ -70,6 +70,7 @@ struct bx_exchange {
     int drain_why;       /* PEND_* that caused the drain in flight (0: wake) */
     int done;
     int echo;            /* /service/echo remote call in progress */
+    int advice_due;      /* the held connect's reply must carry the full advice */
     const char *local_error; /* error to reply after a session check succeeds */
     long long confirm_batch;
 };
@@ -442,6 +443,7 @@ static void connect_done(bx_exchange *ex, const redisReply *r)
     long long tc = rint_at(r, 2), batch = rint_at(r, 3);
     json_t *advice = (tc || json_is_object(json_object_get(ex->cur.msg, "advice"))) ? full_advice(ex) : NULL;
     if (is_status(r, "parked")) {
+        ex->advice_due = advice != NULL; /* sent when the held connect is answered */
         json_decref(advice);
         connect_parked(ex);
         return;
@@ -547,7 +549,7 @@ static void drain_done(bx_exchange *ex, const redisReply *r)
         return;
     }
     add_deliveries(ex, r, 2);
-    json_t *advice = why == PEND_SHUTDOWN ? full_advice(ex) : NULL;
+    json_t *advice = why == PEND_SHUTDOWN || ex->advice_due ? full_advice(ex) : NULL;
     bx_debug("connect c=%s token %s released (%s): %zu messages, batch %lld", ex->cid, ex->token,
              why == PEND_SHUTDOWN ? "shutdown" : why == PEND_EXPIRE ? "timeout" : "wake-up",
              json_array_size(ex->deliveries), rint_at(r, 1));

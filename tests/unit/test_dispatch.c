@@ -294,6 +294,20 @@ static void test_parked_wake_without_messages_stays(void **state)
     bx_exchange_free(ex);
 }
 
+/* a held connect on another transport than the stored one: the advice comes with its late reply */
+static void test_parked_transport_changed_advice(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("3", ""), "b1");
+    bx_exchange_start(ex);
+    answer(0, mk("siii", "parked", 0LL, 1LL, 0LL));
+    bx_exchange_expire(ex);
+    answer(1, mk("si", "empty", 0LL));
+    assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true,"
+                              "\"advice\":{\"reconnect\":\"retry\",\"interval\":0,\"timeout\":20000}}]");
+    bx_exchange_free(ex);
+}
+
 static void test_ack_connect_no_confirm(void **state)
 {
     (void)state;
@@ -500,6 +514,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_connect_client_advice_gets_full_advice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wake_before_parked_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_wake_without_messages_stays, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_transport_changed_advice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_connect_no_confirm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_superseded_and_disconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandon_unparks, setup, teardown),
