@@ -23,7 +23,7 @@
 #include "log.h"
 
 #define BACKOFF_MIN_MS 100
-#define BACKOFF_MAX_MS 5000
+#define BACKOFF_MAX_MS 1000
 #define CONNECT_TIMEOUT_MS 2000
 #define COMMAND_TIMEOUT_MS 5000
 #define WATCHDOG_MS 250

@@ -99,11 +99,7 @@ else
 fi
 
 # A worker that hit ASan/UBSan (or crashed) has said so in its log.
-if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$tmp"/worker*.log 2>/dev/null; then
-  echo "integration: sanitizer reports in the worker logs above"
-  grep -hE -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp"/worker*.log | head -60
-  failed=1
-fi
+bx_sanitizer_report integration "$tmp"/worker*.log || failed=1
 echo "integration: $(( $(date +%s) - start )) s"
 status=$failed
 exit "$failed"

@@ -41,3 +41,14 @@ bx_stop_pidfile() {
   fi
   rm -f "$f"
 }
+
+# bx_sanitizer_report LABEL FILE... → 1 (after printing the reports) if a process that logged to
+# FILE hit ASan/UBSan or crashed with a sanitizer summary; 0 when the logs are clean.
+bx_sanitizer_report() {
+  local label=$1
+  shift
+  grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$@" 2>/dev/null || return 0
+  echo "$label: sanitizer reports in the logs above"
+  grep -hE -A20 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$@" | head -60
+  return 1
+}

@@ -1,0 +1,231 @@
+// Fault suite (run by tests/fault/run.sh): ack-extension subscribers and a steady publisher with
+// sequence numbers while a worker is SIGKILLed, every worker restarted in turn, nginx reloaded, Redis
+// killed and restarted (AOF everysec), Redis frozen for 5 s, 10,000 sessions abandoned. Every test
+// checks 0 lost / 0 reordered / 0 duplicated for the clients in the fault, and that the clients the
+// fault does not concern (bystanders behind a second nginx that reaches worker 2 only) saw nothing.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync } from 'node:fs';
+import { Subscriber, Publisher, Session, post, verdict, drained, sleep, unique } from './lib/driver.mjs';
+import { stack } from '../integration/lib/stack.mjs';
+
+const run = promisify(execFile);
+const URL1 = process.env.BX_URL;
+const URL2 = process.env.BX_URL2;
+const DIR = process.env.BX_STACK_DIR;
+const FRONT2 = process.env.BX_FRONT2_DIR;
+const REDIS_PORT = process.env.BX_REDIS_PORT;
+const TIMEOUT = Number(process.env.BX_FAULT_TIMEOUT || 2000);
+const MAX_INTERVAL = Number(process.env.BX_FAULT_MAX_INTERVAL || 10000);
+const FAIL_TIMEOUT_MS = 1000 * Number(process.env.BX_STACK_FAIL_TIMEOUT || 1) + 300;
+const opts = { timeout: TIMEOUT };
+
+const pidOf = (file) => Number(readFileSync(file, 'utf8').trim());
+const redis = async (...args) => (await run('redis-cli', ['-p', REDIS_PORT, ...args.map(String)])).stdout.trim();
+const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+const workerPid = async (i) => Number((await stack('worker-pid', DIR, i)).trim());
+const range = (n) => Array.from({ length: n }, (_, i) => i);
+
+// Subscribers + publisher on channel ch through base; the fault runs while messages flow.
+async function group(base, label, nsubs, period) {
+  const ch = `/fault/${unique(label)}`;
+  const subs = await Promise.all(range(nsubs).map((i) => new Subscriber(base, `${label}${i}`, ch, opts).start()));
+  const pub = await new Publisher(base, `${label}-pub`, ch, period, opts).start();
+  return { label, subs, pub };
+}
+async function finish(g) {
+  await g.pub.stop();
+  await drained(g.subs, g.pub, TIMEOUT * 3 + 5000);
+  await Promise.all(g.subs.map((s) => s.stop()));
+}
+
+// Runs fault() while `involved` (behind nginx 1) and `bystanders` (behind nginx 2 → worker 2) exchange
+// messages; returns both groups once every subscriber drained.
+async function scenario(fault, { subs = 8, bystanders = 4, period = 25, before = 1000, after = 1500 } = {}) {
+  const inv = await group(URL1, 'inv', subs, period);
+  const bys = bystanders ? await group(URL2, 'bys', bystanders, period) : null;
+  try {
+    await sleep(before);
+    await fault(inv);
+    await sleep(after);
+  } finally {
+    await finish(inv);
+    if (bys) await finish(bys);
+  }
+  return { inv, bys };
+}
+
+const summary = (g) => {
+  const ev = [g.pub, ...g.subs].flatMap((s) => s.events);
+  const count = (k) => ev.filter((e) => e.kind === k).length;
+  return `${g.label}: ${g.pub.acked.length} published, errors ${count('error')}, retry advice ${count('retry')}, ` +
+    `re-handshakes ${count('handshake')}`;
+};
+
+// 0 lost, 0 reordered, 0 duplicated for every subscriber; no re-handshake (sessions survived) unless
+// allowed; with strict, no event at all (no error, no retry advice).
+function assertClean(g, { strict = false } = {}) {
+  assert.ok(g.pub.acked.length > 20, `${g.label}: only ${g.pub.acked.length} publishes were accepted`);
+  for (const s of g.subs) {
+    const v = verdict(s, g.pub);
+    assert.equal(s.fatal, null, `${s.name}: ${s.fatal}`);
+    assert.deepEqual(v.lost, [], `${s.name} lost ${v.lost.length} of ${g.pub.acked.length}: ${JSON.stringify(v.lost.slice(0, 30))}`);
+    assert.deepEqual(v.reordered, [], `${s.name} got these out of order: ${JSON.stringify(v.reordered.slice(0, 30))}`);
+    assert.deepEqual(v.dup, [], `${s.name} got these twice: ${JSON.stringify(v.dup.slice(0, 30))}`);
+  }
+  for (const c of [g.pub, ...g.subs]) {
+    const hs = c.events.filter((e) => e.kind === 'handshake');
+    assert.deepEqual(hs.map((e) => e.what), [], `${c.name} lost its session`);
+    if (strict) assert.deepEqual(c.events.map((e) => e.what), [], `${c.name} saw these though the fault does not concern it`);
+  }
+}
+
+test('worker SIGKILLed mid-delivery: 0 lost, 0 reordered, sessions survive; worker 2 clients see nothing', { timeout: 120000 }, async () => {
+  const pids = [];
+  let kills = 0;
+  // Slow publishing keeps most polls parked; the kill waits for a poll parked at worker 1, then for an
+  // accepted publish, so worker 1 is waking and answering polls when it dies. Killed again (up to 5
+  // times) until a subscriber noticed.
+  const { inv, bys } = await scenario(async (g) => {
+    for (; kills < 5 && !g.subs.some((s) => s.errors().length > 0); kills++) {
+      const pid = await workerPid(1);
+      // Polls parked at worker 1 and not woken yet (Pparked: client id → worker id "<host>-<pid>-<hex>").
+      const until = Date.now() + 3000;
+      while (!(await redis('HVALS', 'fault:parked')).includes(`-${pid}-`) && Date.now() < until) await sleep(5);
+      const n = g.pub.acked.length;
+      while (g.pub.acked.length === n) await sleep(1);
+      process.kill(pid, 'SIGKILL');
+      pids.push(pid);
+      await stack('worker-stop', DIR, 1, 'KILL');
+      await sleep(1000);
+      await stack('worker-start', DIR, 1);
+      await sleep(FAIL_TIMEOUT_MS);
+    }
+  }, { subs: 12, period: 100 });
+  console.log(`killed worker 1 ${kills} time(s) (pids ${pids}); ${summary(inv)}; ${summary(bys)}`);
+  assertClean(inv);
+  assertClean(bys, { strict: true });
+  const noticed = inv.subs.filter((s) => s.errors().length > 0).length;
+  assert.ok(noticed > 0, `no subscriber had a poll on the killed worker in ${kills} kills: the test proved nothing`);
+});
+
+test('rolling restart of every worker (SIGTERM, start, next): 0 lost, 0 reordered, no client error', { timeout: 120000 }, async () => {
+  const { inv } = await scenario(async () => {
+    for (const i of [1, 2]) {
+      await stack('worker-stop', DIR, i, 'TERM');
+      await stack('worker-start', DIR, i);
+      await sleep(FAIL_TIMEOUT_MS + 500);
+    }
+  }, { bystanders: 0 });
+  console.log(`rolling restart; ${summary(inv)}`);
+  // Every client is concerned, and a rolling restart must be invisible to all of them.
+  assertClean(inv, { strict: true });
+});
+
+test('nginx reload (SIGHUP) under load: 0 lost, no client error on either nginx', { timeout: 120000 }, async () => {
+  const pid = pidOf(`${DIR}/nginx.pid`);
+  const { inv, bys } = await scenario(async () => {
+    process.kill(pid, 'SIGHUP');
+    await sleep(1500);
+    process.kill(pid, 'SIGHUP');
+  });
+  console.log(`nginx ${pid} reloaded twice; ${summary(inv)}; ${summary(bys)}`);
+  assertClean(inv, { strict: true });
+  assertClean(bys, { strict: true });
+});
+
+// AOF everysec: Redis writes every command to the AOF file (the kernel's page cache) before it
+// answers, and fsyncs once a second. A crash of the Redis process loses nothing that was answered;
+// only a crash of the machine loses up to the last ~1 s (2 s if the disk stalls) of answered writes.
+// This test kills the process: every accepted publish must arrive, every session must survive.
+test('Redis SIGKILLed and restarted from its AOF: sessions survive, 0 accepted publishes lost', { timeout: 120000 }, async () => {
+  let sessionsBefore = 0;
+  const { inv } = await scenario(async () => {
+    sessionsBefore = Number(await redis('ZCARD', 'fault:expiry'));
+    process.kill(pidOf(`${DIR}/redis/redis.pid`), 'SIGKILL');
+    await sleep(300);
+    await stack('redis-start', DIR);
+    const after = await redis('ZCARD', 'fault:expiry'); // bx_start_redis returned on PONG: loaded
+    assert.ok(Number(after) >= sessionsBefore, `${sessionsBefore} sessions before the kill, ${after} after the restart`);
+    await sleep(2000);
+  }, { bystanders: 0 });
+  console.log(`redis killed with ${sessionsBefore} sessions; ${summary(inv)}`);
+  assertClean(inv);
+});
+
+// Both ways Redis goes away: refusing connections (stopped), and accepting them but answering nothing
+// (frozen: a hung host, a partition) for longer than the workers' 5 s command timeout.
+for (const [how, secs] of [['stopped', 5], ['frozen (SIGSTOP)', 7]]) {
+  test(`Redis ${how} for ${secs} s: clients get reconnect:"retry" advice, then recover with nothing lost`, { timeout: 120000 }, async () => {
+    let during = [];
+    const { inv } = await scenario(async (g) => {
+      const t0 = Date.now();
+      if (how === 'stopped') {
+        await stack('redis-stop', DIR);
+        try { await sleep(secs * 1000); } finally { await stack('redis-start', DIR); }
+      } else {
+        const pid = pidOf(`${DIR}/redis/redis.pid`);
+        process.kill(pid, 'SIGSTOP');
+        try { await sleep(secs * 1000); } finally { process.kill(pid, 'SIGCONT'); }
+      }
+      during = [g.pub, ...g.subs].flatMap((s) => s.events).filter((e) => e.t >= t0);
+      await sleep(3000);
+    }, { bystanders: 0 });
+    const first = (k) => during.find((e) => e.kind === k)?.what.slice(0, 160) ?? 'none';
+    console.log(`redis ${how} ${secs} s; ${summary(inv)}; first retry advice: ${first('retry')}; first error: ${first('error')}`);
+    assert.ok(during.some((e) => e.kind === 'retry'), 'nobody got reconnect:"retry" advice while Redis was away');
+    assertClean(inv);
+  });
+}
+
+// CometD's issue list has session leaks when clients vanish; here every trace of them must go.
+test('10,000 sessions created and abandoned: all keys gone after maxInterval + sweep, worker RSS back near baseline', { timeout: 240000 }, async () => {
+  // A quiet baseline: sessions left by earlier tests expire first.
+  const quietBy = Date.now() + MAX_INTERVAL + 15000;
+  while (Number(await redis('ZCARD', 'fault:expiry')) > 0 && Date.now() < quietBy) await sleep(500);
+  assert.equal(Number(await redis('ZCARD', 'fault:expiry')), 0, 'sessions of earlier tests never expired');
+  const dbBase = Number(await redis('DBSIZE'));
+  const pids = [await workerPid(1), await workerPid(2)];
+  const rssBase = pids.map(rssKb);
+  const N = 10000;
+  let rssPeak, created = 0, dbPeak = 0;
+  const { bys } = await scenario(async () => {
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+    let next = 0;
+    const one = async () => {
+      while (next < N) {
+        next++;
+        const s = new Session(URL1, 'abandoned', { ack: true, timeout: TIMEOUT });
+        s.send = (msgs, ms = 20000) => post(s.base, msgs, s.jar, ms, agent);
+        await s.open(30000);
+        created++;
+      }
+    };
+    await Promise.all(range(16).map(one));
+    agent.destroy();
+    dbPeak = Number(await redis('DBSIZE'));
+    rssPeak = pids.map(rssKb);
+    // Keep the bystanders running across the expiry and the sweep of all of them.
+    const end = Date.now() + MAX_INTERVAL + 30000;
+    while (Number(await redis('ZCARD', 'fault:expiry')) > 12 && Date.now() < end) await sleep(500);
+  }, { subs: 0, bystanders: 6, period: 50 });
+  assertClean(bys, { strict: true });
+  const goneBy = Date.now() + 10000;
+  let db;
+  while ((db = Number(await redis('DBSIZE'))) > dbBase && Date.now() < goneBy) await sleep(250);
+  const rssAfter = pids.map(rssKb);
+  const mb = (kb) => `${(kb / 1024).toFixed(1)} MB`;
+  console.log(`${created} sessions: DBSIZE ${dbBase} → ${dbPeak} → ${db}; worker RSS ` +
+    pids.map((_, i) => `${mb(rssBase[i])} → ${mb(rssPeak[i])} → ${mb(rssAfter[i])}`).join(', ') + `; ${summary(bys)}`);
+  assert.equal(created, N);
+  assert.ok(dbPeak >= dbBase + N, `only ${dbPeak - dbBase} keys for ${N} sessions at the peak`);
+  assert.equal(db, dbBase, `DBSIZE ${db}, baseline ${dbBase}: keys left: ${(await redis('--scan')).slice(0, 1500)}`);
+  for (const i of range(2)) {
+    // The workers keep nothing per session; what they grew is request buffers and the allocator's.
+    const grown = rssAfter[i] - rssBase[i];
+    assert.ok(grown < 24 * 1024, `worker ${i + 1} RSS grew by ${mb(grown)} and stayed (peak ${mb(rssPeak[i])})`);
+  }
+});
