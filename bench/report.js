@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Turn one bench/run.sh sweep (JSON lines from bench.js / capacity.js) into the table on stdout,
 // bench/results/<stamp>.json and .md, and a gnuplot latency-vs-offered-load plot (SVG).
-//   node bench/report.js --runs FILE.jsonl --out bench/results --stamp STAMP --command CMD [--readme README.md]
+//   node bench/report.js --runs FILE.jsonl|results/STAMP.json --out bench/results --stamp STAMP --command CMD [--readme README.md]
 'use strict';
 const fs = require('fs');
 const os = require('os');
@@ -19,7 +19,9 @@ for (let i = 2; i < process.argv.length; i += 2) {
 if (!args.runs || !args.out) { process.stderr.write('report.js: --runs and --out are required\n'); process.exit(2); }
 const stamp = args.stamp || new Date().toISOString().replace(/[:.]/g, '').slice(0, 17) + 'Z';
 
-const runs = fs.readFileSync(args.runs, 'utf8').split('\n').filter(Boolean).map((l) => {
+// --runs: the JSON lines of a sweep, or a results/<stamp>.json written by an earlier report.
+const runsText = fs.readFileSync(args.runs, 'utf8');
+const runs = args.runs.endsWith('.json') ? JSON.parse(runsText).runs : runsText.split('\n').filter(Boolean).map((l) => {
   try { return JSON.parse(l); } catch (e) { return { label: '?', error: 'unparsable result line' }; }
 });
 const SERVERS = ['bayeux-fcgi', 'faye', 'cometd-node'];
@@ -215,7 +217,7 @@ for (const s of SERVERS) {
     `'${dat}' using 1:3 with linespoints lw 1 dt 2 lc rgb '${colours[s]}' title '${s} p99'`);
 }
 if (plots.length) {
-  const svg = path.join(args.out, `latency-${stamp}.svg`);
+  const svg = path.join(args.out, 'latency.svg');   // the latest run's plot; the data stays in <stamp>.json
   const gp = [`set terminal svg size 900,540 dynamic background rgb 'white' font 'sans,12'`, `set output '${svg}'`,
     `set title 'publish→receive latency vs offered load (${first.clients} clients, ${first.rooms} rooms × ${first.roomsPerClient})'`,
     'set logscale xy', 'set xlabel "offered publish rate (msg/s)"', 'set ylabel "latency (ms)"', 'set grid', 'set key top left',
@@ -223,8 +225,7 @@ if (plots.length) {
   fs.writeFileSync(path.join(tmp, 'plot.gp'), gp + '\n');
   try {
     execFileSync('gnuplot', [path.join(tmp, 'plot.gp')], { timeout: 20000, stdio: ['ignore', 'ignore', 'pipe'] });
-    fs.copyFileSync(svg, path.join(args.out, 'latency.svg'));
-    process.stdout.write(`plot: ${svg} (copied to ${path.join(args.out, 'latency.svg')})\n`);
+    process.stdout.write(`plot: ${svg}\n`);
   } catch (e) {
     process.stdout.write(`plot: gnuplot failed (${(e.stderr || e.message || '').toString().split('\n')[0]}); make deps installs gnuplot-nox\n`);
   }
