@@ -87,8 +87,9 @@ static void leave(bx_ws_conn *c)
     if (c->ws && c->state == ST_OPEN && wslay_event_get_close_sent(c->ws)) {
         unsigned code = wslay_event_get_status_code_sent(c->ws);
         /* 1002 bad framing, 1007 bad UTF-8, 1009 too big come from wslay itself: say so here */
-        bx_log(code == 1000 || code == 1001 ? BX_LOG_DEBUG : BX_LOG_INFO, "ws#%lu %s: close %u sent%s", c->id,
-               c->peer, code, wslay_event_get_close_received(c->ws) ? " (answering the peer's close)" : "");
+        int answer = wslay_event_get_close_received(c->ws), wslay_own = code == 1002 || code == 1007 || code == 1009;
+        bx_log(!answer && wslay_own ? BX_LOG_INFO : BX_LOG_DEBUG, "ws#%lu %s: close %u sent%s", c->id, c->peer, code,
+               answer ? " (answering the peer's close)" : "");
         c->state = ST_CLOSING;
         struct timeval w = { CLOSE_WRITE_S, 0 };
         bufferevent_set_timeouts(c->bev, NULL, &w);

@@ -42,6 +42,8 @@ export class Client {
       assert.ok(Array.isArray(arr), 'every frame is a JSON array');
       this.frames.push(arr);
       this.inbox.push(...arr);
+      // like a real client: a new /meta/connect as soon as the held one is answered
+      if (this.autoConnect && arr.some((m) => m.channel === '/meta/connect' && m.successful)) this.connect();
       for (const w of [...this.waiters]) w();
     });
   }

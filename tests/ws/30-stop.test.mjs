@@ -1,0 +1,41 @@
+// SIGTERM: every socket closed with 1001; while bayeux-ws is down an upgrade gets 502 (the CometD client
+// then falls back to long-polling); messages queued meanwhile reach the session on its next connection.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { Client, LongPoll, CFG, rawUpgrade, roundTrip, subscriber, unique } from './lib.mjs';
+
+const run = promisify(execFile);
+const stack = (cmd) => run('bash', [`${process.env.BX_ROOT}/scripts/stack.sh`, cmd, process.env.BX_STACK_DIR]);
+
+test('SIGTERM closes with 1001; queued messages survive the restart; 502 while down', async () => {
+  const ch = `/stop/${unique()}`;
+  const a = await subscriber(ch);
+  const idle = await Client.open(); // no session at all: closed the same way
+  const t0 = Date.now();
+  await stack('ws-stop');
+  const [ca, ci] = await Promise.all([a.closed, idle.closed]);
+  assert.equal(ca.code, 1001);
+  assert.equal(ci.code, 1001);
+  assert.ok(Date.now() - t0 < 5000, 'bayeux-ws stopped within its grace time');
+
+  const { sock, status } = await rawUpgrade();
+  sock.destroy();
+  assert.equal(status, 502, 'nginx answers upgrades with 502 while bayeux-ws is down');
+
+  const lp = new LongPoll();
+  await lp.handshake();
+  const [pr] = await lp.post([{ channel: ch, clientId: lp.clientId, data: { queued: true } }]);
+  assert.equal(pr.successful, true);
+
+  await stack('ws-start');
+  const b = await Client.open();
+  b.clientId = a.clientId;
+  const r = await b.call({ channel: '/meta/connect', clientId: a.clientId, connectionType: 'websocket' }, CFG.timeout + 2000);
+  assert.equal(r.successful, true, JSON.stringify(r));
+  const d = b.frames.flat().find((m) => m.channel === ch && m.data && m.data.queued);
+  assert.ok(d, `the message published while bayeux-ws was down arrives: ${JSON.stringify(b.frames)}`);
+  await b.close();
+  await roundTrip();
+});
