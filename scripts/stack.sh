@@ -82,9 +82,17 @@ bx_stack_load() { # DIR → the settings saved by bx_stack_init
 }
 
 # The user a root-started web server should drop to; empty when not root (it stays who it is).
+# A checkout under a private home (/root is 0700) is not readable by www-data: then the web server
+# stays root rather than serve 403s for the demo pages (a private stack on loopback, not a deployment).
 bx_stack_web_user() {
   [ "$(id -u)" = 0 ] || return 0
-  if getent passwd www-data >/dev/null; then echo www-data; else echo nobody; fi
+  local u=nobody
+  getent passwd www-data >/dev/null && u=www-data
+  if ! runuser -u "$u" -- test -r "${BX_STACK_WWW:-$BX_STACK_ROOT/www}/." 2>/dev/null; then
+    bx_stack_log "$u cannot read ${BX_STACK_WWW:-$BX_STACK_ROOT/www}; the web server runs as root"
+    u=root
+  fi
+  echo "$u"
 }
 
 # Open files for one web-server process: the hard limit, at most 20000 (shared/limits.md).
@@ -305,12 +313,12 @@ bx_stack_lighttpd_start() {
   command -v lighttpd >/dev/null || { echo "stack: lighttpd is not installed" >&2; return 1; }
   user=$(bx_stack_web_user); nofile=$(bx_stack_nofile)
   bx_stack_render "$BX_STACK_ROOT/conf/lighttpd/lighttpd.conf.in" "$dir/lighttpd.conf" \
-    "USER_LINE=${user:+server.username = \"$user\"}" "BIND=$bind" "PORT=$port" "DIR=$dir" \
+    "USER_LINE=$([ -n "$user" ] && [ "$user" != root ] && echo "server.username = \"$user\"")" "BIND=$bind" "PORT=$port" "DIR=$dir" \
     "WWW_ROOT=$BX_STACK_WWW" "RLIMIT_NOFILE=$nofile" "MAX_CONNECTIONS=$(( (nofile - 1000) / 2 ))" \
     "MAX_BODY_KB=$(( (BX_STACK_MAX_BODY + 1023) / 1024 ))" "READ_TIMEOUT=$BX_STACK_READ_TIMEOUT" \
     "FASTCGI_HOSTS=$(bx_stack_lighttpd_hosts "$dir" "$BX_STACK_WORKERS")" || return 1
   # lighttpd writes its error log as the dropped user.
-  [ -n "$user" ] && touch "$dir/lighttpd-error.log" "$dir/lighttpd-access.log" &&
+  [ -n "$user" ] && [ "$user" != root ] && touch "$dir/lighttpd-error.log" "$dir/lighttpd-access.log" &&
     chown "$user" "$dir/lighttpd-error.log" "$dir/lighttpd-access.log" "$dir/tmp"
   lighttpd -tt -f "$dir/lighttpd.conf" >"$dir/lighttpd-t.log" 2>&1 ||
     { cat "$dir/lighttpd-t.log" >&2; return 1; }
