@@ -15,6 +15,7 @@ const S = require('./lib/sample');
 
 const OPTS = {
   url:               { env: 'URL', def: '', help: 'Bayeux endpoint, http://host:port/path' },
+  transport:         { env: 'TRANSPORT', def: 'long-polling', help: 'long-polling or websocket (Node 20: node --experimental-websocket)' },
   clients:           { env: 'CLIENTS', def: 1000, int: [1, 100000] },
   rooms:             { env: 'ROOMS', def: 100, int: [1, 100000] },
   'rooms-per-client': { env: 'ROOMS_PER_CLIENT', def: 10, int: [1, 1000] },
@@ -67,6 +68,9 @@ function parseArgs(argv) {
     if (n < range[0] || n > range[1]) usage(`--${k} (${d.env}) must be within ${range[0]}..${range[1]}, got ${n}`);
     o[k] = n;
   }
+  if (!['long-polling', 'websocket'].includes(o.transport)) usage(`--transport (TRANSPORT) must be long-polling or websocket, got '${o.transport}'`);
+  if (o.transport === 'websocket' && o.self) usage('--self measures the long-polling generator only');
+  if (o.transport === 'websocket' && typeof WebSocket !== 'function') usage('--transport websocket needs a WebSocket client: run node with --experimental-websocket (Node 20)');
   if (o['rooms-per-client'] > o.rooms) usage(`ROOMS_PER_CLIENT (${o['rooms-per-client']}) cannot exceed ROOMS (${o.rooms})`);
   if (!o.self) {
     if (!o.url) usage('--url (URL) is required unless --self');
@@ -129,7 +133,7 @@ class Threads {
       const idx = [];
       for (let c = t; c < o.clients; c += o.threads) idx.push(c);
       this.workers.push(new Worker(path.join(__dirname, 'lib', 'worker.js'), { workerData: {
-        url: o.url, clients: idx, rooms: idx.map((c) => plan.rooms[c]), members: plan.members,
+        url: o.url, transport: o.transport, clients: idx, rooms: idx.map((c) => plan.rooms[c]), members: plan.members,
         rate: o.rate / o.threads, batch: o.batch, size: o.size, setupConcurrency: Math.ceil(o['setup-concurrency'] / o.threads),
         connectTimeoutMs: o['connect-timeout'] * 1000, requestTimeoutMs: o['request-timeout'] * 1000 } }));
     }
@@ -154,7 +158,7 @@ class Threads {
 }
 
 async function run(o) {
-  const result = { label: o.label || (o.self ? 'responder' : o.url), url: o.url, clients: o.clients, rooms: o.rooms,
+  const result = { label: o.label || (o.self ? 'responder' : o.url), url: o.url, transport: o.transport, clients: o.clients, rooms: o.rooms,
     roomsPerClient: o['rooms-per-client'], batch: o.batch, size: o.size, offered: o.rate, duration: o.duration,
     threads: o.threads, time: new Date().toISOString() };
   const plan = assignRooms(o);

@@ -25,7 +25,10 @@ const runs = args.runs.endsWith('.json') ? JSON.parse(runsText).runs : runsText.
   try { return JSON.parse(l); } catch (e) { return { label: '?', error: 'unparsable result line' }; }
 });
 const SERVERS = ['bayeux-fcgi', 'faye', 'cometd-node'];
+const WS_SERVERS = ['bayeux-fcgi-ws', 'faye-ws'];   // the same workload over WebSocket
+const baseline = (s) => (s.endsWith('-ws') ? 'faye-ws' : 'faye');
 const sweep = runs.filter((r) => SERVERS.includes(r.label));
+const sweepAll = runs.filter((r) => SERVERS.includes(r.label) || WS_SERVERS.includes(r.label));
 const ceiling = runs.find((r) => r.label === 'generator-ceiling');
 const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
 const fanout = runs.filter((r) => /^fanout-/.test(r.label));
@@ -55,17 +58,17 @@ const head = ['offered/s', 'server', 'published/s', 'delivered/s', 'lost %', 'du
   'p99.9 ms', 'max ms', 'redis cmd/pub (fcall)', 'server CPU %', 'RSS MiB', 'delivered ×Faye', 'p50 ×Faye'];
 const rows = [];
 for (const rate of rates) {
-  const faye = sweep.find((r) => r.offered === rate && r.label === 'faye' && !r.error);
-  for (const s of SERVERS) {
-    const r = sweep.find((x) => x.offered === rate && x.label === s);
+  for (const s of [...SERVERS, ...WS_SERVERS]) {
+    const faye = sweepAll.find((x) => x.offered === rate && x.label === baseline(s) && !x.error);
+    const r = sweepAll.find((x) => x.offered === rate && x.label === s);
     if (!r) continue;
     if (r.error && r.delivered === undefined) { rows.push([rate, s, 'ERROR: ' + r.error]); continue; }
     const l = r.latencyMs;
     rows.push([rate, s + (r.error ? ' (ERROR: ' + r.error + ')' : ''), f(r.publishedPerSec), f(r.deliveredPerSec),
       f(r.lostPct, 2), f(r.duplicated), f(r.outOfOrder), f(l.p50, 2), f(l.p99, 1), f(l.p999, 1), f(l.max, 0),
       r.redisCommandsPerPublish == null ? '–' : f(r.redisCommandsPerPublish, 1) + (r.redisFcallsPerPublish ? ` (${f(r.redisFcallsPerPublish, 1)})` : ''), f(r.serverCpuPct),
-      f(r.serverRssMaxKb / 1024), s === 'faye' ? '1.00×' : ratio(r.deliveredPerSec, faye && faye.deliveredPerSec),
-      s === 'faye' ? '1.00×' : ratio(l.p50, faye && faye.latencyMs.p50)]);
+      f(r.serverRssMaxKb / 1024), s === baseline(s) ? '1.00×' : ratio(r.deliveredPerSec, faye && faye.deliveredPerSec),
+      s === baseline(s) ? '1.00×' : ratio(l.p50, faye && faye.latencyMs.p50)]);
   }
 }
 
@@ -191,7 +194,7 @@ process.stdout.write(lines.join('\n') + '\n');
 // Markdown (README Performance section body).
 mdl.push(`Latest run: \`${args.command || 'make bench'}\` on ${stamp} — ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, ` +
   `Linux ${machine.kernel}, node ${machine.node}, ${machine.nginx}, redis ${machine.redis}; generator and servers share the cores.`);
-mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Faye + faye-redis at the same offered rate in the same run.`);
+mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Faye + faye-redis at the same offered rate in the same run (websocket rows: against Faye over websocket).`);
 if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
@@ -207,9 +210,9 @@ fs.writeFileSync(path.join(args.out, `${stamp}.md`), md);
 // Plot: p50 (solid) and p99 (dashed) latency against offered msg/s, log-log, one colour per server.
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'bx-plot-'));
 const plots = [];
-const colours = { 'bayeux-fcgi': '#1f77b4', faye: '#d62728', 'cometd-node': '#2ca02c' };
-for (const s of SERVERS) {
-  const pts = sweep.filter((r) => r.label === s && r.latencyMs && r.latencyMs.p50 !== null).sort((a, b) => a.offered - b.offered);
+const colours = { 'bayeux-fcgi': '#1f77b4', faye: '#d62728', 'cometd-node': '#2ca02c', 'bayeux-fcgi-ws': '#17becf', 'faye-ws': '#ff7f0e' };
+for (const s of [...SERVERS, ...WS_SERVERS]) {
+  const pts = sweepAll.filter((r) => r.label === s && r.latencyMs && r.latencyMs.p50 !== null).sort((a, b) => a.offered - b.offered);
   if (!pts.length) continue;
   const dat = path.join(tmp, s + '.dat');
   fs.writeFileSync(dat, pts.map((r) => `${r.offered} ${r.latencyMs.p50} ${r.latencyMs.p99}`).join('\n') + '\n');

@@ -8,7 +8,8 @@
 # and stops everything it started by PID (also on Ctrl-C or failure).
 #
 # Env: QUICK=1 (short sweep, < 3 min), CLIENTS (1000), ROOMS (100), ROOMS_PER_CLIENT (10),
-#      RATES ("100 400 800 1600"), DURATION (10 s per run), SATURATE (1: keep doubling the rate per
+#      RATES ("100 400 800 1600"), DURATION (10 s per run), TRANSPORTS ("long-polling websocket"; QUICK:
+#      long-polling: websocket runs use bayeux-ws and Faye's websocket), SATURATE (1: keep doubling the rate per
 #      server until it saturates, up to MAX_RATE 25600), SERVERS ("bayeux-fcgi faye cometd-node"),
 #      WORKERS (2), CAPACITY=1 (also: PARKED parked polls on one worker, worker scaling 1/2/4),
 #      PARKED (10000), THREADS (generator threads), BUILD (build), BENCH_DIR (build/bench),
@@ -21,9 +22,9 @@ source tests/lib/common.sh
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
-  : "${RATES:=200 1000}" "${DURATION:=3}" "${SATURATE:=0}" "${DRAIN:=4}"
+  : "${RATES:=200 1000}" "${DURATION:=3}" "${SATURATE:=0}" "${DRAIN:=4}" "${TRANSPORTS:=long-polling}"
 else
-  : "${RATES:=100 400 800 1600}" "${DURATION:=10}" "${SATURATE:=1}" "${DRAIN:=10}"
+  : "${RATES:=100 400 800 1600}" "${DURATION:=10}" "${SATURATE:=1}" "${DRAIN:=10}" "${TRANSPORTS:=long-polling websocket}"
 fi
 export CLIENTS=${CLIENTS:-1000} ROOMS=${ROOMS:-100} ROOMS_PER_CLIENT=${ROOMS_PER_CLIENT:-10} DURATION DRAIN
 SERVERS=${SERVERS:-bayeux-fcgi faye cometd-node}
@@ -57,7 +58,7 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 # ---- servers ---------------------------------------------------------------------------------
 # Each start_<server> sets URL_<server>, REDIS_<server> (0 = none) and the pid files to sample.
-declare -A URL REDISP DIRS
+declare -A URL REDISP DIRS WSOK
 STACK_DIR=$BENCH_DIR/stack
 FAYE_DIR=$BENCH_DIR/faye
 COMETD_DIR=$BENCH_DIR/cometd-node
@@ -98,7 +99,7 @@ start_faye() {
   (cd "$FAYE_DIR" && RUN_DIR=$FAYE_DIR/run PORT=$port REDIS_PORT=$rport ./run.sh >"$FAYE_DIR/start.log" 2>&1 </dev/null)
   curl -fsS --max-time 2 "http://127.0.0.1:$port/health" >/dev/null 2>&1 ||
     { log "faye did not start:"; tail -5 "$FAYE_DIR/start.log" >&2; return 1; }
-  URL[faye]=http://127.0.0.1:$port/bayeux; REDISP[faye]=$rport
+  URL[faye]=http://127.0.0.1:$port/bayeux; REDISP[faye]=$rport; WSOK[faye]=1
   DIRS[faye]="$FAYE_DIR/run/faye-$port.pid $FAYE_DIR/run/redis.pid"
 }
 
@@ -113,12 +114,14 @@ start_cometd-node() {
   DIRS[cometd-node]="$COMETD_DIR/run/cometd-node-$port.pid"
 }
 
-# stack_up NAME DIR BIN WORKERS → redis + WORKERS × BIN + nginx in DIR (scripts/stack.sh); sets URL[NAME].
+# stack_up NAME DIR BIN WORKERS [WS_BIN] → redis + WORKERS × BIN (+ WS_BIN for WebSocket upgrades) +
+# nginx in DIR (scripts/stack.sh); sets URL[NAME].
 stack_up() {
-  local name=$1 dir=$2 bin=$3 n=$4 port rport
+  local name=$1 dir=$2 bin=$3 n=$4 wsbin=${5:-} port rport wsport=""
   declare -F bx_stack_init >/dev/null || { log "scripts/stack.sh missing: cannot start $name"; return 1; }
   [ -x "$bin" ] || { log "$bin not built (make all)"; return 1; }
   port=$(bx_free_port); rport=$(bx_free_port)
+  [ -n "$wsbin" ] && [ -x "$wsbin" ] && wsport=$(bx_free_port)
   bx_stack_stop "$dir" 2>/dev/null
   rm -rf "$dir"
   mkdir -p "$dir"
@@ -127,14 +130,17 @@ stack_up() {
     export BX_STACK_BIN=$bin BX_STACK_CONF=$dir/bayeux.conf BX_STACK_WORKERS=$n
     export BX_STACK_REDIS_PORT=$rport BX_STACK_REDIS_AOF=0 BX_STACK_READ_TIMEOUT=35
     export BX_REDIS_HOST=127.0.0.1 BX_REDIS_PORT=$rport BX_LOG_LEVEL=${BX_LOG_LEVEL:-warn}
+    export BX_STACK_WS_BIN=$wsbin BX_STACK_WS_PORT=$wsport
+    [ -n "$wsport" ] && export BX_ALLOWED_TRANSPORTS=websocket,long-polling,callback-polling
     bx_stack_init "$dir" && bx_stack_redis_start "$dir" && bx_stack_workers_start "$dir" &&
-      bx_stack_nginx_start "$dir" 127.0.0.1 "$port"
+      { [ -z "$wsport" ] || bx_stack_ws_start "$dir"; } && bx_stack_nginx_start "$dir" 127.0.0.1 "$port"
   ) >"$dir.start.log" 2>&1 || { log "$name stack did not start:"; tail -8 "$dir.start.log" >&2; return 1; }
   URL[$name]=http://127.0.0.1:$port/cometd; REDISP[$name]=$rport
-  DIRS[$name]="$dir/nginx.pid $dir/redis/redis.pid $(ls "$dir"/worker*.pid | tr '\n' ' ')"
+  DIRS[$name]="$dir/nginx.pid $dir/redis/redis.pid $(ls "$dir"/worker*.pid | tr '\n' ' ')${wsport:+ $dir/ws.pid}"
+  WSOK[$name]=${wsport:+1}
 }
 
-start_bayeux-fcgi() { stack_up bayeux-fcgi "$STACK_DIR" "$BUILD/bin/bayeux-fcgi" "${1:-$WORKERS}"; }
+start_bayeux-fcgi() { stack_up bayeux-fcgi "$STACK_DIR" "$BUILD/bin/bayeux-fcgi" "${1:-$WORKERS}" "$BUILD/bin/bayeux-ws"; }
 
 # The libfcgi hello-world ceiling: the same nginx site and sockets, bench/fcgi-hello.c as the worker.
 start_hello() {
@@ -164,7 +170,9 @@ bench_one() { # SERVER RATE [extra bench.js args]
   if [ -z "${URL[$s]:-}" ]; then
     printf '{"label":"%s","offered":%s,"error":"server not started"}\n' "$s" "$rate" >> "$RUNS"; return
   fi
-  line=$(timeout -k 5 "$limit" node bench/bench.js --json --label "$s" --url "${URL[$s]}" --rate "$rate" \
+  local nflags=()
+  [[ " $* " == *" websocket "* ]] && nflags=(--experimental-websocket --no-warnings)
+  line=$(timeout -k 5 "$limit" node "${nflags[@]}" bench/bench.js --json --label "$s" --url "${URL[$s]}" --rate "$rate" \
          --redis-port "${REDISP[$s]}" --pids "$(server_pids "$s")" "$@" 2> >(sed 's/^/    /' >&2))
   if [ -z "$line" ]; then
     line=$(printf '{"label":"%s","offered":%s,"error":"generator gave no result (killed after %s s?)"}' "$s" "$rate" "$limit")
@@ -195,6 +203,14 @@ for r in $RATES; do
     log "$s at $r msg/s"
     bench_one "$s" "$r" || saturated[$s]=1
   done
+  # The same rate over WebSocket, for the servers that have it (cometd-node is long-polling only).
+  if [[ " $TRANSPORTS " == *" websocket "* ]]; then
+    for s in $SERVERS; do
+      [ -n "${WSOK[$s]:-}" ] || continue
+      log "$s over websocket at $r msg/s"
+      bench_one "$s" "$r" --transport websocket --label "$s-ws" || true
+    done
+  fi
 done
 if [ "$SATURATE" = 1 ]; then
   for s in $SERVERS; do

@@ -7,9 +7,11 @@
 'use strict';
 const { parentPort, workerData: W } = require('worker_threads');
 const { BayeuxPoster } = require('./http');
+const { WsClient } = require('./ws');
 const { nowUs, SEQ_SPAN } = require('./clock');
 
 const poster = new BayeuxPoster(new URL(W.url));
+const WS = W.transport === 'websocket';
 const stats = {
   handshakes: 0, rehandshakes: 0, setupFailed: 0, connects: 0,
   batchesSent: 0, published: 0, publishFailed: 0, skipped: 0, expected: 0,
@@ -21,13 +23,18 @@ const clients = W.clients.map((g, i) => ({
   g, rooms: W.rooms[i], clientId: null, cookie: '', msgId: 0, seq: 0,
   ready: false, busy: false, seen: new Set(), last: new Map(),
   // Two connections per client, like a browser: one for the held /meta/connect, one for the rest.
-  cc: poster.conn(), pc: poster.conn(),
+  cc: WS ? null : poster.conn(), pc: WS ? null : poster.conn(), ws: null,
 }));
+// Over WebSocket, deliveries are pushed between replies.
+if (WS) for (const c of clients) c.ws = new WsClient(W.url, (msgs) => takeDeliveries(c, msgs));
 
 function err(kind) { stats.errors[kind] = (stats.errors[kind] || 0) + 1; }
 
 // POST a Bayeux batch on conn; cb(error-kind|null, messages[]). Every request has a timeout.
-function post(c, conn, body, timeoutMs, cb) { poster.post(c, conn, JSON.stringify(body), timeoutMs, cb); }
+function post(c, conn, body, timeoutMs, cb) {
+  if (WS) c.ws.post(body, timeoutMs, cb);
+  else poster.post(c, conn, JSON.stringify(body), timeoutMs, cb);
+}
 
 // Deliveries can ride on any reply (CometD may piggyback on a publish reply).
 function takeDeliveries(c, msgs) {
@@ -52,7 +59,7 @@ function metaReply(msgs, channel) { return msgs.find((m) => m && m.channel === c
 function handshake(c, cb) {
   c.clientId = null; c.ready = false;
   post(c, c.pc, [{ channel: '/meta/handshake', version: '1.0', minimumVersion: '1.0',
-    supportedConnectionTypes: ['long-polling'], id: String(++c.msgId) }], W.requestTimeoutMs, (e, msgs) => {
+    supportedConnectionTypes: [W.transport], id: String(++c.msgId) }], W.requestTimeoutMs, (e, msgs) => {
     if (e) return cb(e);
     const r = metaReply(msgs, '/meta/handshake');
     if (!r || r.successful !== true || !r.clientId) return cb('handshake-refused');
@@ -66,7 +73,7 @@ function handshake(c, cb) {
       const ok = msgs2.filter((m) => m && m.channel === '/meta/subscribe' && m.successful === true).length;
       if (ok !== c.rooms.length) return cb('subscribe-refused');
       // First connect is not held (CometD's client sends advice.timeout 0).
-      post(c, c.cc, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: 'long-polling',
+      post(c, c.cc, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: W.transport,
         id: String(++c.msgId), advice: { timeout: 0 } }], W.requestTimeoutMs, (e3, msgs3) => {
         if (e3) return cb(e3);
         takeDeliveries(c, msgs3);
@@ -81,7 +88,7 @@ function handshake(c, cb) {
 
 function connectLoop(c) {
   if (stopping) return;
-  post(c, c.cc, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: 'long-polling',
+  post(c, c.cc, [{ channel: '/meta/connect', clientId: c.clientId, connectionType: W.transport,
     id: String(++c.msgId) }], W.connectTimeoutMs, (e, msgs) => {
     if (stopping) return;
     if (e) { err('connect:' + e); return setTimeout(() => connectLoop(c), 200); }
@@ -169,6 +176,14 @@ function setup(done) {
 function disconnectAll(done) {
   let pending = 0;
   for (const c of clients) {
+    if (WS) {
+      if (!c.clientId) { c.ws.destroy(); continue; }
+      pending++;
+      post(c, null, [{ channel: '/meta/disconnect', clientId: c.clientId, id: String(++c.msgId) }], 2000, () => {
+        c.ws.destroy(); if (--pending === 0) done();
+      });
+      continue;
+    }
     c.cc.destroy();
     if (!c.clientId) { c.pc.destroy(); continue; }
     pending++;
