@@ -113,3 +113,4 @@ test('unknown clientId and another browser’s cookie on publish and subscribe: 
   assert.deepEqual(still.json.filter((m) => m.data === 'forged'), [], still.text);
   await assertHealthy('hijack attempts');
 });
+

@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CFG, Client, connectReply, deliveries, handshakeMessage, sleep, unique, assertHealthy } from './lib/bayeux.mjs';
-import { stopWorker, startWorker, stopRedis, startRedis } from './lib/stack.mjs';
+import net from 'node:net';
+import { DIR, WORKERS, stopWorker, startWorker, stopRedis, startRedis } from './lib/stack.mjs';
 
 // Keeps a client long-polling until stop(): records every delivery (by seq) and every failed poll.
 function poller(c, ch) {
@@ -163,4 +164,47 @@ test('worker SIGTERMed with 100 parked polls: its polls are answered at once wit
   assert.ok(retry.length >= 20, `only ${retry.length} parked polls were answered with reconnect:retry at SIGTERM ` +
     `(${early.length} answered early)`);
   await assertHealthy('SIGTERM');
+});
+
+// One FastCGI record (version 1): type, request id 1, content, no padding.
+function fcgiRecord(type, content) {
+  const h = Buffer.alloc(8);
+  h[0] = 1; h[1] = type; h.writeUInt16BE(1, 2); h.writeUInt16BE(content.length, 4);
+  return Buffer.concat([h, content]);
+}
+function fcgiParams(env) {
+  const parts = Object.entries(env).map(([k, v]) => {
+    const kb = Buffer.from(k); const vb = Buffer.from(v);
+    assert.ok(kb.length < 128 && vb.length < 128);
+    return Buffer.concat([Buffer.from([kb.length, vb.length]), kb, vb]);
+  });
+  return Buffer.concat(parts);
+}
+
+test('FastCGI connections straight to the workers that stall mid-body block no one', { timeout: 60000 }, async () => {
+  // A web server that streams request bodies (or a broken one) can leave a worker waiting for the rest
+  // of a body; the worker must keep serving everybody else meanwhile.
+  const begin = fcgiRecord(1, Buffer.from([0, 1, 0, 0, 0, 0, 0, 0])); // FCGI_RESPONDER, no keep-conn
+  const params = fcgiRecord(4, fcgiParams({ REQUEST_METHOD: 'POST', CONTENT_LENGTH: '4000',
+    CONTENT_TYPE: 'application/json', REQUEST_URI: '/cometd/handshake', SCRIPT_NAME: '/cometd' }));
+  const stalled = [];
+  for (let w = 1; w <= WORKERS; w++) {
+    for (let k = 0; k < 2; k++) { // as many as a worker has accept threads (acceptThreads = 2)
+      const s = net.connect(`${DIR}/worker${w}.sock`);
+      s.on('error', () => {});
+      s.write(Buffer.concat([begin, params, fcgiRecord(4, Buffer.alloc(0)), fcgiRecord(5, Buffer.from('[{"channel":"/meta/hand'))]));
+      stalled.push(s);
+    }
+  }
+  try {
+    await sleep(300);
+    // Well before the worker's own read timeout would free a stalled request.
+    const t0 = Date.now();
+    await Promise.race([assertHealthy('stalled FastCGI bodies'),
+      sleep(3000).then(() => { throw new Error('a round trip took over 3 s while FastCGI bodies stalled'); })]);
+    assert.ok(Date.now() - t0 < 3000);
+  } finally {
+    stalled.forEach((s) => s.destroy());
+  }
+  await assertHealthy('after the stalled FastCGI connections closed');
 });
