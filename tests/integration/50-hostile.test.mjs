@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { BASE, CFG, Client, request, sleep, assertHealthy, connectReply } from './lib/bayeux.mjs';
+import { workerLogLines } from './lib/stack.mjs';
 
 const post = (body, headers = {}) => request('POST', '/cometd/connect', { body, headers });
 
@@ -18,8 +19,12 @@ test('#25 a body over maxMessageSize → 500 from the worker; far over it → 41
   const c = await new Client('big').ready();
   const over = JSON.stringify([{ channel: '/chat/big', clientId: c.clientId, data: 'x'.repeat(CFG.maxMessageSize + 100) }]);
   assert.ok(over.length < CFG.frontMaxBody, 'reaches the worker');
+  const logged = workerLogLines(/maxMessageSize/).length;
   const r1 = await c.post(over);
   assert.equal(r1.status, 500, `${over.length} bytes: HTTP ${r1.status} ${r1.text.slice(0, 200)}`);
+  await sleep(100);
+  // Logged once (at warn, so it shows at the suite's info level), not once per chunk or retry.
+  assert.equal(workerLogLines(/maxMessageSize/).length - logged, 1, 'one log line for the oversized body');
   const under = JSON.stringify([{ channel: '/chat/big', clientId: c.clientId, data: 'x'.repeat(CFG.maxMessageSize - 1000), id: '1' }]);
   const r0 = await c.post(under);
   assert.equal(r0.status, 200, `control under the limit (${under.length} bytes): HTTP ${r0.status}`);

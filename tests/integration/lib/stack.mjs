@@ -1,6 +1,7 @@
 // Control of the private stack started by tests/integration/run.sh (scripts/stack.sh commands).
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { readFileSync, readdirSync } from 'node:fs';
 
 const run = promisify(execFile);
 export const DIR = process.env.BX_STACK_DIR;
@@ -23,3 +24,9 @@ export const startWorker = async (i) => {
 };
 export const stopRedis = () => stack('redis-stop', DIR);
 export const startRedis = () => stack('redis-start', DIR);
+
+// Lines of every worker log (DIR/worker*.log) that match re: to check what a request logged.
+export function workerLogLines(re) {
+  return readdirSync(DIR).filter((f) => /^worker\d+\.log$/.test(f))
+    .flatMap((f) => readFileSync(`${DIR}/${f}`, 'utf8').split('\n')).filter((l) => re.test(l));
+}
