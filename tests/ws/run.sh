@@ -6,6 +6,7 @@
 #   BUILD=build/san (default)   binaries to test
 #   BX_WS_KEEP=1                keep the temp dir (logs) even when everything passed
 #   BX_WS_DEBUG=1               servers log at debug
+#   BX_WS_FILES="20-hostile"    only these test files (name prefixes)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 export BX_ROOT=$PWD
@@ -61,9 +62,15 @@ if ! { bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" && bx_stack_
   echo "ws: the stack did not start"; echo "0 passed, 1 failed"; exit 1
 fi
 
+files=()
+for f in tests/ws/[0-9]*.test.mjs; do
+  keep=1
+  if [ -n "${BX_WS_FILES:-}" ]; then keep=0; for p in $BX_WS_FILES; do [[ $(basename "$f") == "$p"* ]] && keep=1; done; fi
+  [ "$keep" = 1 ] && files+=("$f")
+done
 failed=0
 BX_URL=http://127.0.0.1:$nginx_port BX_WS_DIRECT=127.0.0.1:$BX_STACK_WS_PORT \
-  node --test --test-concurrency=1 --test-reporter=spec tests/ws/*.test.mjs || failed=1
+  node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || failed=1
 
 if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$tmp"/ws.log "$tmp"/worker*.log 2>/dev/null; then
   echo "ws: sanitizer reports in the logs above"
