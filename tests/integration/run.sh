@@ -5,7 +5,6 @@
 # failed or a worker reported a sanitizer error.
 #   BUILD=build/san (default)   binaries to test
 #   BX_IT_KEEP=1                keep the temp dir (logs) even when everything passed
-#   BX_IT_DEBUG=1               workers log at debug
 #   BX_IT_FILES="10-handshake"  only these test files (name prefixes)
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -45,7 +44,8 @@ maxMessageSize = $BX_IT_MAX_MESSAGE_SIZE
 redisHost = 127.0.0.1
 redisPort = $redis_port
 redisPrefix = it:
-logLevel = $([ "${BX_IT_DEBUG:-0}" = 1 ] && echo debug || echo info)
+# debug: every refusal and decision has its line (the hostile tests count them; failures are readable)
+logLevel = debug
 EOF
 
 export BX_STACK_BIN=$bin BX_STACK_CONF=$tmp/bayeux.conf BX_STACK_WORKERS=2 BX_STACK_WWW=$PWD/www
