@@ -35,6 +35,7 @@ const fanout = runs.filter((r) => /^fanout-/.test(r.label));
 const rps = runs.filter((r) => /^rps-/.test(r.label));
 const floor = runs.filter((r) => /^floor-/.test(r.label));
 const capacity = runs.find((r) => r.label === 'capacity');
+const capacityWs = runs.find((r) => r.label === 'capacity-ws');
 
 // First line a version command prints (nginx -v writes to stderr).
 function sh(cmd, a) {
@@ -148,6 +149,11 @@ if (capacity) {
     `capacity: ${capacity.parked}/${capacity.clients} polls parked on one worker; worker RSS +${f(capacity.workerKbPerPoll, 1)} KB per parked poll ` +
     `(nginx +${f(capacity.nginxKbPerPoll, 1)} KB); ${capacity.answered} answered within timeout+${capacity.graceSec} s, ${capacity.late} late, ${capacity.failed} failed`);
 }
+if (capacityWs) {
+  lines.push(capacityWs.error ? `capacity (websocket): ERROR ${capacityWs.error}` :
+    `capacity (websocket): ${capacityWs.parked}/${capacityWs.clients} idle connections on bayeux-ws; +${f(capacityWs.workerKbPerPoll, 1)} KB each in bayeux-ws ` +
+    `(nginx +${f(capacityWs.nginxKbPerPoll, 1)} KB); held connects ${capacityWs.answered} answered on time, ${capacityWs.late} late, ${capacityWs.failed} failed`);
+}
 if (floor.length) {
   lines.push('', 'latency floor (2 clients in 1 room, 50 single-message publishes/s):');
   for (const r of floor) lines.push(`  ${r.label.replace(/^floor-/, '')}: ` + (r.error ? 'ERROR ' + r.error :
@@ -177,9 +183,14 @@ function targets() {
   const hello = rps.find((r) => r.label === 'rps-hello' && !r.error), pub = rps.find((r) => r.label === 'rps-bayeux-fcgi' && !r.error);
   t('non-blocking publish req/s ≥ 50 % of the libfcgi hello world', hello && pub ? pub.reqPerSec >= hello.reqPerSec / 2 : null,
     hello && pub ? `${pub.reqPerSec} vs ${hello.reqPerSec} req/s = ${f(100 * pub.reqPerSec / hello.reqPerSec)} %` : 'not measured');
-  const fo = fanout.filter((r) => !r.error && r.redisFcallsPerPublish);
-  t('Redis round trips per publish flat as subscribers grow', fo.length > 1 ? fo[fo.length - 1].redisFcallsPerPublish <= 1.2 * fo[0].redisFcallsPerPublish : null,
-    fo.length > 1 ? fo.map((r) => `${r.clients} clients: ${r.redisFcallsPerPublish} fcalls, ${r.redisCommandsPerPublish} commands`).join('; ') : 'not measured (CAPACITY=1)');
+  // Per publish, commands grow with the fan-out by construction (each recipient's queue write, and
+  // over long-polling each recipient's reconnect and drain): flat means per delivery.
+  const fo = fanout.filter((r) => !r.error && r.redisCommandsPerPublish && r.fanout);
+  const perDel = (r) => r.redisCommandsPerPublish / r.fanout;
+  const fy = sweep.find((r) => r.label === 'faye' && r.redisCommandsPerPublish && r.fanout);
+  t('Redis commands per delivery flat as subscribers grow', fo.length > 1 ? perDel(fo[fo.length - 1]) <= 1.2 * perDel(fo[0]) : null,
+    fo.length > 1 ? fo.map((r) => `${r.clients} clients: ${f(perDel(r), 1)}/delivery (${r.redisCommandsPerPublish}/publish, ${r.redisFcallsPerPublish} fcalls)`).join('; ') +
+      (fy ? `; Faye ${f(perDel(fy), 1)}/delivery at ${fy.clients} clients` : '') : 'not measured (CAPACITY=1)');
   t('stretch: deliveries/s equal to cometd-node', atLeast('bayeux-fcgi', 'cometd-node', 1),
     b && cb ? `${ratio(b.deliveredPerSec, cb.deliveredPerSec)} cometd-node's best${satNote('bayeux-fcgi')}${satNote('cometd-node')}` : 'no run');
   t('10,000 parked polls on one worker at ≤ 15 KB each, all answered on time',
@@ -198,7 +209,7 @@ mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Fay
 if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
-if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|Redis commands per|  fanout-|request rates|  rps-|latency floor|  (bayeux-fcgi|faye|cometd-node):)/.test(l)).map((l) => '    ' + l), '');
+if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|capacity \(websocket\)|Redis commands per|  fanout-|request rates|  rps-|latency floor|  (bayeux-fcgi|faye|cometd-node):)/.test(l)).map((l) => '    ' + l), '');
 mdl.push('Targets (issue 9) in this run:', '', ...targetLines.map((l) => '- ' + l), '');
 mdl.push(`![latency vs offered load](bench/results/latency.svg)`);
 const md = mdl.join('\n') + '\n';

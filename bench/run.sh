@@ -11,7 +11,8 @@
 #      RATES ("100 400 800 1600"), DURATION (10 s per run), TRANSPORTS ("long-polling websocket"; QUICK:
 #      long-polling: websocket runs use bayeux-ws and Faye's websocket), SATURATE (1: keep doubling the rate per
 #      server until it saturates, up to MAX_RATE 25600), SERVERS ("bayeux-fcgi faye cometd-node"),
-#      WORKERS (2), CAPACITY=1 (also: PARKED parked polls on one worker, worker scaling 1/2/4),
+#      WORKERS (2), CAPACITY=1 (also: PARKED parked polls on one worker and PARKED idle WebSocket
+#      connections on bayeux-ws, worker scaling 1/2/4, Redis commands per publish at 100/1000/4000 clients),
 #      PARKED (10000), THREADS (generator threads), BUILD (build), BENCH_DIR (build/bench),
 #      UPDATE_README=1 (rewrite the README Performance table from this run).
 set -uo pipefail
@@ -264,6 +265,13 @@ if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then
     timeout -k 5 $((PARKED / 20 + 200)) node bench/capacity.js --json --url "${URL[bayeux-fcgi]}" --clients "$PARKED" \
       --worker-pids "$(cat "$STACK_DIR/worker1.pid")" --pids "$ngx,$(cat /proc/"$ngx"/task/*/children | tr ' ' ',')" \
       2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "capacity run failed"
+    if [ -n "${WSOK[bayeux-fcgi]:-}" ]; then
+      log "capacity: $PARKED idle WebSocket connections on bayeux-ws"
+      timeout -k 5 $((PARKED / 20 + 200)) node --experimental-websocket --no-warnings bench/capacity.js --json \
+        --transport websocket --label capacity-ws --url "${URL[bayeux-fcgi]}" --clients "$PARKED" \
+        --worker-pids "$(cat "$STACK_DIR/ws.pid")" --pids "$ngx,$(cat /proc/"$ngx"/task/*/children | tr ' ' ',')" \
+        2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "websocket capacity run failed"
+    fi
   fi
 fi
 
