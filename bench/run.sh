@@ -51,6 +51,11 @@ for r in $RATES; do [[ $r =~ ^[1-9][0-9]*$ ]] || die "RATES must be positive int
 for s in $SERVERS; do
   case $s in bayeux-fcgi|faye|cometd-node) ;; *) die "SERVERS: unknown server '$s' (bayeux-fcgi faye cometd-node)" ;; esac
 done
+for t in $TRANSPORTS; do
+  case $t in long-polling|websocket) ;; *) die "TRANSPORTS: unknown transport '$t' (long-polling websocket)" ;; esac
+done
+[[ $QUICK =~ ^[01]$ ]] || die "QUICK must be 0 or 1 (got '$QUICK')"
+[[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be a number of seconds (got '$DURATION')"
 command -v node >/dev/null || die "node missing (make deps)"
 mkdir -p "$BENCH_DIR" "$OUT"
 # Every client holds two sockets; the capacity run holds PARKED.
