@@ -47,6 +47,7 @@ struct bx_ws_conn {
     wslay_event_context_ptr ws;
     unsigned long id;
     char peer[64];
+    char browser[BX_ID_MAX_LEN + 1]; /* browser cookie: binds sessions handshaken here (long-polling fallback) */
     int state;
     int depth;           /* nested entry points */
     int drop;            /* free without a close frame (client not reading, I/O error) */
@@ -268,7 +269,7 @@ static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
         return;
     }
     wsx *x = calloc(1, sizeof *x);
-    bx_request_info info = { BX_TR_WEBSOCKET, 0, NULL };
+    bx_request_info info = { BX_TR_WEBSOCKET, 0, c->browser[0] ? c->browser : NULL };
     bx_exchange_hooks hooks = { on_hold, on_state, x };
     if (!x || !(x->ex = bx_exchange_new(c->srv->d, &batch, &info, &hooks))) {
         bx_batch_free(&batch);
@@ -342,7 +343,17 @@ static ssize_t ws_send(wslay_event_context_ptr ctx, const uint8_t *data, size_t 
 static void reply_upgrade(bx_ws_conn *c, const bx_ws_upgrade *u)
 {
     size_t len = 0;
-    char *resp = bx_ws_upgrade_response(u, &len);
+    char err[128];
+    int fresh = 0;
+    if (u->status == 101 && u->browser[0]) {
+        snprintf(c->browser, sizeof c->browser, "%s", u->browser);
+    } else if (u->status == 101 && bx_browserid_new(c->browser, sizeof c->browser, err, sizeof err) == 0) {
+        fresh = 1;
+    } else if (u->status == 101) {
+        bx_warn("ws#%lu: browser id: %s (sessions of this connection cannot fall back to long-polling)", c->id, err);
+        c->browser[0] = '\0';
+    }
+    char *resp = bx_ws_upgrade_response(u, c->srv->cfg, fresh ? c->browser : NULL, &len);
     if (!resp || bufferevent_write(c->bev, resp, len) < 0) {
         free(resp);
         c->drop = 1;
@@ -377,7 +388,7 @@ static void read_upgrade(bx_ws_conn *c)
     struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, NULL);
     if (end.pos < 0) {
         if (evbuffer_get_length(in) > BX_WS_HEAD_MAX) {
-            bx_ws_upgrade u = { 400, "request head too long", "", "" };
+            bx_ws_upgrade u = { .status = 400, .reason = "request head too long" };
             reply_upgrade(c, &u);
         }
         return;
@@ -386,10 +397,10 @@ static void read_upgrade(bx_ws_conn *c)
     bx_ws_upgrade u;
     char *head = len <= BX_WS_HEAD_MAX ? malloc(len) : NULL;
     if (!head) {
-        u = (bx_ws_upgrade){ 400, "request head too long", "", "" };
+        u = (bx_ws_upgrade){ .status = 400, .reason = "request head too long" };
     } else {
         evbuffer_remove(in, head, len);
-        bx_ws_upgrade_parse(head, len, &u);
+        bx_ws_upgrade_parse(head, len, c->srv->cfg->browserCookieName, &u);
         free(head);
     }
     reply_upgrade(c, &u);

@@ -63,9 +63,28 @@ static int verdict(bx_ws_upgrade *out, int status, const char *reason)
 
 /* Headers we act on; the others are ignored (Origin: nginx and allowedOrigins are HTTP matters). */
 typedef struct heads {
-    const char *upgrade, *connection, *version, *key, *fwd;
+    const char *upgrade, *connection, *version, *key, *fwd, *proto;
     int keys;
+    const char *cookie_name;
+    char *browser; /* [BX_ID_MAX_LEN + 1] */
 } heads;
+
+/* "a=1; name=value; b=2": copy the value of name into h->browser when it is a usable id. */
+static void read_cookie(heads *h, const char *v)
+{
+    size_t nl = strlen(h->cookie_name);
+    while (*v) {
+        v += strspn(v, " \t;");
+        size_t n = strcspn(v, ";");
+        if (n > nl + 1 && v[nl] == '=' && strncmp(v, h->cookie_name, nl) == 0 && n - nl - 1 <= BX_ID_MAX_LEN) {
+            char id[BX_ID_MAX_LEN + 1];
+            snprintf(id, sizeof id, "%.*s", (int)(n - nl - 1), v + nl + 1);
+            if (bx_clientid_valid(id))
+                strcpy(h->browser, id);
+        }
+        v += n;
+    }
+}
 
 /* Split the header lines of s (after the request line) into h; -1 on a malformed line. */
 static int read_headers(char *s, heads *h)
@@ -94,13 +113,17 @@ static int read_headers(char *s, heads *h)
         else if (!strcasecmp(line, "Sec-WebSocket-Key")) {
             h->key = val;
             h->keys++;
+        } else if (!strcasecmp(line, "Cookie")) {
+            read_cookie(h, val);
+        } else if (!strcasecmp(line, "X-Forwarded-Proto")) {
+            h->proto = val;
         } else if (!strcasecmp(line, "X-Forwarded-For") || (!h->fwd && !strcasecmp(line, "X-Real-IP")))
             h->fwd = val;
     }
     return 0;
 }
 
-int bx_ws_upgrade_parse(const char *head, size_t len, bx_ws_upgrade *out)
+int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_upgrade *out)
 {
     memset(out, 0, sizeof *out);
     if (len > BX_WS_HEAD_MAX)
@@ -134,7 +157,7 @@ int bx_ws_upgrade_parse(const char *head, size_t len, bx_ws_upgrade *out)
         free(s);
         return verdict(out, 400, "not HTTP/1.1");
     }
-    heads h = {0};
+    heads h = { .cookie_name = cookie, .browser = out->browser };
     int rc;
     if (read_headers(eol + 1, &h) < 0)
         rc = verdict(out, 400, "malformed header line");
@@ -150,6 +173,7 @@ int bx_ws_upgrade_parse(const char *head, size_t len, bx_ws_upgrade *out)
         rc = verdict(out, 400, "SHA-1 failed");
     else
         rc = verdict(out, 101, "ok");
+    out->secure = h.proto && !strcasecmp(h.proto, "https");
     if (h.fwd)
         snprintf(out->forwarded, sizeof out->forwarded, "%.*s", (int)strcspn(h.fwd, ", "), h.fwd);
     for (char *p = out->forwarded; *p; p++)
@@ -179,14 +203,27 @@ int bx_ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen)
     return 0;
 }
 
-char *bx_ws_upgrade_response(const bx_ws_upgrade *u, size_t *len)
+char *bx_ws_upgrade_response(const bx_ws_upgrade *u, const bx_config *cfg, const char *new_browser, size_t *len)
 {
-    char *s = NULL;
+    char *s = NULL, *cookie = NULL, age[40] = "";
     int n;
     switch (u->status) {
     case 101:
+        if (new_browser) { /* the same cookie the HTTP transports set: a later long-poll fallback keeps the session */
+            if (cfg->browserCookieMaxAge >= 0)
+                snprintf(age, sizeof age, "; Max-Age=%ld", cfg->browserCookieMaxAge);
+            if (asprintf(&cookie, "Set-Cookie: %s=%s; Path=%s%s%s%s%s%s%s%s%s\r\n", cfg->browserCookieName, new_browser,
+                         cfg->browserCookiePath ? cfg->browserCookiePath : "/",
+                         cfg->browserCookieDomain ? "; Domain=" : "", cfg->browserCookieDomain ? cfg->browserCookieDomain : "",
+                         age, cfg->browserCookieSecure && u->secure ? "; Secure" : "",
+                         cfg->browserCookieHttpOnly ? "; HttpOnly" : "", cfg->browserCookieSameSite ? "; SameSite=" : "",
+                         cfg->browserCookieSameSite ? cfg->browserCookieSameSite : "",
+                         cfg->browserCookiePartitioned ? "; Partitioned" : "") < 0)
+                return NULL;
+        }
         n = asprintf(&s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         "Sec-WebSocket-Accept: %s\r\n\r\n", u->accept);
+                         "Sec-WebSocket-Accept: %s\r\n%s\r\n", u->accept, cookie ? cookie : "");
+        free(cookie);
         break;
     case 426:
         n = asprintf(&s, "HTTP/1.1 426 Upgrade Required\r\nSec-WebSocket-Version: 13\r\nContent-Length: 0\r\n"

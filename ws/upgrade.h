@@ -7,6 +7,9 @@
 
 #include <stddef.h>
 
+#include "clientid.h"
+#include "config.h"
+
 #define BX_WS_HEAD_MAX 8192 /* longest request head accepted (request line + headers) */
 
 typedef struct bx_ws_upgrade {
@@ -14,13 +17,16 @@ typedef struct bx_ws_upgrade {
     const char *reason;  /* static text for the log: what was wrong */
     char accept[32];     /* Sec-WebSocket-Accept value when status is 101 */
     char forwarded[48];  /* X-Forwarded-For / X-Real-IP as sent by nginx (truncated), "" if none */
+    char browser[BX_ID_MAX_LEN + 1]; /* browser cookie value when valid, else "" */
+    int secure;          /* X-Forwarded-Proto: https (nginx in front terminated TLS) */
 } bx_ws_upgrade;
 
-/* Judge one request head of len bytes (through the empty line; need not be NUL-terminated).
- * Always fills out; returns out->status. */
-int bx_ws_upgrade_parse(const char *head, size_t len, bx_ws_upgrade *out);
-/* The HTTP response for u: malloc'd text the caller frees, its length in *len; NULL on OOM. */
-char *bx_ws_upgrade_response(const bx_ws_upgrade *u, size_t *len);
+/* Judge one request head of len bytes (through the empty line; need not be NUL-terminated);
+ * cookie is the browser cookie's name (browserCookieName). Always fills out; returns out->status. */
+int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_upgrade *out);
+/* The HTTP response for u: malloc'd text the caller frees, its length in *len; NULL on OOM.
+ * A 101 sets the browser cookie (cfg's browserCookie* attributes) to new_browser when not NULL. */
+char *bx_ws_upgrade_response(const bx_ws_upgrade *u, const bx_config *cfg, const char *new_browser, size_t *len);
 /* Sec-WebSocket-Accept for a client key: base64(SHA-1(key + GUID)) into out (>= 29 bytes). 0 ok, -1 error. */
 int bx_ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen);
 

@@ -36,6 +36,7 @@ export class Client {
     this.waiters = new Set();
     this.closed = new Promise((r) => ws.on('close', (code, reason) => r({ code, reason: reason.toString() })));
     ws.on('error', () => {});
+    ws.on('upgrade', (res) => { this.setCookie = res.headers['set-cookie'] || []; });
     ws.on('message', (data, binary) => {
       assert.equal(binary, false, 'the server sends text frames only');
       const arr = JSON.parse(data.toString());
