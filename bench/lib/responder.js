@@ -2,6 +2,8 @@
 // Redis) used only to measure the generator's own ceiling: `bench.js --self`.
 // Each publish is serialized once and its text appended to every subscriber's queue.
 // Usage: node responder.js PORT   (prints "ready" when listening)
+// BENCH_FAULTS="drop=P,dup=P,swap=P": per recipient, lose / duplicate / queue out of order with
+// probability P — bench/selftest.sh uses it to check that the generator counts what it claims.
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -10,6 +12,12 @@ const port = parseInt(process.argv[2] || '0', 10);
 const sessions = new Map();   // clientId → { queue: [json text], held: res|null, timer }
 const channels = new Map();   // channel → Set(clientId)
 const HOLD_MS = 20000;
+const faults = { drop: 0, dup: 0, swap: 0 };
+for (const kv of (process.env.BENCH_FAULTS || '').split(',').filter(Boolean)) {
+  const [k, v] = kv.split('=');
+  if (!(k in faults) || !(Number(v) >= 0 && Number(v) <= 1)) { console.error(`responder: bad BENCH_FAULTS item '${kv}'`); process.exit(2); }
+  faults[k] = Number(v);
+}
 
 function reply(res, parts) {
   const body = '[' + parts.join(',') + ']';
@@ -59,7 +67,10 @@ function handle(msgs, res) {
       for (const cid of channels.get(m.channel) || []) {
         const t = sessions.get(cid);
         if (!t) continue;
-        t.queue.push(text);
+        if (faults.drop && Math.random() < faults.drop) continue;
+        if (faults.swap && t.queue.length && Math.random() < faults.swap) t.queue.splice(t.queue.length - 1, 0, text);
+        else t.queue.push(text);
+        if (faults.dup && Math.random() < faults.dup) t.queue.push(text);
         if (t.held && !t.wake) { t.wake = true; setImmediate(() => { t.wake = false; if (t.held) flush(t, t.heldReply); }); }
       }
       out.push(JSON.stringify({ channel: m.channel, id: m.id, successful: true }));
