@@ -86,6 +86,11 @@ $(BUILD)/bin/bayeux-ws: $(WS_OBJ) $(BUILD)/libbx.a
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(WS_OBJ) $(BUILD)/libbx.a $(LIBS) $(WS_LIBS)
 
+# bayeux-ws's upgrade rules are unit-tested directly (not part of libbx).
+$(BUILD)/tests/test_ws_upgrade: $(BUILD)/obj/tests/unit/test_ws_upgrade.o $(BUILD)/obj/ws/upgrade.o $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $^ $(LIBS) $(WS_LIBS) -lcmocka
+
 $(BUILD)/tests/test_%: $(BUILD)/obj/tests/unit/test_%.o $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS) -lcmocka
