@@ -87,14 +87,8 @@ trap cleanup EXIT
 
 tls=()
 if [ -n "$HTTPS_PORT" ]; then
-  mkdir -p "$RUN/tls"
-  if [ ! -f "$RUN/tls/cert.pem" ] || [ ! -f "$RUN/tls/key.pem" ]; then
-    log "making a self-signed certificate in run/tls/"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
-      -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-      -keyout "$RUN/tls/key.pem" -out "$RUN/tls/cert.pem" >/dev/null 2>&1 || die "openssl failed"
-    chmod 0600 "$RUN/tls/key.pem"
-  fi
+  [ -f "$RUN/tls/cert.pem" ] || log "making a self-signed certificate in run/tls/"
+  bx_stack_tls_cert "$RUN" || die "no TLS certificate"
   tls=("$HTTPS_PORT" "$RUN/tls/cert.pem" "$RUN/tls/key.pem")
 fi
 

@@ -253,6 +253,18 @@ bx_stack_ws_upstream() { # PORT|HOST:PORT|""
 
 # ---- web servers ---------------------------------------------------------------------------
 
+# bx_stack_tls_cert DIR → a self-signed certificate for localhost/127.0.0.1 in DIR/tls/ (cert.pem,
+# key.pem), made once and kept.
+bx_stack_tls_cert() {
+  local d=$1/tls
+  [ -f "$d/cert.pem" ] && [ -f "$d/key.pem" ] && return 0
+  mkdir -p "$d"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=localhost" \
+    -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+    -keyout "$d/key.pem" -out "$d/cert.pem" >/dev/null 2>&1 || { echo "stack: openssl failed" >&2; return 1; }
+  chmod 0600 "$d/key.pem"
+}
+
 # nginx upstream lines, one per worker socket.
 bx_stack_nginx_upstreams() { # DIR N
   local i

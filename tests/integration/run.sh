@@ -46,6 +46,8 @@ redisPort = $redis_port
 redisPrefix = it:
 # debug: every refusal and decision has its line (the hostile tests count them; failures are readable)
 logLevel = debug
+# Secure only on secure requests (CometD's rule): the TLS test checks nginx passes HTTPS.
+browserCookieSecure = true
 EOF
 
 export BX_STACK_BIN=$bin BX_STACK_CONF=$tmp/bayeux.conf BX_STACK_WORKERS=2 BX_STACK_WWW=$PWD/www
@@ -56,8 +58,9 @@ export BX_STACK_FAIL_TIMEOUT=1
 bx_stack_init "$tmp"
 start=$(date +%s)
 nginx_port=$(bx_free_port)
-if ! { bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" &&
-       bx_stack_nginx_start "$tmp" 127.0.0.1 "$nginx_port"; }; then
+tls_port=$(bx_free_port)
+if ! { bx_stack_tls_cert "$tmp" && bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" &&
+       bx_stack_nginx_start "$tmp" 127.0.0.1 "$nginx_port" "$tls_port" "$tmp/tls/cert.pem" "$tmp/tls/key.pem"; }; then
   echo "integration: the stack did not start"
   echo "0 passed, 1 failed"
   exit 1
@@ -79,14 +82,16 @@ done
 
 failed=0
 echo "-- behind nginx (127.0.0.1:$nginx_port), ${#files[@]} files --"
-BX_URL=http://127.0.0.1:$nginx_port BX_FRONT=nginx \
+BX_URL=http://127.0.0.1:$nginx_port BX_TLS_URL=https://127.0.0.1:$tls_port BX_FRONT=nginx \
   node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || failed=1
 
-# The core scenarios behind lighttpd (not the fault tests: they exercise the workers, not the front).
+# The core scenarios behind lighttpd.
 if [ -n "$lighttpd_port" ]; then
   core=()
   for f in "${files[@]}"; do
-    case $(basename "$f") in 60-*) ;; *) core+=("$f") ;; esac
+    # Not the TLS file (the private lighttpd has no TLS) nor the fault tests (they exercise the
+    # workers, not the front).
+    case $(basename "$f") in 15-*|60-*) ;; *) core+=("$f") ;; esac
   done
   if [ ${#core[@]} -gt 0 ]; then
     echo "-- behind lighttpd (127.0.0.1:$lighttpd_port), ${#core[@]} files --"

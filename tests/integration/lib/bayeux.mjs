@@ -38,7 +38,7 @@ export class Jar {
 // request(method, path, {body, headers, jar, timeoutMs, onRequest}) → {status, headers, text, json, ms}.
 // Rejects on a network error (socket closed, refused); status >= 400 resolves normally.
 export function request(method, path, opts = {}) {
-  const url = new URL(path, BASE);
+  const url = new URL(path, opts.base || BASE);
   const mod = url.protocol === 'https:' ? https : http;
   const headers = { ...(opts.headers || {}) };
   const body = opts.body === undefined ? undefined
@@ -78,15 +78,16 @@ export const handshakeMessage = (id = '1', extra = {}) => ({
 // One simulated browser tab: its own cookie jar unless one is shared on purpose.
 export class Client {
   // opts.ack: negotiate the ack extension (ext.ack on handshake, the last batch seen on each connect).
+  // opts.base: another front URL (e.g. the TLS one) instead of BX_URL.
   constructor(name = 'client', jar = new Jar(), opts = {}) {
     this.name = name; this.jar = jar; this.clientId = undefined; this.n = 0;
-    this.ack = !!opts.ack; this.ackBatch = 0;
+    this.ack = !!opts.ack; this.ackBatch = 0; this.base = opts.base;
   }
   nextId() { return String(++this.n + 100); }
 
   // POST a batch (array or single object) to /cometd/<suffix>.
   post(body, opts = {}) {
-    return request('POST', `/cometd/${opts.suffix || ''}`, { ...opts, body, jar: opts.jar === null ? undefined : this.jar });
+    return request('POST', `/cometd/${opts.suffix || ''}`, { base: this.base, ...opts, body, jar: opts.jar === null ? undefined : this.jar });
   }
 
   async handshake(extra = {}) {
