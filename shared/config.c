@@ -113,6 +113,7 @@ static const row rows[] = {
     { "ws.idleTimeout", T_LONG, S_GLOBAL, G(wsIdleTimeout), 0, DAY, "300000", NULL },
     { "ws.messagesPerFrame", T_LONG, S_GLOBAL, G(wsMessagesPerFrame), 1, 1000000, "1", NULL },
     { "ws.maxOutboundBytes", T_LONG, S_GLOBAL, G(wsMaxOutboundBytes), 1024, 1L << 30, "4194304", NULL },
+    { "ws.requireHandshakePerConnection", T_BOOL, S_GLOBAL, G(wsRequireHandshakePerConnection), 0, 1, "false", NULL },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 _Static_assert(NROWS <= BX_CONFIG_MAX_KEYS, "raise BX_CONFIG_MAX_KEYS in config.h");
@@ -122,8 +123,7 @@ _Static_assert(NROWS <= BX_CONFIG_MAX_KEYS, "raise BX_CONFIG_MAX_KEYS in config.
 static const char *const ignored[] = {
     "transports", "jsonContext", "sweepThreads", "schedulerThreads", "executorMaxThreads", "services",
     "maxProcessing", "allowMessageDeliveryDuringHandshake", "http2MaxSessionsPerBrowser",
-    "ws.cometdURLMapping", "ws.bufferSize",
-    "ws.requireHandshakePerConnection", "ws.protocol",
+    "ws.cometdURLMapping", "ws.bufferSize", "ws.protocol",
 };
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));

@@ -38,6 +38,7 @@ typedef struct wsx {
     struct event *timer; /* hold timeout of a parked connect */
     int registered;      /* in the parked table */
     int parked;
+    int handshake;       /* the frame was a /meta/handshake: remember its clientId */
     struct wsx *prev, *next;
 } wsx;
 
@@ -48,6 +49,7 @@ struct bx_ws_conn {
     unsigned long id;
     char peer[64];
     char browser[BX_ID_MAX_LEN + 1]; /* browser cookie: binds sessions handshaken here (long-polling fallback) */
+    char session[BX_ID_MAX_LEN + 1]; /* clientId of the last handshake on this connection */
     int state;
     int depth;           /* nested entry points */
     int drop;            /* free without a close frame (client not reading, I/O error) */
@@ -207,6 +209,8 @@ static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
         }
         break;
     case BX_EX_REPLY:
+        if (c && x->handshake)
+            snprintf(c->session, sizeof c->session, "%s", bx_exchange_client_id(ex));
         if (c && c->state == ST_OPEN && !c->drop && send_reply(c, ex) == 0)
             bx_exchange_confirm(ex);
         else
@@ -256,6 +260,20 @@ static void close_with(bx_ws_conn *c, uint16_t code, const char *reason)
         wslay_event_queue_close(c->ws, code, (const uint8_t *)reason, strlen(reason));
 }
 
+/* ws.requireHandshakePerConnection: a clientId other than the one handshaken here is removed, so the
+ * pipeline answers 402::session_unknown (with handshake advice on /meta/connect), as CometD does. */
+static void own_session_only(bx_ws_conn *c, bx_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const char *cid = bx_msg_client_id(b->msgs[i]);
+        if (cid && strcmp(cid, c->session) != 0) {
+            bx_debug("ws#%lu: c=%s was not handshaken on this connection (ws.requireHandshakePerConnection) → 402",
+                     c->id, cid);
+            json_object_del(b->msgs[i], "clientId");
+        }
+    }
+}
+
 static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
 {
     const bx_config *cfg = c->srv->cfg;
@@ -269,6 +287,11 @@ static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
         return;
     }
     wsx *x = calloc(1, sizeof *x);
+    if (x)
+        x->handshake = batch.n == 1 && !strcmp(bx_msg_channel(batch.msgs[0]) ? bx_msg_channel(batch.msgs[0]) : "",
+                                                "/meta/handshake");
+    if (cfg->wsRequireHandshakePerConnection)
+        own_session_only(c, &batch);
     bx_request_info info = { BX_TR_WEBSOCKET, 0, c->browser[0] ? c->browser : NULL };
     bx_exchange_hooks hooks = { on_hold, on_state, x };
     if (!x || !(x->ex = bx_exchange_new(c->srv->d, &batch, &info, &hooks))) {

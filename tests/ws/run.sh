@@ -72,9 +72,9 @@ failed=0
 BX_URL=http://127.0.0.1:$nginx_port BX_WS_DIRECT=127.0.0.1:$BX_STACK_WS_PORT \
   node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || failed=1
 
-if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$tmp"/ws.log "$tmp"/worker*.log 2>/dev/null; then
+if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$tmp"/ws*.log "$tmp"/worker*.log 2>/dev/null; then
   echo "ws: sanitizer reports in the logs above"
-  grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp"/ws.log "$tmp"/worker*.log | head -80
+  grep -hE -A30 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$tmp"/ws*.log "$tmp"/worker*.log | head -80
   failed=1
 fi
 echo "ws: $(( $(date +%s) - start )) s"
