@@ -486,3 +486,23 @@ int bx_config_transport_allowed(const bx_config *cfg, bx_transport t) {
 const char *bx_config_key(size_t i) {
     return i < NROWS ? rows[i].name : NULL;
 }
+
+int bx_config_reload_log_level(const char *path, char *err, size_t errlen) {
+    bx_config c;
+    bx_log_level lvl;
+    int rc = -1;
+    if (bx_config_defaults(&c) < 0) {
+        set_err(err, errlen, "out of memory");
+        return -1;
+    }
+    if ((!path || bx_config_load_file(&c, path, 0, err, errlen) == 0) && bx_config_apply_env(&c, err, errlen) == 0) {
+        if (bx_log_parse_level(c.logLevel, &lvl) == 0) {
+            bx_log_set_level(lvl);
+            rc = 0;
+        } else {
+            set_err(err, errlen, "unknown logLevel '%s'", c.logLevel);
+        }
+    }
+    bx_config_free(&c);
+    return rc;
+}

@@ -94,6 +94,9 @@ int bx_config_set(bx_config *cfg, const char *key, const char *value, char *err,
 int bx_config_apply_env(bx_config *cfg, char *err, size_t errlen);
 /* Free strings owned by cfg. */
 void bx_config_free(bx_config *cfg);
+/* SIGHUP: reread logLevel from path (NULL: none) and the environment and apply it; 0 ok, -1 with the
+ * reason in err (level unchanged). */
+int bx_config_reload_log_level(const char *path, char *err, size_t errlen);
 /* Name of the i-th key of the table (unprefixed, e.g. "maxInterval"), NULL past the end.
  * Static strings; for tests and bayeuxctl. */
 const char *bx_config_key(size_t i);

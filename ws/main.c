@@ -57,7 +57,7 @@ int main(int argc, char **argv)
         return 1;
     }
     snprintf(worker, sizeof worker, "ws-%s", id);
-    bx_ws_server *s = bx_ws_server_new(&cfg, worker, err, sizeof err);
+    bx_ws_server *s = bx_ws_server_new(&cfg, path, worker, err, sizeof err);
     int rc = 1;
     if (!s) {
         bx_error("start: %s", err);

@@ -139,6 +139,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     bx_ws_server *s = arg;
+    char err[256];
+    if (sig == SIGHUP) {
+        if (bx_config_reload_log_level(s->conf_path, err, sizeof err) < 0)
+            bx_warn("SIGHUP: %s (log level unchanged)", err);
+        else
+            bx_info("SIGHUP: log level %s", bx_log_level_name((bx_log_level)bx_log_current));
+        return;
+    }
     if (s->stopping)
         return;
     s->stopping = 1;
@@ -153,7 +161,8 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ---- life cycle ------------------------------------------------------------------- */
 
-bx_ws_server *bx_ws_server_new(const bx_config *cfg, const char *worker, char *err, size_t errlen)
+bx_ws_server *bx_ws_server_new(const bx_config *cfg, const char *conf_path, const char *worker, char *err,
+                               size_t errlen)
 {
     bx_ws_server *s = calloc(1, sizeof *s);
     if (!s) {
@@ -161,6 +170,7 @@ bx_ws_server *bx_ws_server_new(const bx_config *cfg, const char *worker, char *e
         return NULL;
     }
     s->cfg = cfg;
+    s->conf_path = conf_path;
     bx_store_opts so = { cfg->redisHost, cfg->redisPort, cfg->redisPrefix, worker };
     if (!(s->base = event_base_new()) || !(s->parked = bx_parked_new()))
         snprintf(err, errlen, "out of memory");
@@ -170,8 +180,9 @@ bx_ws_server *bx_ws_server_new(const bx_config *cfg, const char *worker, char *e
         ;
     else if (!(s->sig_term = evsignal_new(s->base, SIGTERM, on_signal, s)) ||
              !(s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s)) ||
+             !(s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s)) ||
              !(s->stopcheck = event_new(s->base, -1, EV_PERSIST, on_stopcheck, s)) ||
-             event_add(s->sig_term, NULL) < 0 || event_add(s->sig_int, NULL) < 0)
+             event_add(s->sig_term, NULL) < 0 || event_add(s->sig_int, NULL) < 0 || event_add(s->sig_hup, NULL) < 0)
         snprintf(err, errlen, "cannot install signal handlers");
     else
         return s;
@@ -202,6 +213,8 @@ void bx_ws_server_free(bx_ws_server *s)
         event_free(s->sig_term);
     if (s->sig_int)
         event_free(s->sig_int);
+    if (s->sig_hup)
+        event_free(s->sig_hup);
     if (s->stopcheck)
         event_free(s->stopcheck);
     if (s->base)
