@@ -9,9 +9,11 @@
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <fcgiapp.h>
 
@@ -27,6 +29,86 @@ struct bx_acceptors {
     pthread_mutex_t lock;
     volatile sig_atomic_t stop;
 };
+
+static atomic_int slow_readers;
+
+typedef struct slow {
+    bx_reactor *r;
+    bx_req *q;
+} slow;
+
+static void *slow_read(void *arg)
+{
+    slow *s = arg;
+    bx_req_read(s->q, 0);
+    bx_reactor_submit(s->r, s->q);
+    bx_reactor_thread_count(s->r, -1);
+    free(s);
+    atomic_fetch_sub(&slow_readers, 1);
+    return NULL;
+}
+
+void bx_accept_hand_over(bx_reactor *r, bx_req *q)
+{
+    if (!q->reading) {
+        bx_reactor_submit(r, q);
+        return;
+    }
+    slow *s = malloc(sizeof *s);
+    pthread_t t;
+    pthread_attr_t attr;
+    int started = 0;
+    if (s && atomic_fetch_add(&slow_readers, 1) < BX_SLOW_READERS) {
+        s->r = r;
+        s->q = q;
+        bx_reactor_thread_count(r, 1);
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        started = pthread_create(&t, &attr, slow_read, s) == 0;
+        pthread_attr_destroy(&attr);
+        if (!started)
+            bx_reactor_thread_count(r, -1);
+    }
+    if (!started) {
+        if (s)
+            atomic_fetch_sub(&slow_readers, 1);
+        free(s);
+        q->early_status = 503;
+        q->early_reason = "too many request bodies still arriving";
+        bx_reactor_submit(r, q);
+    }
+}
+
+static void *discard_thread(void *arg)
+{
+    bx_req *q = arg;
+    bx_req_discard(q);
+    bx_req_free(q);
+    atomic_fetch_sub(&slow_readers, 1);
+    return NULL;
+}
+
+void bx_accept_discard(bx_req *q)
+{
+    pthread_t t;
+    pthread_attr_t attr;
+    if (atomic_fetch_add(&slow_readers, 1) < BX_SLOW_READERS) {
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        int rc = pthread_create(&t, &attr, discard_thread, q);
+        pthread_attr_destroy(&attr);
+        if (rc == 0)
+            return;
+    }
+    atomic_fetch_sub(&slow_readers, 1);
+    bx_req_free(q);
+}
+
+void bx_accept_wait_slow(void)
+{
+    while (atomic_load(&slow_readers) > 0)
+        usleep(10000);
+}
 
 static void on_usr1(int sig)
 {
@@ -64,7 +146,7 @@ static void *accept_loop(void *arg)
             bx_error("accept: out of memory for a request");
             continue;
         }
-        bx_reactor_submit(a->r, q); /* never touched again here */
+        bx_accept_hand_over(a->r, q); /* never touched again here */
     }
     bx_reactor_thread_count(a->r, -1);
     return NULL;

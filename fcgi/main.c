@@ -111,6 +111,7 @@ static int serve(bx_config *cfg, const char *path, int cgi)
     }
     int rc = bx_reactor_run(r);
     bx_accept_join(a);
+    bx_accept_wait_slow();
     bx_reactor_free(r);
     if (!cgi)
         bx_info("worker %s stopped", worker);

@@ -18,6 +18,7 @@
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "accept.h"
 #include "dispatch.h"
 #include "log.h"
 #include "parked.h"
@@ -27,6 +28,7 @@
 #define STOP_GRACE_MS 10000   /* longest wait for in-flight work after SIGTERM */
 #define STARTUP_WAIT_MS 2000  /* requests wait this long for the first Redis connection */
 #define SWEEP_MAX "1000"
+#define REFUSALS_LOGGED 20    /* warn lines per 10 s for refused requests */
 
 /* An idle FastCGI connection the web server keeps for its next request (FCGI_KEEP_CONN). */
 typedef struct kept {
@@ -52,7 +54,8 @@ struct bx_reactor {
     long long started, deadline;
     void (*on_stop)(void *);
     void *on_stop_arg;
-    long long last_refusal_warn;
+    long long refusal_window;
+    int refusals_loud, refusals_quiet;
     kept *kept;           /* idle kept connections */
     size_t n_kept;
 };
@@ -93,7 +96,13 @@ static void req_done(bx_reactor *r, bx_req *q, int answered)
     q->timer = q->watch = NULL;
     bx_exchange_free(q->ex);
     q->ex = NULL;
-    FCGX_Request *fr = answered && !r->stopping ? bx_req_free_keep(q) : (bx_req_free(q), NULL);
+    FCGX_Request *fr = NULL;
+    if (bx_req_must_discard(q) && !r->cgi)
+        bx_accept_discard(q); /* the web server may still be sending the refused body */
+    else if (answered && !r->stopping)
+        fr = bx_req_free_keep(q);
+    else
+        bx_req_free(q);
     if (fr)
         keep_conn(r, fr);
     if (r->cgi)
@@ -139,7 +148,9 @@ static void on_kept_readable(evutil_socket_t fd, short what, void *arg)
     }
     bx_req *q = bx_req_from_fcgx(fr, r->cfg->tr[BX_TR_LONG_POLLING].maxMessageSize);
     bx_debug("next request on a kept FastCGI connection (%zu idle)", r->n_kept);
-    if (q)
+    if (q && q->reading)
+        bx_accept_hand_over(r, q); /* the rest of its body is late: not on this thread */
+    else if (q)
         handle(r, q);
 }
 
@@ -270,14 +281,21 @@ static void handle(bx_reactor *r, bx_req *q)
         return;
     }
     if (rc) {
-        /* hostile or broken input: one line each, at warn at most every 10 s (one bad client
-         * cannot fill the log), at debug otherwise */
+        /* hostile or broken input: one line each at warn, at most REFUSALS_LOGGED per 10 s
+         * (one bad client cannot fill the log), the rest at debug */
         long long now = now_ms();
-        int loud = now - r->last_refusal_warn >= 10000;
+        if (now - r->refusal_window >= 10000) {
+            if (r->refusals_quiet)
+                bx_warn("%d more refusals in the last 10 s were logged at debug", r->refusals_quiet);
+            r->refusal_window = now;
+            r->refusals_loud = r->refusals_quiet = 0;
+        }
+        int loud = r->refusals_loud < REFUSALS_LOGGED;
         if (loud)
-            r->last_refusal_warn = now;
-        bx_log(loud ? BX_LOG_WARN : BX_LOG_DEBUG, "%s request refused with HTTP %d: %s%s", q->method, rc, reason,
-               loud ? " (further refusals for 10 s at debug)" : "");
+            r->refusals_loud++;
+        else
+            r->refusals_quiet++;
+        bx_log(loud ? BX_LOG_WARN : BX_LOG_DEBUG, "%s request refused with HTTP %d: %s", q->method, rc, reason);
         bx_transport_error(r->cfg, q, rc, rc == 400 && strcmp(reason, "Unknown Bayeux Transport") == 0
                                               ? reason : rc >= 500 ? "Internal Server Error" : "Bad Request");
         bx_batch_free(&batch);

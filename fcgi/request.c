@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -12,7 +13,8 @@
 #include "log.h"
 
 #define BODY_CHUNK 16384
-#define READ_TIMEOUT_S 10 /* a peer that sends half a body and stalls loses its request */
+#define READ_TIMEOUT_S 10
+#define DISCARD_MAX (64L << 20) /* oversized bodies up to this are read and dropped before closing */ /* a peer that sends half a body and stalls loses its request */
 
 static char *dup_or(const char *s, const char *dflt)
 {
@@ -35,10 +37,22 @@ static long content_length(const char *s)
 }
 
 typedef int read_fn(char *buf, int n, void *src);
+typedef int wait_fn(void *src); /* 1 if the next read would wait for the peer */
 
 static int read_fcgx(char *buf, int n, void *src)
 {
-    return FCGX_GetStr(buf, n, src);
+    return FCGX_GetStr(buf, n, ((FCGX_Request *)src)->in);
+}
+
+/* Nothing left in libfcgi's buffer for this record and nothing on the socket. (Data of a
+ * next record may still sit in the buffer: then the caller just takes the slow path.) */
+static int wait_fcgx(void *src)
+{
+    FCGX_Request *r = src;
+    if (r->in->isClosed || r->in->rdNext != r->in->stop)
+        return 0;
+    struct pollfd p = { .fd = r->ipcFd, .events = POLLIN };
+    return poll(&p, 1, 0) == 0;
 }
 
 static int read_stdin(char *buf, int n, void *src)
@@ -47,49 +61,50 @@ static int read_stdin(char *buf, int n, void *src)
     return (int)fread(buf, 1, (size_t)n, stdin);
 }
 
-/* Read exactly len bytes into a buffer that grows as data arrives (a lying CONTENT_LENGTH
- * cannot make us allocate more than was sent plus one chunk). */
-static void read_body(bx_req *q, long len, read_fn *rd, void *src)
+static void body_fail(bx_req *q, int status, const char *why)
 {
-    size_t cap = 0, have = 0;
-    char *buf = NULL;
-    while (have < (size_t)len) {
-        if (have == cap) {
-            size_t want = cap ? cap * 2 : BODY_CHUNK;
-            if (want > (size_t)len)
-                want = (size_t)len;
-            char *nb = realloc(buf, want + 1);
+    q->early_status = status;
+    q->early_reason = why;
+    free(q->body);
+    q->body = NULL;
+    q->body_len = q->body_cap = 0;
+}
+
+/* Read up to body_want bytes into a buffer that grows as data arrives (a lying CONTENT_LENGTH
+ * cannot make us allocate more than was sent plus one chunk). With wait non-NULL, return 1
+ * where a read would block (state kept in q); 0 when complete or failed. */
+static int read_body(bx_req *q, read_fn *rd, wait_fn *wait, void *src)
+{
+    size_t len = (size_t)q->body_want;
+    while (q->body_len < len) {
+        if (q->body_len == q->body_cap) {
+            size_t want = q->body_cap ? q->body_cap * 2 : BODY_CHUNK;
+            if (want > len)
+                want = len;
+            char *nb = realloc(q->body, want + 1);
             if (!nb) {
-                q->early_status = 500;
-                q->early_reason = "out of memory reading the body";
-                free(buf);
-                return;
+                body_fail(q, 500, "out of memory reading the body");
+                return 0;
             }
-            buf = nb;
-            cap = want;
+            q->body = nb;
+            q->body_cap = want;
         }
-        size_t chunk = cap - have < BODY_CHUNK ? cap - have : BODY_CHUNK;
-        int got = rd(buf + have, (int)chunk, src);
-        if (got <= 0)
-            break;
-        have += (size_t)got;
+        if (wait && wait(src))
+            return 1;
+        size_t chunk = q->body_cap - q->body_len < BODY_CHUNK ? q->body_cap - q->body_len : BODY_CHUNK;
+        int got = rd(q->body + q->body_len, (int)chunk, src);
+        if (got <= 0) {
+            body_fail(q, 400, "body shorter than CONTENT_LENGTH (peer closed or stalled)");
+            return 0;
+        }
+        q->body_len += (size_t)got;
     }
-    if (have < (size_t)len) {
-        q->early_status = 400;
-        q->early_reason = "body shorter than CONTENT_LENGTH (peer closed or stalled)";
-        free(buf);
-        return;
+    if (!q->body && !(q->body = malloc(1))) {
+        body_fail(q, 500, "out of memory reading the body");
+        return 0;
     }
-    if (!buf)
-        buf = malloc(1);
-    if (!buf) {
-        q->early_status = 500;
-        q->early_reason = "out of memory reading the body";
-        return;
-    }
-    buf[have] = '\0';
-    q->body = buf;
-    q->body_len = have;
+    q->body[q->body_len] = '\0';
+    return 0;
 }
 
 typedef const char *param_fn(const char *name, void *src);
@@ -105,7 +120,8 @@ static const char *param_env(const char *name, void *src)
     return getenv(name);
 }
 
-static int fill(bx_req *q, param_fn *param, void *psrc, long max_body, read_fn *rd, void *rsrc)
+/* Params and the body verdict; the body itself is read by the caller. */
+static int fill(bx_req *q, param_fn *param, void *psrc, long max_body)
 {
     const char *https = param("HTTPS", psrc);
     q->method = dup_or(param("REQUEST_METHOD", psrc), "");
@@ -124,8 +140,9 @@ static int fill(bx_req *q, param_fn *param, void *psrc, long max_body, read_fn *
         /* CometD answers an oversized body with 500 (IOException); never read it */
         q->early_status = 500;
         q->early_reason = "body larger than maxMessageSize";
-    } else if (len > 0) {
-        read_body(q, len, rd, rsrc);
+        q->body_want = len;
+    } else {
+        q->body_want = len;
     }
     return 0;
 }
@@ -150,12 +167,31 @@ bx_req *bx_req_from_fcgx(FCGX_Request *r, long max_body)
     struct timeval tv = { READ_TIMEOUT_S, 0 };
     setsockopt(r->ipcFd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(r->ipcFd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (fill(q, param_fcgx, r, max_body, read_fcgx, r->in) < 0) {
+    if (fill(q, param_fcgx, r, max_body) < 0) {
         bx_req_free(q);
         return NULL;
     }
-    q->keepable = !q->early_status && r->keepConnection && stdin_at_end(r);
+    q->reading = 1;
+    bx_req_read(q, 1);
     return q;
+}
+
+int bx_req_read(bx_req *q, int nonblock)
+{
+    FCGX_Request *r = q->fcgx;
+    if (!q->reading || !r || !r->in)
+        return 0;
+    if (!q->early_status && read_body(q, read_fcgx, nonblock ? wait_fcgx : NULL, r))
+        return 1;
+    if (!q->early_status && r->keepConnection) {
+        if (nonblock && wait_fcgx(r))
+            return 1;
+        q->keepable = stdin_at_end(r);
+    }
+    /* the body is ours now: give back libfcgi's 8 KB input buffer, a parked poll holds the rest */
+    FCGX_FreeStream(&r->in);
+    q->reading = 0;
+    return 0;
 }
 
 bx_req *bx_req_from_cgi(long max_body)
@@ -163,10 +199,12 @@ bx_req *bx_req_from_cgi(long max_body)
     bx_req *q = calloc(1, sizeof *q);
     if (!q)
         return NULL;
-    if (fill(q, param_env, NULL, max_body, read_stdin, NULL) < 0) {
+    if (fill(q, param_env, NULL, max_body) < 0) {
         bx_req_free(q);
         return NULL;
     }
+    if (!q->early_status)
+        read_body(q, read_stdin, NULL, NULL);
     return q;
 }
 
@@ -259,11 +297,15 @@ static FCGX_Request *finish(bx_req *q, int keep)
     FCGX_Request *r = q->fcgx;
     if (!r)
         return NULL;
-    if (!keep || !q->keepable)
+    /* stdout's and stderr's end records and FCGI_END_REQUEST; FCGX_Finish_r skips this itself
+     * because the input stream is already gone */
+    int failed = r->err && FCGX_FClose(r->err) != 0;
+    failed |= r->out && FCGX_FClose(r->out) != 0;
+    if (!keep || !q->keepable || failed)
         r->keepConnection = 0;
     /* Detach: a close does not do libfcgi's shutdown-and-wait, which would block the reactor */
     FCGX_Detach(r);
-    FCGX_Finish_r(r); /* writes FCGI_END_REQUEST; closes unless kept and error-free */
+    FCGX_Finish_r(r); /* closes unless kept */
     if (r->ipcFd >= 0)
         return r;
     free(r);
@@ -283,4 +325,22 @@ FCGX_Request *bx_req_free_keep(bx_req *q)
     FCGX_Request *r = finish(q, 1);
     free_fields(q);
     return r;
+}
+
+int bx_req_must_discard(const bx_req *q)
+{
+    return q->fcgx && q->fcgx->in && q->early_status == 500 && q->body_want > 0 &&
+           q->body_want <= DISCARD_MAX;
+}
+
+void bx_req_discard(bx_req *q)
+{
+    char buf[BODY_CHUNK];
+    long left = q->body_want;
+    while (left > 0) {
+        int got = FCGX_GetStr(buf, left < (long)sizeof buf ? (int)left : (int)sizeof buf, q->fcgx->in);
+        if (got <= 0)
+            break;
+        left -= got;
+    }
 }

@@ -22,8 +22,11 @@ typedef struct bx_req {
     char *cookie;         /* HTTP_COOKIE or NULL */
     char *origin;         /* HTTP_ORIGIN or NULL */
     int secure;           /* HTTPS=on */
-    char *body;           /* request body (NUL-terminated), body_len bytes */
+    char *body;           /* request body (NUL-terminated when complete), body_len bytes */
     size_t body_len;
+    size_t body_cap;
+    long body_want;       /* CONTENT_LENGTH */
+    int reading;          /* FastCGI input not read to its end yet: finish with bx_req_read(q, 0) */
     int keepable;         /* FastCGI stdin read to its end: the connection can carry another request */
     int early_status;     /* accept thread's verdict: 0 go on, else answer this status */
     const char *early_reason;
@@ -39,14 +42,24 @@ typedef struct bx_req {
 } bx_req;
 
 /* From an accepted FastCGI request (takes ownership of r): params copied, body read
- * when CONTENT_LENGTH <= max_body (else early_status 500, body never read). NULL on OOM
- * (r finished and freed). */
+ * when CONTENT_LENGTH <= max_body (else early_status 500, body never read) as far as it
+ * can be without waiting; q->reading says the rest must be read with bx_req_read(q, 0)
+ * (on a thread that may block). NULL on OOM (r finished and freed). */
 bx_req *bx_req_from_fcgx(FCGX_Request *r, long max_body);
+/* Continue reading the FastCGI input (body, then the end of stdin). nonblock=1: stop where a
+ * read would wait and return 1; else blocking (bounded by the socket's 10 s receive timeout).
+ * 0 when done (q->reading cleared; early_status set if the body was cut short). */
+int bx_req_read(bx_req *q, int nonblock);
 /* From the CGI environment and stdin, same rules. NULL on OOM. */
 bx_req *bx_req_from_cgi(long max_body);
 /* Write one response: status, content type (NULL: none), extra header lines (each ending
  * in "\r\n", may be NULL), body. 0 when everything was handed to the web server, -1 not. */
 int bx_req_respond(bx_req *q, int status, const char *ctype, const char *headers, const char *body, size_t len);
+/* 1 if q's body was refused unread (over maxMessageSize) but is small enough to be read and
+ * thrown away before closing, so the web server is not cut off while it is still sending. */
+int bx_req_must_discard(const bx_req *q);
+/* Read and drop the rest of the body (blocking, bounded by the receive timeout). */
+void bx_req_discard(bx_req *q);
 /* Finish the FastCGI request (connection closed) and free q and everything it owns. */
 void bx_req_free(bx_req *q);
 /* Like bx_req_free, but when the web server asked to keep the connection (FCGI_KEEP_CONN), the
