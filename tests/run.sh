@@ -10,6 +10,8 @@ export BX_ROOT=$PWD
 # ASan: leaks on; UBSan: abort with a stack on the first report.
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+# make test runs each fuzz target briefly; make fuzz (FUZZ_SECONDS=60) runs them longer.
+export FUZZ_SECONDS=${FUZZ_SECONDS:-15}
 source tests/lib/common.sh
 
 failed=()

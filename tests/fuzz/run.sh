@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# tests/fuzz/run.sh SECONDS — build the libFuzzer targets (message core, config parser)
-# with clang (ASan + UBSan) into build/fuzz and run the message target for SECONDS
-# (default 60), seeded with tests/corpus, then the config target for a tenth of it.
+# tests/fuzz/run.sh [SECONDS] — build the libFuzzer targets (message core, whole request,
+# config parser) with clang (ASan + UBSan) into build/fuzz and run the message target for
+# SECONDS (default $FUZZ_SECONDS, else 60; tests/run.sh sets 15), seeded with tests/corpus,
+# the request target (fcgi transport + dispatch + scripted broker) as long, seeded with
+# tests/fuzz/requests, then the config target for a tenth of it.
 # New corpus entries go to build/fuzz/corpus* (never into git); crashes to
 # build/fuzz/artifacts/ — keep each one in tests/corpus with an EXPECTED line once
 # fixed. Exit status non-zero when the fuzzer found something.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
-secs=${1:-60}
+secs=${1:-${FUZZ_SECONDS:-60}}
 out=build/fuzz
 mkdir -p "$out/corpus" "$out/artifacts"
 CC=${FUZZ_CC:-clang}
@@ -18,13 +20,21 @@ $CC "${FLAGS[@]}" $(pkg-config --cflags jansson) \
   tests/fuzz/fuzz_message.c shared/message.c shared/channel.c shared/error.c shared/log.c \
   -o "$out/fuzz_message" $(pkg-config --libs jansson)
 $CC "${FLAGS[@]}" tests/fuzz/fuzz_config.c shared/config.c shared/log.c -o "$out/fuzz_config"
+# The request target: all of shared/ (as the Makefile's library) and the worker's pure HTTP
+# parts, but no broker/store.c: it defines bx_store_fcall itself.
+# shellcheck disable=SC2046
+$CC "${FLAGS[@]}" -Ibroker -Ifcgi $(pkg-config --cflags jansson hiredis libevent) \
+  tests/fuzz/fuzz_request.c $(find shared -name '*.c' | sort) fcgi/transport.c fcgi/query.c fcgi/request.c \
+  -o "$out/fuzz_request" $(pkg-config --libs jansson hiredis) -lfcgi -lm
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 opts=(-max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/")
 # The message parser faces the network: it gets the time asked for. The config parser
 # faces operators: a tenth of it (at least 2 s), seeded with the shipped file.
-mkdir -p "$out/corpus-config"
+mkdir -p "$out/corpus-config" "$out/corpus-request"
 cfg_secs=$(( secs / 10 > 2 ? secs / 10 : 2 ))
 echo "fuzz: $out/fuzz_message for ${secs}s (seeds: tests/corpus)"
 "$out/fuzz_message" -max_total_time="$secs" "${opts[@]}" "$out/corpus" tests/corpus
+echo "fuzz: $out/fuzz_request for ${secs}s (seeds: tests/fuzz/requests)"
+"$out/fuzz_request" -max_total_time="$secs" "${opts[@]}" "$out/corpus-request" tests/fuzz/requests
 echo "fuzz: $out/fuzz_config for ${cfg_secs}s (seeds: conf/)"
 "$out/fuzz_config" -max_total_time="$cfg_secs" "${opts[@]}" "$out/corpus-config" conf
