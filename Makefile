@@ -23,7 +23,7 @@ Q := @
 endif
 
 # Every .c under these folders is part of the core library (no main()).
-LIB_SRC  := $(wildcard shared/*.c shared/ext/*.c broker/*.c)
+LIB_SRC  := $(wildcard shared/*.c shared/ext/*.c shared/services/*.c broker/*.c)
 LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/bayeux_lua.o
 FCGI_SRC := $(wildcard fcgi/*.c)
 FCGI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(FCGI_SRC))

@@ -119,13 +119,15 @@ local function K(P)
     browser = function(b) return P .. 'browser:' .. b end,
     held = function(b) return P .. 'browser:' .. b .. ':held' end,
     wake = function(w) return P .. 'wake:' .. w end,
+    room = function(r) return P .. 'room:' .. r end,
+    user = function(u) return P .. 'user:' .. u end,
   }
 end
 
 -- The keys of one session; they share the hash tag {cid}.
 local function SK(P, cid)
   local base = P .. '{' .. cid .. '}:'
-  return { s = base .. 's', subs = base .. 'subs', q = base .. 'q', f = base .. 'f' }
+  return { s = base .. 's', subs = base .. 'subs', q = base .. 'q', f = base .. 'f', m = base .. 'm' }
 end
 
 -- cmd key list[first..last] in chunks; returns the replies (for reads).
@@ -146,6 +148,7 @@ local function expire_session(sk, ttl)
   redis.call('PEXPIRE', sk.subs, ttl)
   redis.call('PEXPIRE', sk.q, ttl)
   redis.call('PEXPIRE', sk.f, ttl)
+  redis.call('PEXPIRE', sk.m, ttl)
 end
 
 local function stat(k, name, n)
@@ -235,6 +238,8 @@ local function drain_write(sk, queued, inflight, dropped, out, has_sentinel)
   return batch
 end
 
+local members_notice -- defined with the services below; removal publishes member lists
+
 -- Removing a session, read phase: type-check everything the write phase touches.
 -- sess may be nil (hash already expired by its TTL). Returns the plan for removal_write.
 local function removal_read(k, sk, cid, sess)
@@ -247,7 +252,13 @@ local function removal_read(k, sk, cid, sess)
     need(k.browser(sess.b), 'set')
     need(k.held(sess.b), 'set')
   end
-  return { k = k, sk = sk, cid = cid, sess = sess, subs = subs }
+  -- services: room memberships (room -> member name) and the session's user
+  local rooms = rd('hash', sk.m, 'HGETALL')
+  for i = 1, #rooms, 2 do need(k.room(rooms[i]), 'hash') end
+  local user = rd('hash', sk.s, 'HGET', 'u')
+  if user == '' then user = nil end
+  if user then need(k.user(user), 'set') end
+  return { k = k, sk = sk, cid = cid, sess = sess, subs = subs, rooms = rooms, user = user }
 end
 
 -- Removing a session, write phase: every trace goes; a parked worker gets "d <token>".
@@ -261,9 +272,18 @@ local function removal_write(plan)
     redis.call('SREM', k.browser(sess.b), cid)
     redis.call('SREM', k.held(sess.b), cid)
   end
-  redis.call('DEL', sk.s, sk.subs, sk.q, sk.f)
+  redis.call('DEL', sk.s, sk.subs, sk.q, sk.f, sk.m)
   redis.call('HDEL', k.parked, cid)
   redis.call('ZREM', k.expiry, cid)
+  if plan.user then redis.call('SREM', k.user(plan.user), cid) end
+  for i = 1, #plan.rooms, 2 do
+    local room, name = plan.rooms[i], plan.rooms[i + 1]
+    -- the name may have been taken over by a newer session since (CometD's put semantics)
+    if redis.call('HGET', k.room(room), name) == cid then
+      redis.call('HDEL', k.room(room), name)
+      members_notice(k, room)
+    end
+  end
 end
 
 -- Notify the workers holding parked polls of these sessions: one PUBLISH per worker.
@@ -312,10 +332,11 @@ local function handshake(_, args)
   need(sk.subs, 'set')
   need(sk.q, 'list')
   need(sk.f, 'list')
+  need(sk.m, 'hash')
   if browser ~= '' then need(k.browser(browser), 'set') end
 
   local now = now_ms()
-  redis.call('DEL', sk.subs, sk.q, sk.f) -- leftovers of an expired namesake
+  redis.call('DEL', sk.subs, sk.q, sk.f, sk.m) -- leftovers of an expired namesake
   redis.call('HSET', sk.s, 'ct', now, 'ls', now, 'b', browser, 't', transport, 'st', 'h',
              'ack', ack, 'bn', 0, 'u', user)
   redis.call('RPUSH', sk.q, SENTINEL)
@@ -769,6 +790,178 @@ local function sweep(_, args)
   return removed
 end
 
+-- ---------------------------------------------------------------- services
+-- Built-in services of shared/services/ (room membership, private chat, users).
+-- Keys: Proom:<room> hash member name -> cid; P{cid}:m hash room -> member name;
+-- Puser:<user> set of cids. Notices are server-side publishes on /members/<room>.
+
+local ROOM_MAX = 64
+
+local function arg_room(fn, v)
+  if #v < 1 or #v > ROOM_MAX or v:find('[^%w_%-%.]') then
+    fail(fn, 'room: 1..' .. ROOM_MAX .. ' chars of [A-Za-z0-9_.-] expected, got "' .. v:sub(1, ROOM_MAX) .. '"')
+  end
+  return v
+end
+
+local function arg_name(fn, name, v)
+  if #v < 1 or #v > 256 then fail(fn, name .. ': 1..256 bytes expected') end
+  return v
+end
+
+-- Fan a server-side message out to the subscribers of channel (and its wildcards) after the
+-- caller's writes: a recipient whose keys cannot be read (wrong type) is skipped, never an error,
+-- so nothing can fail half-way. Returns the number of recipients.
+local function fanout_after_writes(k, channel, wild, message, max_queue)
+  local sets = { k.ch(channel) }
+  for _, w in ipairs(wild) do sets[#sets + 1] = k.ch(w) end
+  local seen, acc = {}, recipients_new()
+  for _, set in ipairs(sets) do
+    local ok, members = pcall(rd, 'set', set, 'SMEMBERS')
+    for _, m in ipairs(ok and members or {}) do
+      if not seen[m] then
+        seen[m] = true
+        pcall(recipient_read, k.P, m, max_queue, acc)
+      end
+    end
+  end
+  local ok, parked = pcall(recipients_parked, k, acc)
+  if not ok then parked = {} end
+  recipients_write(k, acc, message, parked)
+  stat(k, 'wakes', wake_workers(k, parked))
+  stat(k, 'deliveries', acc.n)
+  return acc.n
+end
+
+-- Last read (who is parked), then the writes: drop stale members of set (if any), queue
+-- message for every accepted recipient, wake their workers, count.
+local function queue_for(k, acc, message, stale, set)
+  local parked = recipients_parked(k, acc)
+  if #stale > 0 then chunked('SREM', set, stale, 1, #stale) end
+  recipients_write(k, acc, message, parked)
+  stat(k, 'wakes', wake_workers(k, parked))
+  stat(k, 'deliveries', acc.n)
+end
+
+-- JSON array of strings; cjson would encode an empty table as an object.
+local function json_strings(list)
+  local out = {}
+  for i, v in ipairs(list) do out[i] = cjson.encode(v) end
+  return '[' .. table.concat(out, ',') .. ']'
+end
+
+-- Publish the member list of room (sorted names) on /members/<room>, as CometD's ChatService.
+members_notice = function(k, room)
+  local names = redis.call('HKEYS', k.room(room))
+  table.sort(names)
+  local channel = '/members/' .. room
+  local msg = '{"channel":' .. cjson.encode(channel) .. ',"data":' .. json_strings(names) .. '}'
+  return fanout_after_writes(k, channel, { '/members/*', '/members/**', '/**' }, msg, 0)
+end
+
+-- keys: P{cid}:s P{cid}:subs P{cid}:q P{cid}:f P{cid}:m  Pexpiry
+-- args: prefix cid browser max_interval_ms ttl_ms
+-- returns: {"ok", user} | {"unknown"} — bx_touch that also tells the session's user ("" none)
+local function service_touch(_, args)
+  local fn = 'bx_service_touch'
+  arg_count(fn, args, 5, 5)
+  local k, sk, sess, cid, max_interval, ttl = session_check(fn, args)
+  if not sess then return { 'unknown' } end
+  need(sk.m, 'hash')
+  local user = rd('hash', sk.s, 'HGET', 'u') or ''
+  touch_write(k, sk, cid, max_interval, ttl)
+  return { 'ok', user }
+end
+
+-- keys: P{cid}:s P{cid}:m  Proom:<room>  Puser:<user>  Pch:/members/... and recipients' queues
+-- args: prefix cid room user ttl_ms
+-- returns: {"ok", recipients} | {"unknown"}. Records user -> cid in the room (replacing an
+-- earlier holder of the name, as CometD's ChatService), sets the session's user when it has
+-- none, then publishes the member list on /members/<room>.
+local function member_join(_, args)
+  local fn = 'bx_member_join'
+  arg_count(fn, args, 5, 5)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local room = arg_room(fn, args[3])
+  local user = arg_name(fn, 'user', args[4])
+  local ttl = arg_int(fn, 'ttl_ms', args[5], 1)
+  local k, sk = K(P), SK(P, cid)
+  if not load_session(sk) then return { 'unknown' } end
+  local old = rd('hash', sk.m, 'HGET', room)
+  rd('hash', k.room(room), 'HLEN')
+  local cur_user = rd('hash', sk.s, 'HGET', 'u') or ''
+  need(k.user(user), 'set')
+  need(k.stats, 'hash')
+  need(k.parked, 'hash')
+
+  if old and old ~= user and redis.call('HGET', k.room(room), old) == cid then
+    redis.call('HDEL', k.room(room), old)
+  end
+  redis.call('HSET', k.room(room), user, cid)
+  redis.call('HSET', sk.m, room, user)
+  redis.call('PEXPIRE', sk.m, ttl)
+  if cur_user == '' then
+    redis.call('HSET', sk.s, 'u', user)
+    redis.call('SADD', k.user(user), cid)
+    redis.call('PEXPIRE', k.user(user), ttl)
+  end
+  return { 'ok', members_notice(k, room) }
+end
+
+-- keys: Proom:<room>  P{peer}:q P{cid}:q  Pwake:<W>
+-- args: prefix cid room peers message max_queue
+-- peers: member names separated by ","; message: the JSON to queue.
+-- returns: {"ok", peers_reached}. The message goes to each named member of room (not the sender
+-- itself) and, when at least one was found, to the sender too (CometD's ChatService.privateChat).
+local function private(_, args)
+  local fn = 'bx_private'
+  arg_count(fn, args, 6, 6)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local room = arg_room(fn, args[3])
+  local peers = arg_name(fn, 'peers', args[4])
+  local message = arg_nonempty(fn, 'message', args[5])
+  local max_queue = arg_int(fn, 'max_queue', args[6])
+  local k = K(P)
+  need(k.stats, 'hash')
+  local acc, seen, reached = recipients_new(), {}, 0
+  for name in peers:gmatch('[^,]+') do
+    local pcid = rd('hash', k.room(room), 'HGET', name)
+    if pcid and not seen[pcid] and #pcid <= ID_MAX and not pcid:find('[^%w_%-%.]') then
+      seen[pcid] = true
+      if pcid == cid then
+        reached = reached + 1 -- the sender named itself: it gets its one copy below
+      elseif recipient_read(P, pcid, max_queue, acc) == 'ok' then
+        reached = reached + 1
+      end
+    end
+  end
+  if reached > 0 then recipient_read(P, cid, max_queue, acc) end
+  queue_for(k, acc, message, {})
+  return { 'ok', reached }
+end
+
+-- keys: Puser:<user>  P{cid}:q of each of its sessions  Pwake:<W>
+-- args: prefix user message max_queue
+-- returns: number of sessions the message was queued for (all sessions of the user, any worker)
+local function deliver_user(_, args)
+  local fn = 'bx_deliver_user'
+  arg_count(fn, args, 4, 4)
+  local P = arg_prefix(fn, args[1])
+  local user = arg_name(fn, 'user', args[2])
+  local message = arg_nonempty(fn, 'message', args[3])
+  local max_queue = arg_int(fn, 'max_queue', args[4])
+  local k = K(P)
+  need(k.stats, 'hash')
+  local acc, stale = recipients_new(), {}
+  for _, m in ipairs(rd('set', k.user(user), 'SMEMBERS')) do
+    if recipient_read(P, m, max_queue, acc) == 'gone' then stale[#stale + 1] = m end
+  end
+  queue_for(k, acc, message, stale, k.user(user))
+  return acc.n
+end
+
 local STAT_NAMES = { 'handshakes', 'connects', 'publishes', 'deliveries', 'dropped', 'wakes',
                      'disconnects', 'expired' }
 
@@ -868,5 +1061,9 @@ reg('bx_touch', touch)
 reg('bx_disconnect', disconnect)
 reg('bx_sweep', sweep)
 reg('bx_stats', stats, true)
+reg('bx_service_touch', service_touch)
+reg('bx_member_join', member_join)
+reg('bx_private', private)
+reg('bx_deliver_user', deliver_user)
 reg('bx_sessions', sessions, true)
 reg('bx_session', session, true)

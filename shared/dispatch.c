@@ -17,6 +17,7 @@
 #include "clientid.h"
 #include "error.h"
 #include "log.h"
+#include "service.h"
 #include "ext/ack.h"
 #include "ext/timesync.h"
 #include "ext/timestamp.h"
@@ -43,6 +44,7 @@ struct bx_dispatch {
     size_t live;
     int closed;
     json_t *supported; /* handshake supportedConnectionTypes */
+    bx_services *services; /* handlers of /service/ channels (service.h) */
 };
 
 typedef void step_fn(bx_exchange *ex, const redisReply *r);
@@ -69,7 +71,7 @@ struct bx_exchange {
     int pend;
     int drain_why;       /* PEND_* that caused the drain in flight (0: wake) */
     int done;
-    int echo;            /* /service/echo remote call in progress */
+    bx_service_call *svc; /* service handler call in progress (service.h) */
     int advice_due;      /* the held connect's reply must carry the full advice */
     const char *local_error; /* error to reply after a session check succeeds */
     long long confirm_batch;
@@ -620,22 +622,10 @@ static void touch_done(bx_exchange *ex, const redisReply *r)
         reply_fail(ex, ex->local_error);
     } else {
         bx_reply_ok(reply(ex));
-        if (ex->echo) { /* built-in remote call: the result goes to the caller only, in this response */
-            json_t *res = json_pack("{sssb}", "channel", ex->cur.channel, "successful", 1);
-            json_t *id = json_object_get(ex->cur.msg, "id");
-            json_t *data = json_object_get(ex->cur.msg, "data");
-            if (res && id)
-                json_object_set(res, "id", id);
-            if (res && data)
-                json_object_set(res, "data", data);
-            if (res)
-                deliver(ex, res);
-        }
     }
     bx_debug("%s c=%s: %s", ex->cur.channel, bx_msg_client_id(ex->cur.msg),
              !r ? "broker down" : is_status(r, "unknown") ? "session unknown → 402"
-             : ex->local_error ? ex->local_error : ex->echo ? "remote call echoed" : "ok (not broadcast)");
-    ex->echo = 0;
+             : ex->local_error ? ex->local_error : "ok (not broadcast, no service)");
     ex->local_error = NULL;
     complete(ex);
 }
@@ -647,6 +637,67 @@ static void touch_then(bx_exchange *ex, const char *cid, const char *error)
     ex->local_error = error;
     session_args(ex, &a, cid);
     call(ex, "bx_touch", &a, touch_done);
+}
+
+/* ---- services (h7: shared/service.h) -------------------------------- */
+
+/* The handler ended: its reply message joins the deliveries, its error fails the publish. */
+static void service_end(bx_service_call *c, void *arg)
+{
+    bx_exchange *ex = arg;
+    const char *error = bx_service_call_error(c);
+    json_t *m = bx_service_call_take_reply(c);
+    if (error) {
+        reply_fail(ex, error);
+        json_decref(m);
+    } else {
+        bx_reply_ok(reply(ex));
+        if (m)
+            deliver(ex, m);
+    }
+    bx_debug("%s c=%s: service %s", ex->cur.channel, bx_msg_client_id(ex->cur.msg),
+             error ? error : m ? "replied to the caller" : "done");
+    bx_service_call_free(c);
+    ex->svc = NULL;
+    ex->busy = 0;
+    complete(ex);
+}
+
+static void service_touch_done(bx_exchange *ex, const redisReply *r)
+{
+    char err[160] = "";
+    if (!r || is_status(r, "unknown") || !is_status(r, "ok")) {
+        if (!r)
+            reply_broker_down(ex, "service");
+        else if (is_status(r, "unknown"))
+            reply_unknown(ex, 0);
+        else
+            reply_fail(ex, BX_SERVICE_FAILED);
+        bx_debug("%s c=%s: %s", ex->cur.channel, bx_msg_client_id(ex->cur.msg),
+                 !r ? "broker down" : is_status(r, "unknown") ? "session unknown → 402" : "unexpected broker reply");
+        complete(ex);
+        return;
+    }
+    const char *user = rstr(r, 1, NULL);
+    bx_service_ctx ctx = { ex->d->store, bx_msg_client_id(ex->cur.msg), user ? user : "",
+                           topts(ex)->maxQueue, ttl_ms(ex) };
+    ex->svc = bx_service_call_new(ex->d->services, ex->cur.msg, &ctx, service_end, ex, err, sizeof err);
+    if (!ex->svc) {
+        bx_error("%s: %s", ex->cur.channel, err);
+        reply_fail(ex, BX_SERVICE_FAILED);
+        complete(ex);
+        return;
+    }
+    ex->busy = 1; /* the handler may hold broker calls: the exchange must not be freed under it */
+    bx_service_call_run(ex->svc);
+}
+
+/* Session check that also returns the session's user, then the handler. */
+static void service_touch(bx_exchange *ex, const char *cid)
+{
+    args a = {0};
+    session_args(ex, &a, cid);
+    call(ex, "bx_service_touch", &a, service_touch_done);
 }
 
 /* ---- /meta/subscribe, /meta/unsubscribe ----------------------------- */
@@ -818,8 +869,12 @@ static void do_publish(bx_exchange *ex)
         touch_then(ex, cid, BX_ERR_CHANNEL_CREATE_DENIED);
         break;
     case BX_CH_SERVICE:
-        ex->echo = strcmp(name, "/service/echo") == 0;
-        touch_then(ex, cid, NULL);
+        /* >>> services hook (h7, shared/service.h): registered channels run their handler */
+        if (bx_services_has(ex->d->services, name))
+            service_touch(ex, cid);
+        else
+            touch_then(ex, cid, NULL);
+        /* <<< services hook */
         break;
     default:
         broadcast(ex, cid, name);
@@ -915,8 +970,12 @@ static void run(bx_exchange *ex)
 bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *worker, char *err, size_t errlen)
 {
     bx_dispatch *d = calloc(1, sizeof *d);
-    if (!d || !(d->worker = strdup(worker)) || !(d->supported = json_array())) {
+    if (!d || !(d->worker = strdup(worker)) || !(d->supported = json_array()) || !(d->services = bx_services_new())) {
         snprintf(err, errlen, "out of memory");
+        bx_dispatch_free(d);
+        return NULL;
+    }
+    if (bx_services_add_builtins(d->services, err, errlen) < 0) {
         bx_dispatch_free(d);
         return NULL;
     }
@@ -946,8 +1005,14 @@ void bx_dispatch_free(bx_dispatch *d)
     if (d->live)
         bx_error("dispatch freed with %zu exchanges alive", d->live);
     json_decref(d->supported);
+    bx_services_free(d->services);
     free(d->worker);
     free(d);
+}
+
+bx_services *bx_dispatch_services(bx_dispatch *d)
+{
+    return d->services;
 }
 
 void bx_dispatch_close(bx_dispatch *d)
@@ -999,6 +1064,7 @@ void bx_exchange_free(bx_exchange *ex)
     if (ex->busy)
         bx_error("exchange %s freed with a broker call in flight", ex->token); /* a bug: never happens */
     ex->d->live--;
+    bx_service_call_free(ex->svc); /* a handler still running is detached, its end ignored */
     bx_batch_free(&ex->batch);
     json_decref(ex->cur.reply);
     json_decref(ex->replies);

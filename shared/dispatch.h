@@ -55,6 +55,8 @@ typedef struct bx_request_info {
 
 /* cfg and store are borrowed and must outlive d; worker is copied. NULL + err on OOM. */
 bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *worker, char *err, size_t errlen);
+/* The service registry (built-ins registered): add handlers before the first request. Borrowed. */
+struct bx_services *bx_dispatch_services(bx_dispatch *d);
 /* Frees d; every exchange must be freed before. */
 void bx_dispatch_free(bx_dispatch *d);
 /* No broker call is made after this (teardown before bx_store_free): calls fail as "broker down". */
