@@ -855,7 +855,8 @@ members_notice = function(k, room)
   local names = redis.call('HKEYS', k.room(room))
   table.sort(names)
   local channel = '/members/' .. room
-  local msg = '{"channel":' .. cjson.encode(channel) .. ',"data":' .. json_strings(names) .. '}'
+  -- room is [A-Za-z0-9_.-]: the channel needs no escaping (cjson would escape its slashes)
+  local msg = '{"channel":"' .. channel .. '","data":' .. json_strings(names) .. '}'
   return fanout_after_writes(k, channel, { '/members/*', '/members/**', '/**' }, msg, 0)
 end
 

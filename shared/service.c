@@ -66,7 +66,7 @@ static entry *find(const bx_services *s, const char *channel)
 int bx_services_add(bx_services *s, const char *channel, bx_service_fn *fn, void *arg, char *err, size_t errlen)
 {
     if (!s || !fn || !channel || !bx_channel_valid(channel) || bx_channel_classify(channel) != BX_CH_SERVICE
-        || strchr(channel, '*')) {
+        || strchr(channel, '*') || channel[strlen(channel) - 1] == '/') {
         snprintf(err, errlen, "service channel '%s': not a /service/ channel name without wildcards",
                  channel ? channel : "(null)");
         return -1;
