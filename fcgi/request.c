@@ -44,12 +44,24 @@ static int read_fcgx(char *buf, int n, void *src)
     return FCGX_GetStr(buf, n, ((FCGX_Request *)src)->in);
 }
 
-/* Nothing left in libfcgi's buffer for this record and nothing on the socket. (Data of a
- * next record may still sit in the buffer: then the caller just takes the slow path.) */
+/* libfcgi's private reader state (fcgiapp.c, the same layout since 2.4.0). We only look at
+ * buffStop, to know whether bytes of further records are still in its buffer; the layout is
+ * checked at run time through reqDataPtr (on a mismatch: assume buffered, i.e. read blocking). */
+typedef struct fcgx_stream_data {
+    unsigned char *buff;
+    int bufflen;
+    unsigned char *mBuff;
+    unsigned char *buffStop;
+    int type, eorStop, skip, contentLen, paddingLen, isAnythingWritten, rawWrite;
+    FCGX_Request *reqDataPtr;
+} fcgx_stream_data;
+
+/* The next read would wait for the peer: libfcgi's buffer is empty and nothing is on the socket. */
 static int wait_fcgx(void *src)
 {
     FCGX_Request *r = src;
-    if (r->in->isClosed || r->in->rdNext != r->in->stop)
+    const fcgx_stream_data *d = r->in->data;
+    if (r->in->isClosed || r->in->rdNext != r->in->stop || d->reqDataPtr != r || r->in->rdNext != d->buffStop)
         return 0;
     struct pollfd p = { .fd = r->ipcFd, .events = POLLIN };
     return poll(&p, 1, 0) == 0;
