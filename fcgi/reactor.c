@@ -457,19 +457,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
         return;
     }
     /* SIGHUP: reread the log level from the file and the environment */
-    bx_config c;
     char err[256];
-    bx_log_level lvl;
-    if (bx_config_defaults(&c) < 0)
-        return;
-    if ((r->conf_path && bx_config_load_file(&c, r->conf_path, 0, err, sizeof err) < 0) ||
-        bx_config_apply_env(&c, err, sizeof err) < 0)
+    if (bx_config_reload_log_level(r->conf_path, err, sizeof err) < 0)
         bx_warn("SIGHUP: %s (log level unchanged)", err);
-    else if (bx_log_parse_level(c.logLevel, &lvl) == 0) {
-        bx_log_set_level(lvl);
-        bx_info("SIGHUP: log level %s", bx_log_level_name(lvl));
-    }
-    bx_config_free(&c);
+    else
+        bx_info("SIGHUP: log level %s", bx_log_level_name((bx_log_level)bx_log_current));
 }
 
 /* ---- life cycle --------------------------------------------------------------- */
@@ -494,6 +486,8 @@ bx_reactor *bx_reactor_new(const bx_config *cfg, const char *conf_path, const ch
     }
     bx_store_opts so = { cfg->redisHost, cfg->redisPort, cfg->redisPrefix, worker };
     if (!(r->store = bx_store_new(r->base, &so, on_wake, r, err, errlen)))
+        goto fail;
+    if (bx_store_set_sentinels(r->store, cfg->redisSentinels, cfg->redisMasterName, err, errlen) < 0)
         goto fail;
     if (!(r->d = bx_dispatch_new(cfg, r->store, worker, err, errlen)))
         goto fail;
