@@ -244,13 +244,16 @@ int bx_transport_decode(const bx_config *cfg, bx_req *q, bx_batch *batch, const 
         *reason = "CORS preflight";
         return 1;
     }
-    if (strcmp(q->method, "POST") == 0 && bx_config_transport_allowed(cfg, BX_TR_LONG_POLLING))
-        return decode_long_polling(cfg, q, batch, reason);
-    if (strcmp(q->method, "GET") == 0 && bx_config_transport_allowed(cfg, BX_TR_CALLBACK_POLLING) &&
-        has_callback_param(cfg, q))
-        return decode_callback_polling(cfg, q, batch, reason);
+    int rc = 400;
     *reason = UNKNOWN_TRANSPORT;
-    return 400;
+    if (strcmp(q->method, "POST") == 0 && bx_config_transport_allowed(cfg, BX_TR_LONG_POLLING))
+        rc = decode_long_polling(cfg, q, batch, reason);
+    else if (strcmp(q->method, "GET") == 0 && bx_config_transport_allowed(cfg, BX_TR_CALLBACK_POLLING) &&
+             has_callback_param(cfg, q))
+        rc = decode_callback_polling(cfg, q, batch, reason);
+    if (rc)
+        bx_batch_free(batch); /* messages of the parameters parsed before the failing one */
+    return rc;
 }
 
 /* ---- replies ------------------------------------------------------------ */

@@ -10,7 +10,7 @@
 #include "message.h"
 #include "request.h"
 
-/* Parse q into *batch (caller frees). 0: batch ready (q->transport, q->callback set);
+/* Parse q into *batch (caller frees; empty on failure). 0: batch ready (q->transport, q->callback set);
  * else the HTTP status to answer at once (200 for an answered OPTIONS preflight is written
  * here: return value 1 means "already answered"). reason says why for the log. */
 int bx_transport_decode(const bx_config *cfg, bx_req *q, bx_batch *batch, const char **reason);
