@@ -167,3 +167,29 @@ test('ws.messagesPerFrame = 1: deliveries in their own frames before the connect
   await c.close();
   await pub.close();
 });
+
+test('300 frames written at once: every one answered, the publishes delivered in order', async () => {
+  // more frames than a connection may have in progress (reading pauses, then resumes)
+  const ch = `/burst/${unique()}`;
+  const c = await subscriber(ch);
+  const pub = await Client.open();
+  await pub.handshake();
+  const n = 300;
+  const frames = [];
+  for (let i = 0; i < n; i++) frames.push(JSON.stringify([{ channel: ch, clientId: pub.clientId, data: i, id: `b${i}` }]));
+  pub.ws._socket.cork();
+  for (const f of frames) pub.ws.send(f);
+  pub.ws._socket.uncork();
+  for (let i = 0; i < n; i++) {
+    const r = await pub.next((m) => m.id === `b${i}`, 10000, `reply b${i}`);
+    assert.equal(r.successful, true);
+  }
+  c.autoConnect = true;
+  c.connect();
+  const got = [];
+  while (got.length < n) got.push((await c.next((m) => m.channel === ch && !('successful' in m), 10000, 'burst delivery')).data);
+  assert.deepEqual(got, [...Array(n).keys()]);
+  c.autoConnect = false;
+  await c.close();
+  await pub.close();
+});
