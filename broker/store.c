@@ -6,7 +6,13 @@
  * exponential backoff. hiredis runs every pending callback with a NULL reply when a
  * context dies, which is how callers learn that their FCALL failed.
  * Several FCALLs issued in one loop iteration leave in one write: hiredis buffers
- * them, which is the pipelining the worker relies on when it drains many sessions. */
+ * them, which is the pipelining the worker relies on when it drains many sessions.
+ *
+ * Sentinel (bx_store_set_sentinels): every connect and reconnect first asks the
+ * sentinels in turn (SENTINEL get-master-addr-by-name) and connects to the answer,
+ * whose ROLE must say "master" (a sentinel can be behind). A READONLY error means the
+ * master was demoted under us: both connections are dropped and the sentinels asked
+ * again; the subscriber also moves whenever the command connection found a new master. */
 #include "store.h"
 
 #include <errno.h>
@@ -33,7 +39,7 @@
 
 /* LOADING: connected, not ready yet (command: checking/loading the library; subscriber:
  * waiting for the SUBSCRIBE confirmation). */
-typedef enum { CONN_DOWN = 0, CONN_CONNECTING, CONN_LOADING, CONN_READY } conn_state;
+typedef enum { CONN_DOWN = 0, CONN_RESOLVING, CONN_CONNECTING, CONN_LOADING, CONN_READY } conn_state;
 
 typedef struct conn {
     bx_store *store;
@@ -44,7 +50,17 @@ typedef struct conn {
     int backoff_ms;
     struct event *retry; /* reconnect timer */
     struct event *ctimeout; /* connect timeout (hiredis 0.14 has none) */
+    char *host;          /* where it connects: the store's address, or the master a sentinel named */
+    int port;
+    redisAsyncContext *sac; /* CONN_RESOLVING: the sentinel being asked */
+    int si;              /* index of that sentinel */
 } conn;
+
+/* One sentinel of the list. */
+typedef struct sentinel {
+    char *host;
+    int port;
+} sentinel;
 
 struct bx_store {
     struct event_base *base;
@@ -58,6 +74,9 @@ struct bx_store {
     long long progress_ms;   /* last time cmd answered (or went from idle to busy) */
     int command_timeout_ms;
     struct event *watchdog;
+    sentinel *sentinels;     /* bx_store_set_sentinels; n_sentinels 0: connect to host:port */
+    int n_sentinels;
+    char *master_name;
 };
 
 /* One pending FCALL. */
@@ -68,6 +87,10 @@ typedef struct call {
 } call;
 
 static void conn_start(conn *c);
+static void conn_drop(conn *c, const char *why);
+static void sentinel_ask(conn *c);
+static void conn_begin(conn *c);
+static void on_role(redisAsyncContext *ac, void *r, void *priv);
 
 static long long mono_ms(void) {
     struct timespec ts;
@@ -92,7 +115,7 @@ static void conn_schedule_retry(conn *c) {
     bx_store *s = c->store;
     if (s->closing) return;
     struct timeval tv = { c->backoff_ms / 1000, (c->backoff_ms % 1000) * 1000 };
-    bx_debug("store: %s connection to %s:%d down, retry in %d ms", conn_name(c), s->host, s->port,
+    bx_debug("store: %s connection to %s:%d down, retry in %d ms", conn_name(c), c->host, c->port,
              c->backoff_ms);
     evtimer_add(c->retry, &tv);
     c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
@@ -100,8 +123,7 @@ static void conn_schedule_retry(conn *c) {
 
 static void conn_down(conn *c, const char *why) {
     if (!c->store->closing && (c->state == CONN_READY || c->state == CONN_LOADING))
-        bx_warn("store: %s connection to %s:%d lost: %s", conn_name(c), c->store->host,
-                c->store->port, why);
+        bx_warn("store: %s connection to %s:%d lost: %s", conn_name(c), c->host, c->port, why);
     c->ac = NULL;
     c->state = CONN_DOWN;
     evtimer_del(c->ctimeout);
@@ -111,7 +133,13 @@ static void conn_down(conn *c, const char *why) {
 static void conn_ready(conn *c) {
     c->state = CONN_READY;
     c->backoff_ms = BACKOFF_MIN_MS;
-    bx_info("store: %s connection to %s:%d ready", conn_name(c), c->store->host, c->store->port);
+    bx_info("store: %s connection to %s:%d ready", conn_name(c), c->host, c->port);
+    bx_store *s = c->store;
+    /* After a failover the subscriber may still listen on the old master (a demoted master
+     * keeps its pub/sub clients): follow the command connection. */
+    if (!c->is_sub && s->n_sentinels && s->sub.ac && s->sub.state != CONN_RESOLVING &&
+        (s->sub.port != c->port || strcmp(s->sub.host, c->host) != 0))
+        conn_drop(&s->sub, "the master moved");
 }
 
 /* ---- command connection: library version check and load */
@@ -195,25 +223,49 @@ static void on_connect(const redisAsyncContext *ac, int status) {
     evtimer_del(c->ctimeout);
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback and calls no disconnect callback. */
-        bx_debug("store: %s connect to %s:%d failed: %s", conn_name(c), c->store->host,
-                 c->store->port, ac->errstr);
+        bx_debug("store: %s connect to %s:%d failed: %s", conn_name(c), c->host, c->port, ac->errstr);
         conn_down(c, ac->errstr);
         return;
     }
-    bx_debug("store: %s connection to %s:%d established", conn_name(c), c->store->host, c->store->port);
+    bx_debug("store: %s connection to %s:%d established", conn_name(c), c->host, c->port);
     /* A peer that vanished without a FIN (network partition) is noticed by TCP keepalive. */
     redisEnableKeepAlive(&c->ac->c);
+    c->state = CONN_LOADING;
+    if (c->store->n_sentinels) {
+        /* The sentinel may have named a master that was demoted since: check before use. */
+        if (redisAsyncCommand(c->ac, on_role, c, "ROLE") == REDIS_OK && !c->is_sub) pending_add(c->store);
+        return;
+    }
+    conn_begin(c);
+}
+
+/* Connected to the right server: subscribe, or check the function library. */
+static void conn_begin(conn *c) {
     if (c->is_sub) {
         const char *argv[] = { "SUBSCRIBE", c->store->wake_channel };
-        c->state = CONN_LOADING;
         size_t lens[] = { 9, strlen(c->store->wake_channel) };
         redisAsyncCommandArgv(c->ac, on_sub_message, c, 2, argv, lens);
     } else {
         const char *argv[] = { "FCALL", "bx_version", "0" };
         size_t lens[] = { 5, 10, 1 };
-        c->state = CONN_LOADING;
         if (redisAsyncCommandArgv(c->ac, on_version, c, 3, argv, lens) == REDIS_OK) pending_add(c->store);
     }
+}
+
+static void on_role(redisAsyncContext *ac, void *r, void *priv) {
+    conn *c = priv;
+    redisReply *reply = r;
+    if (!c->is_sub) pending_done(c->store);
+    if (!reply) return; /* connection died; the disconnect callback handles it */
+    const redisReply *role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 ? reply->element[0] : NULL;
+    if (role && role->type == REDIS_REPLY_STRING && strcmp(role->str, "master") == 0) {
+        conn_begin(c);
+        return;
+    }
+    bx_warn("store: %s:%d, named master of %s by a sentinel, is not a master (role %.20s): asking again",
+            c->host, c->port, c->store->master_name,
+            role && role->type == REDIS_REPLY_STRING ? role->str : "unknown");
+    redisAsyncDisconnect(ac);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status) {
@@ -239,8 +291,18 @@ static void conn_drop(conn *c, const char *why) {
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg) {
     conn *c = arg;
     (void)fd; (void)what;
+    if (c->state == CONN_RESOLVING && c->sac) {
+        sentinel *sn = &c->store->sentinels[c->si];
+        bx_warn("store: sentinel %s:%d did not answer in time", sn->host, sn->port);
+        redisAsyncContext *sac = c->sac;
+        c->sac = NULL; /* its callbacks, run by the free, see a stale context and do nothing */
+        redisAsyncFree(sac);
+        c->si++;
+        sentinel_ask(c);
+        return;
+    }
     if (c->state != CONN_CONNECTING || !c->ac) return;
-    bx_warn("store: %s connect to %s:%d timed out", conn_name(c), c->store->host, c->store->port);
+    bx_warn("store: %s connect to %s:%d timed out", conn_name(c), c->host, c->port);
     conn_drop(c, "connect timeout");
 }
 
@@ -254,7 +316,7 @@ static void on_watchdog(evutil_socket_t fd, short what, void *arg) {
     long long waited = mono_ms() - s->progress_ms;
     if (waited < s->command_timeout_ms) return;
     bx_warn("store: Redis at %s:%d has not answered for %lld ms (%d commands pending): reconnecting",
-            s->host, s->port, waited, s->pending);
+            c->host, c->port, waited, s->pending);
     conn_drop(c, "command timeout");
     /* The subscriber connection goes to the same server: resubscribe too, which tells the
      * worker to re-drain its parked polls ("r") once Redis answers again. */
@@ -270,15 +332,26 @@ static void on_retry(evutil_socket_t fd, short what, void *arg) {
     conn_start(arg);
 }
 
-static void conn_start(conn *c) {
+/* Connect c to host:port (copied into c->host unless it is c->host already). */
+static void conn_connect(conn *c, const char *host, int port) {
     bx_store *s = c->store;
-    redisAsyncContext *ac = redisAsyncConnect(s->host, s->port);
+    if (host != c->host) {
+        char *h = dup_str(host);
+        if (!h) {
+            conn_down(c, "out of memory");
+            return;
+        }
+        free(c->host);
+        c->host = h;
+    }
+    c->port = port;
+    redisAsyncContext *ac = redisAsyncConnect(c->host, c->port);
     if (!ac) {
         conn_down(c, "out of memory");
         return;
     }
     if (ac->err) {
-        bx_debug("store: %s connect to %s:%d: %s", conn_name(c), s->host, s->port, ac->errstr);
+        bx_debug("store: %s connect to %s:%d: %s", conn_name(c), c->host, c->port, ac->errstr);
         redisAsyncFree(ac);
         conn_down(c, "connect failed");
         return;
@@ -297,16 +370,119 @@ static void conn_start(conn *c) {
     evtimer_add(c->ctimeout, &tv);
 }
 
+/* ---- sentinel: where is the master? */
+
+/* "host:port" from a sentinel's reply, checked (it comes from the network). */
+static int master_addr(const redisReply *r, const char **host, int *port) {
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) return -1;
+    const redisReply *h = r->element[0], *p = r->element[1];
+    if (h->type != REDIS_REPLY_STRING || p->type != REDIS_REPLY_STRING) return -1;
+    if (h->len == 0 || h->len > 255 || strlen(h->str) != h->len) return -1;
+    char *end;
+    long n = strtol(p->str, &end, 10);
+    if (p->len == 0 || *end || n < 1 || n > 65535) return -1;
+    *host = h->str;
+    *port = (int)n;
+    return 0;
+}
+
+static void on_sentinel_reply(redisAsyncContext *ac, void *r, void *priv) {
+    conn *c = priv;
+    if (ac != c->sac) return; /* a sentinel given up on (timeout) */
+    sentinel *sn = &c->store->sentinels[c->si];
+    const char *host;
+    int port;
+    c->sac = NULL;
+    if (r) redisAsyncDisconnect(ac); /* freed by hiredis after this callback (NULL: it is going already) */
+    if (master_addr(r, &host, &port) == 0) {
+        evtimer_del(c->ctimeout);
+        bx_debug("store: sentinel %s:%d: master %s is %s:%d", sn->host, sn->port, c->store->master_name, host, port);
+        conn_connect(c, host, port);
+        return;
+    }
+    bx_warn("store: sentinel %s:%d does not know master %s%s", sn->host, sn->port, c->store->master_name,
+            r ? "" : " (connection lost)");
+    c->si++;
+    sentinel_ask(c);
+}
+
+static void on_sentinel_connect(const redisAsyncContext *ac, int status) {
+    conn *c = ac->data;
+    if (status == REDIS_OK || ac != c->sac) return;
+    sentinel *sn = &c->store->sentinels[c->si];
+    bx_warn("store: sentinel %s:%d: %s", sn->host, sn->port, ac->errstr);
+    c->sac = NULL; /* hiredis frees it after this callback */
+    c->si++;
+    sentinel_ask(c);
+}
+
+static void on_sentinel_disconnect(const redisAsyncContext *ac, int status) {
+    (void)ac; (void)status; /* the reply callback (NULL reply) already moved on */
+}
+
+/* Ask sentinel c->si, or go down (backoff, then the whole list again) past the last one. */
+static void sentinel_ask(conn *c) {
+    bx_store *s = c->store;
+    if (s->closing) return;
+    if (c->si >= s->n_sentinels) {
+        evtimer_del(c->ctimeout);
+        bx_warn("store: no sentinel named a master for %s", s->master_name);
+        conn_down(c, "no master");
+        return;
+    }
+    sentinel *sn = &s->sentinels[c->si];
+    redisAsyncContext *ac = redisAsyncConnect(sn->host, sn->port);
+    if (!ac || ac->err || redisLibeventAttach(ac, s->base) != REDIS_OK) {
+        bx_warn("store: sentinel %s:%d: %s", sn->host, sn->port, ac && ac->err ? ac->errstr : "cannot connect");
+        if (ac) redisAsyncFree(ac);
+        c->si++;
+        sentinel_ask(c);
+        return;
+    }
+    ac->data = c;
+    redisAsyncSetConnectCallback(ac, on_sentinel_connect);
+    redisAsyncSetDisconnectCallback(ac, on_sentinel_disconnect);
+    c->sac = ac;
+    c->state = CONN_RESOLVING;
+    if (redisAsyncCommand(ac, on_sentinel_reply, c, "SENTINEL get-master-addr-by-name %s", s->master_name) != REDIS_OK) {
+        c->sac = NULL;
+        redisAsyncFree(ac);
+        c->si++;
+        sentinel_ask(c);
+        return;
+    }
+    /* One timer bounds each sentinel's connect and answer. */
+    struct timeval tv = { CONNECT_TIMEOUT_MS / 1000, (CONNECT_TIMEOUT_MS % 1000) * 1000 };
+    evtimer_add(c->ctimeout, &tv);
+}
+
+static void conn_start(conn *c) {
+    bx_store *s = c->store;
+    if (s->n_sentinels) {
+        c->si = 0;
+        sentinel_ask(c);
+    } else {
+        conn_connect(c, s->host, s->port);
+    }
+}
+
 static int conn_init(bx_store *s, conn *c, int is_sub) {
     c->store = s;
     c->is_sub = is_sub;
     c->backoff_ms = BACKOFF_MIN_MS;
     c->retry = evtimer_new(s->base, on_retry, c);
     c->ctimeout = evtimer_new(s->base, on_connect_timeout, c);
-    return c->retry && c->ctimeout ? 0 : -1;
+    c->host = dup_str(s->host);
+    c->port = s->port;
+    return c->retry && c->ctimeout && c->host ? 0 : -1;
 }
 
 static void conn_close(conn *c) {
+    if (c->sac) {
+        redisAsyncContext *sac = c->sac;
+        c->sac = NULL;
+        redisAsyncFree(sac);
+    }
     if (c->ac) {
         redisAsyncContext *ac = c->ac;
         c->ac = NULL;
@@ -315,6 +491,8 @@ static void conn_close(conn *c) {
     if (c->retry) event_free(c->retry);
     if (c->ctimeout) event_free(c->ctimeout);
     c->retry = c->ctimeout = NULL;
+    free(c->host);
+    c->host = NULL;
 }
 
 bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
@@ -345,8 +523,11 @@ bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
     if (!s->watchdog) goto oom;
     struct timeval wd = { 0, WATCHDOG_MS * 1000 };
     event_add(s->watchdog, &wd);
-    conn_start(&s->cmd);
-    if (s->worker) conn_start(&s->sub);
+    /* The first connects run from the event loop, so bx_store_set_sentinels called right
+     * after this still decides where they go. */
+    struct timeval now = { 0, 0 };
+    evtimer_add(s->cmd.retry, &now);
+    if (s->worker) evtimer_add(s->sub.retry, &now);
     return s;
 oom:
     set_err(err, errlen, "store: out of memory%s", NULL);
@@ -372,6 +553,13 @@ static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
         if (strstr(reply->str, "Function not found") && c->state == CONN_READY && c->ac) {
             bx_warn("store: function library missing in Redis, reloading");
             load_library(c);
+        }
+        /* The master became a replica (failover): find the new one. */
+        if (strncmp(reply->str, "READONLY", 8) == 0 && c->state == CONN_READY && c->ac) {
+            bx_warn("store: %s:%d is read-only now (failed over?): reconnecting", c->host, c->port);
+            c->state = CONN_LOADING; /* one reconnect, however many replies say it */
+            redisAsyncDisconnect(c->ac);
+            conn_drop(&cl->store->sub, "master read-only");
         }
         cl->cb(NULL, reply->str, cl->arg);
     } else {
@@ -437,12 +625,85 @@ done:
     return rc;
 }
 
+static void sentinels_free(sentinel *list, int n) {
+    for (int i = 0; i < n; i++) free(list[i].host);
+    free(list);
+}
+
+/* "host:port,host:port" → a malloc'd array (*n entries). 0, or -1 + err. */
+static int sentinels_parse(const char *text, sentinel **out, int *n, char *err, size_t errlen) {
+    *out = NULL;
+    *n = 0;
+    sentinel *list = NULL;
+    int count = 0;
+    for (const char *p = text; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        char item[300];
+        if (len == 0 || len >= sizeof item) {
+            set_err(err, errlen, "redisSentinels: empty or overlong entry in \"%s\"", text);
+            goto fail;
+        }
+        memcpy(item, p, len);
+        item[len] = '\0';
+        char *colon = strrchr(item, ':'), *pend;
+        long port = colon ? strtol(colon + 1, &pend, 10) : 0;
+        if (!colon || colon == item || colon[1] == '\0' || *pend || port < 1 || port > 65535) {
+            set_err(err, errlen, "redisSentinels: \"%s\" is not host:port", item);
+            goto fail;
+        }
+        *colon = '\0';
+        sentinel *grown = realloc(list, sizeof *list * (size_t)(count + 1));
+        if (!grown) goto oom;
+        list = grown;
+        if (!(list[count].host = dup_str(item))) goto oom;
+        list[count++].port = (int)port;
+        p = end ? end + 1 : p + len;
+    }
+    *out = list;
+    *n = count;
+    return 0;
+oom:
+    set_err(err, errlen, "store: out of memory%s", NULL);
+fail:
+    sentinels_free(list, count);
+    return -1;
+}
+
+int bx_store_set_sentinels(bx_store *s, const char *list, const char *master_name, char *err, size_t errlen) {
+    if (!list || !*list) return 0;
+    if (!master_name || !*master_name) {
+        set_err(err, errlen, "redisMasterName is required with redisSentinels%s", NULL);
+        return -1;
+    }
+    sentinel *parsed;
+    int n;
+    char *name = dup_str(master_name);
+    if (!name) {
+        set_err(err, errlen, "store: out of memory%s", NULL);
+        return -1;
+    }
+    if (sentinels_parse(list, &parsed, &n, err, errlen) < 0) {
+        free(name);
+        return -1;
+    }
+    sentinels_free(s->sentinels, s->n_sentinels);
+    free(s->master_name);
+    s->sentinels = parsed;
+    s->n_sentinels = n;
+    s->master_name = name;
+    bx_info("store: master %s from %d sentinel(s), first %s:%d", name, n, parsed[0].host, parsed[0].port);
+    return 0;
+}
+
 void bx_store_free(bx_store *s) {
     if (!s) return;
     s->closing = 1;
     if (s->watchdog) event_free(s->watchdog);
     conn_close(&s->cmd);
     conn_close(&s->sub);
+    sentinels_free(s->sentinels, s->n_sentinels);
+    free(s->master_name);
     free(s->host);
     free(s->prefix);
     free(s->worker);
@@ -514,6 +775,39 @@ bx_store_sync *bx_store_sync_open(const char *host, int port, const char *prefix
         bx_store_sync_close(s);
         return NULL;
     }
+    return s;
+}
+
+bx_store_sync *bx_store_sync_open_sentinel(const char *list, const char *master_name, const char *prefix,
+                                           char *err, size_t errlen) {
+    sentinel *sl;
+    int n;
+    if (!master_name || !*master_name) {
+        set_err(err, errlen, "a master name is required with sentinels%s", NULL);
+        return NULL;
+    }
+    if (sentinels_parse(list ? list : "", &sl, &n, err, errlen) < 0) return NULL;
+    set_err(err, errlen, "no sentinel given%s", NULL);
+    bx_store_sync *s = NULL;
+    for (int i = 0; i < n && !s; i++) {
+        struct timeval tv = { SYNC_TIMEOUT_MS / 1000, (SYNC_TIMEOUT_MS % 1000) * 1000 };
+        redisContext *c = redisConnectWithTimeout(sl[i].host, sl[i].port, tv);
+        redisReply *r = c && !c->err ? redisCommand(c, "SENTINEL get-master-addr-by-name %s", master_name) : NULL;
+        const char *host;
+        int port;
+        if (master_addr(r, &host, &port) == 0) {
+            s = bx_store_sync_open(host, port, prefix, err, errlen);
+        } else {
+            char where[300];
+            snprintf(where, sizeof where, "%s:%d: %s", sl[i].host, sl[i].port,
+                     !c ? "out of memory" : c->err ? c->errstr : r && r->type == REDIS_REPLY_ERROR ? r->str
+                     : "does not know the master");
+            set_err(err, errlen, "sentinel %s", where);
+        }
+        if (r) freeReplyObject(r);
+        if (c) redisFree(c);
+    }
+    sentinels_free(sl, n);
     return s;
 }
 

@@ -39,6 +39,11 @@ typedef void bx_wake_cb(const char *payload, size_t len, void *arg);
 /* Create and start connecting (asynchronously). opts strings are copied. NULL + err on failure. */
 bx_store *bx_store_new(struct event_base *base, const bx_store_opts *opts,
                        bx_wake_cb *wake, void *wake_arg, char *err, size_t errlen);
+/* Find the master through Redis Sentinel: list "host:port,host:port" is asked in order,
+ * on the first connect and on every reconnect, for master_name's address (strings copied).
+ * Call right after bx_store_new (the first connect waits for the event loop). list NULL or
+ * "": no-op (host:port of opts). 0, or -1 + err (bad list, no name). */
+int bx_store_set_sentinels(bx_store *s, const char *list, const char *master_name, char *err, size_t errlen);
 /* A command pending longer than ms (default 5000) means Redis hangs: the command connection
  * is dropped, every pending callback runs with NULL, and it reconnects. ms <= 0: never. */
 void bx_store_set_command_timeout(bx_store *s, int ms);
@@ -56,6 +61,9 @@ void bx_store_free(bx_store *s);
 typedef struct bx_store_sync bx_store_sync;
 /* Connect (timeout 2 s) and load the library if needed. NULL + err on failure. */
 bx_store_sync *bx_store_sync_open(const char *host, int port, const char *prefix, char *err, size_t errlen);
+/* Same through Sentinel: the first sentinel of list that names master_name's address wins. */
+bx_store_sync *bx_store_sync_open_sentinel(const char *list, const char *master_name, const char *prefix,
+                                           char *err, size_t errlen);
 /* FCALL fn 0 prefix argv...; returns a reply the caller frees with freeReplyObject,
  * or NULL with err set (connection error, or an error reply turned into err). */
 redisReply *bx_store_sync_fcall(bx_store_sync *s, const char *fn, int argc, const char **argv,

@@ -23,7 +23,8 @@ typedef struct ctl {
 } ctl;
 
 static void usage(FILE *f) {
-    fputs("usage: bayeuxctl [--redis HOST:PORT] [--prefix PREFIX] [--json] COMMAND [ARGS]\n"
+    fputs("usage: bayeuxctl [--redis HOST:PORT | --sentinels HOST:PORT,... [--master-name NAME]]\n"
+          "                 [--prefix PREFIX] [--json] COMMAND [ARGS]\n"
           "\n"
           "  sessions                 every session: state, transport, queue, subscriptions, expiry\n"
           "  session ID               one session in detail (channels, queued and in-flight messages)\n"
@@ -36,7 +37,9 @@ static void usage(FILE *f) {
           "  sweep [MAX]              remove expired sessions now, MAX per call (default 1000)\n"
           "\n"
           "Defaults: --redis $BX_REDIS_HOST:$BX_REDIS_PORT or 127.0.0.1:6379,\n"
-          "          --prefix $BX_REDIS_PREFIX or bayeux:\n", f);
+          "          --prefix $BX_REDIS_PREFIX or bayeux:\n"
+          "          --sentinels $BX_REDIS_SENTINELS (then Redis is the master they name),\n"
+          "          --master-name $BX_REDIS_MASTER_NAME or mymaster\n", f);
 }
 
 /* One line to stderr, then exit 1. */
@@ -510,6 +513,8 @@ int main(int argc, char **argv) {
     char *host = strdup(getenv("BX_REDIS_HOST") ? getenv("BX_REDIS_HOST") : "127.0.0.1");
     int port = getenv("BX_REDIS_PORT") ? atoi(getenv("BX_REDIS_PORT")) : 6379;
     const char *prefix = getenv("BX_REDIS_PREFIX") ? getenv("BX_REDIS_PREFIX") : "bayeux:";
+    const char *sentinels = getenv("BX_REDIS_SENTINELS");
+    const char *master = getenv("BX_REDIS_MASTER_NAME") ? getenv("BX_REDIS_MASTER_NAME") : "mymaster";
     int i = 1;
     for (; i < argc && argv[i][0] == '-' && argv[i][1] == '-'; i++) {
         const char *o = argv[i];
@@ -517,6 +522,8 @@ int main(int argc, char **argv) {
         else if (strcmp(o, "--help") == 0) { usage(stdout); free(host); return 0; }
         else if (strcmp(o, "--redis") == 0 && i + 1 < argc) parse_redis(argv[++i], &host, &port);
         else if (strcmp(o, "--prefix") == 0 && i + 1 < argc) prefix = argv[++i];
+        else if (strcmp(o, "--sentinels") == 0 && i + 1 < argc) sentinels = argv[++i];
+        else if (strcmp(o, "--master-name") == 0 && i + 1 < argc) master = argv[++i];
         else if (strcmp(o, "--max-queue") == 0 && i + 1 < argc) c.max_queue = atol(argv[++i]);
         else usage_error("unknown option or missing value: ", o);
     }
@@ -536,7 +543,8 @@ int main(int argc, char **argv) {
     if (nargs < table_[k].min || nargs > table_[k].max) usage_error("wrong number of arguments for ", cmd);
 
     char err[512];
-    c.s = bx_store_sync_open(host, port, prefix, err, sizeof err);
+    c.s = sentinels && *sentinels ? bx_store_sync_open_sentinel(sentinels, master, prefix, err, sizeof err)
+                                  : bx_store_sync_open(host, port, prefix, err, sizeof err);
     if (!c.s) {
         fprintf(stderr, "bayeuxctl: %s\n", err);
         free(host);

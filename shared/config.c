@@ -104,6 +104,8 @@ static const row rows[] = {
     { "redisHost", T_STR, S_GLOBAL, G(redisHost), 0, 0, "127.0.0.1", check_word },
     { "redisPort", T_INT, S_GLOBAL, G(redisPort), 1, 65535, "6379", NULL },
     { "redisPrefix", T_STR, S_GLOBAL, G(redisPrefix), 0, 0, "bayeux:", check_word },
+    { "redisSentinels", T_STR, S_GLOBAL, G(redisSentinels), 0, 0, NULL, check_word },
+    { "redisMasterName", T_STR, S_GLOBAL, G(redisMasterName), 0, 0, "mymaster", check_word },
     { "listen", T_STR, S_GLOBAL, G(listen), 0, 0, ":fd0", check_word },
     { "acceptThreads", T_LONG, S_GLOBAL, G(acceptThreads), 1, 256, "2", NULL },
     { "logLevel", T_STR, S_GLOBAL, G(logLevel), 0, 0, "info", check_level },

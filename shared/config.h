@@ -66,6 +66,8 @@ typedef struct bx_config {
     char *redisHost;            /* "127.0.0.1" */
     int  redisPort;             /* 6379 */
     char *redisPrefix;          /* "bayeux:" */
+    char *redisSentinels;       /* NULL: redisHost:redisPort; else "host:port,..." asked for redisMasterName */
+    char *redisMasterName;      /* "mymaster" */
     char *listen;               /* FastCGI socket: "/path.sock", "host:port", or ":fd0"; default ":fd0" */
     long acceptThreads;         /* 2 */
     char *logLevel;             /* "info" */

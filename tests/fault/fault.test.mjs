@@ -9,7 +9,8 @@ import http from 'node:http';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readFileSync } from 'node:fs';
-import { Subscriber, Publisher, Session, post, verdict, drained, sleep, unique } from './lib/driver.mjs';
+import { Session, post, sleep } from './lib/driver.mjs';
+import { scenario as run0, summary, assertClean } from './lib/scenario.mjs';
 import { stack } from '../integration/lib/stack.mjs';
 
 const run = promisify(execFile);
@@ -21,67 +22,13 @@ const REDIS_PORT = process.env.BX_REDIS_PORT;
 const TIMEOUT = Number(process.env.BX_FAULT_TIMEOUT || 2000);
 const MAX_INTERVAL = Number(process.env.BX_FAULT_MAX_INTERVAL || 10000);
 const FAIL_TIMEOUT_MS = 1000 * Number(process.env.BX_STACK_FAIL_TIMEOUT || 1) + 300;
-const opts = { timeout: TIMEOUT };
+const scenario = (fault, o = {}) => run0(fault, { url: URL1, url2: URL2, ...o });
 
 const pidOf = (file) => Number(readFileSync(file, 'utf8').trim());
 const redis = async (...args) => (await run('redis-cli', ['-p', REDIS_PORT, ...args.map(String)])).stdout.trim();
 const rssKb = (pid) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
 const workerPid = async (i) => Number((await stack('worker-pid', DIR, i)).trim());
 const range = (n) => Array.from({ length: n }, (_, i) => i);
-
-// Subscribers + publisher on channel ch through base; the fault runs while messages flow.
-async function group(base, label, nsubs, period) {
-  const ch = `/fault/${unique(label)}`;
-  const subs = await Promise.all(range(nsubs).map((i) => new Subscriber(base, `${label}${i}`, ch, opts).start()));
-  const pub = await new Publisher(base, `${label}-pub`, ch, period, opts).start();
-  return { label, subs, pub };
-}
-async function finish(g) {
-  await g.pub.stop();
-  await drained(g.subs, g.pub, TIMEOUT * 3 + 5000);
-  await Promise.all(g.subs.map((s) => s.stop()));
-}
-
-// Runs fault() while `involved` (behind nginx 1) and `bystanders` (behind nginx 2 → worker 2) exchange
-// messages; returns both groups once every subscriber drained.
-async function scenario(fault, { subs = 8, bystanders = 4, period = 25, before = 1000, after = 1500 } = {}) {
-  const inv = await group(URL1, 'inv', subs, period);
-  const bys = bystanders ? await group(URL2, 'bys', bystanders, period) : null;
-  try {
-    await sleep(before);
-    await fault(inv);
-    await sleep(after);
-  } finally {
-    await finish(inv);
-    if (bys) await finish(bys);
-  }
-  return { inv, bys };
-}
-
-const summary = (g) => {
-  const ev = [g.pub, ...g.subs].flatMap((s) => s.events);
-  const count = (k) => ev.filter((e) => e.kind === k).length;
-  return `${g.label}: ${g.pub.acked.length} published, errors ${count('error')}, retry advice ${count('retry')}, ` +
-    `re-handshakes ${count('handshake')}`;
-};
-
-// 0 lost, 0 reordered, 0 duplicated for every subscriber; no re-handshake (sessions survived) unless
-// allowed; with strict, no event at all (no error, no retry advice).
-function assertClean(g, { strict = false } = {}) {
-  assert.ok(g.pub.acked.length > 20, `${g.label}: only ${g.pub.acked.length} publishes were accepted`);
-  for (const s of g.subs) {
-    const v = verdict(s, g.pub);
-    assert.equal(s.fatal, null, `${s.name}: ${s.fatal}`);
-    assert.deepEqual(v.lost, [], `${s.name} lost ${v.lost.length} of ${g.pub.acked.length}: ${JSON.stringify(v.lost.slice(0, 30))}`);
-    assert.deepEqual(v.reordered, [], `${s.name} got these out of order: ${JSON.stringify(v.reordered.slice(0, 30))}`);
-    assert.deepEqual(v.dup, [], `${s.name} got these twice: ${JSON.stringify(v.dup.slice(0, 30))}`);
-  }
-  for (const c of [g.pub, ...g.subs]) {
-    const hs = c.events.filter((e) => e.kind === 'handshake');
-    assert.deepEqual(hs.map((e) => e.what), [], `${c.name} lost its session`);
-    if (strict) assert.deepEqual(c.events.map((e) => e.what), [], `${c.name} saw these though the fault does not concern it`);
-  }
-}
 
 test('worker SIGKILLed mid-delivery: 0 lost, 0 reordered, sessions survive; worker 2 clients see nothing', { timeout: 120000 }, async () => {
   const pids = [];

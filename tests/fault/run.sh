@@ -65,6 +65,51 @@ BX_URL=http://127.0.0.1:$port BX_URL2=http://127.0.0.1:$port2 BX_REDIS_PORT=$red
   ${BX_FAULT_ONLY:+--test-name-pattern="$(echo "$BX_FAULT_ONLY" | tr ' ' '|')"} tests/fault/fault.test.mjs || failed=1
 
 bx_sanitizer_report fault "$tmp"/worker*.log || failed=1
+
+# ---- Sentinel: primary + replica + one sentinel; the workers know only the sentinel.
+if [ -n "${BX_FAULT_ONLY:-}" ] && [[ " $BX_FAULT_ONLY " != *" sentinel "* ]]; then
+  echo "fault: $(( $(date +%s) - start )) s"; status=$failed; exit "$failed"
+fi
+bx_stop_pidfile "$front2/nginx.pid"
+bx_stack_stop "$tmp"
+sdir=$tmp/sentinel
+mkdir -p "$sdir/replica" "$sdir/sentinel"
+primary_port=$(bx_free_port); replica_port=$(bx_free_port); sentinel_port=$(bx_free_port)
+sed -e "s/^redisPort = .*/redisPort = 1/" "$tmp/bayeux.conf" > "$sdir/bayeux.conf"
+printf 'redisSentinels = 127.0.0.1:%s\nredisMasterName = fault\n' "$sentinel_port" >> "$sdir/bayeux.conf"
+cat > "$sdir/sentinel/sentinel.conf" <<CONF
+port $sentinel_port
+bind 127.0.0.1
+dir $sdir/sentinel
+logfile $sdir/sentinel/sentinel.log
+sentinel monitor fault 127.0.0.1 $primary_port 1
+sentinel down-after-milliseconds fault 1000
+sentinel failover-timeout fault 10000
+CONF
+stop_sentinel() { bx_stop_pidfile "$sdir/sentinel/sentinel.pid"; bx_stop_pidfile "$sdir/replica/redis.pid"; bx_stack_stop "$sdir"; }
+trap 'stop_sentinel; finish' EXIT
+BX_STACK_CONF=$sdir/bayeux.conf BX_STACK_REDIS_PORT=$primary_port BX_STACK_DIR=$sdir bx_stack_init "$sdir"
+sport=$(bx_free_port)
+# The replica must hold everything before the test: sync at once (no diskless delay), wait for the link.
+replica_synced() {
+  for _ in $(seq 1 100); do
+    redis-cli -p "$replica_port" INFO replication | grep -q 'master_link_status:up' && return 0
+    sleep 0.1
+  done
+  echo "fault: the replica did not sync within 10 s" >&2; return 1
+}
+if bx_stack_redis_start "$sdir" && redis-cli -p "$primary_port" CONFIG SET repl-diskless-sync-delay 0 >/dev/null &&
+   bx_start_redis "$sdir/replica" "$replica_port" --replicaof 127.0.0.1 "$primary_port" >/dev/null 2>&1 &&
+   replica_synced &&
+   { redis-sentinel "$sdir/sentinel/sentinel.conf" >/dev/null 2>&1 & echo $! > "$sdir/sentinel/sentinel.pid"; } &&
+   bx_stack_workers_start "$sdir" && bx_stack_nginx_start "$sdir" 127.0.0.1 "$sport"; then
+  BX_URL=http://127.0.0.1:$sport BX_SENTINEL_PORT=$sentinel_port BX_REPLICA_PORT=$replica_port \
+    BX_PRIMARY_PID=$sdir/redis/redis.pid BX_CTL=${bin%/bayeux-fcgi}/bayeuxctl BX_STACK_DIR=$sdir \
+    node --test --test-reporter=spec tests/fault/sentinel.test.mjs || failed=1
+else
+  echo "fault: the sentinel stack did not start"; failed=1
+fi
+bx_sanitizer_report fault-sentinel "$sdir"/worker*.log || failed=1
 echo "fault: $(( $(date +%s) - start )) s"
 status=$failed
 exit "$failed"

@@ -168,7 +168,7 @@ export class Subscriber extends Session {
 export class Publisher extends Session {
   constructor(base, name, channel, period, opts) {
     super(base, name, { ack: false, ...opts });
-    this.channel = channel; this.period = period; this.seq = 0; this.acked = []; this.retried = new Set();
+    this.channel = channel; this.period = period; this.seq = 0; this.acked = []; this.ackedAt = new Map(); this.retried = new Set();
     this.stopped = false;
   }
   async start() { await this.open(); this.done = this.loop(); return this; }
@@ -179,7 +179,7 @@ export class Publisher extends Session {
       for (let attempt = 0; ; attempt++) {
         if (attempt > 0) this.retried.add(seq);
         const r = await this.call({ channel: this.channel, data: { seq, t: Date.now() } });
-        if (r?.successful) { this.acked.push(seq); break; }
+        if (r?.successful) { this.acked.push(seq); this.ackedAt.set(seq, Date.now()); break; }
         if (r?.error === '402::session_unknown') { this.note('handshake', 'publish: 402 → re-handshake'); await this.open(); continue; }
         if (r) this.note(r.advice?.reconnect === 'retry' ? 'retry' : 'error', `publish ${seq}: ${JSON.stringify(r)}`);
         await sleep(100);
