@@ -137,8 +137,11 @@ static void *accept_loop(void *arg)
             free(fr);
             if (a->stop)
                 break;
-            if (errno != EINTR)
+            if (errno != EINTR) {
+                /* EMFILE and friends: do not spin; the reactor frees descriptors meanwhile */
                 bx_warn("FCGX_Accept_r failed (%d): %s", rc, strerror(errno));
+                usleep(10000);
+            }
             continue;
         }
         bx_req *q = bx_req_from_fcgx(fr, a->max_body);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -45,6 +46,16 @@ static void worker_id(char *out, size_t len)
     if (getrandom(&rnd, sizeof rnd, 0) != sizeof rnd)
         rnd = (unsigned int)getpid() * 2654435761u;
     snprintf(out, len, "%.32s-%ld-%08x", host, (long)getpid(), rnd);
+}
+
+/* Soft open-file limit up to the hard one: each parked poll holds its FastCGI connection. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 }
 
 static int load_config(bx_config *cfg, const char *path, const char *listen)
@@ -134,6 +145,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a closed FastCGI connection is a write error, not a death */
+    raise_fd_limit();         /* one descriptor per parked poll */
     json_object_seed(0);      /* before any thread */
     if (FCGX_Init() != 0) {
         fprintf(stderr, "bayeux-fcgi: FCGX_Init failed\n");
