@@ -239,6 +239,7 @@ local function drain_write(sk, queued, inflight, dropped, out, has_sentinel)
 end
 
 local members_notice -- defined with the services below; removal publishes member lists
+local user_add, presence_notice -- services: a session joins its user's set; presence messages
 
 -- Removing a session, read phase: type-check everything the write phase touches.
 -- sess may be nil (hash already expired by its TTL). Returns the plan for removal_write.
@@ -255,10 +256,11 @@ local function removal_read(k, sk, cid, sess)
   -- services: room memberships (room -> member name) and the session's user
   local rooms = rd('hash', sk.m, 'HGETALL')
   for i = 1, #rooms, 2 do need(k.room(rooms[i]), 'hash') end
-  local user = rd('hash', sk.s, 'HGET', 'u')
+  local uv = rd('hash', sk.s, 'HMGET', 'u', 'pc')
+  local user = uv[1]
   if user == '' then user = nil end
   if user then need(k.user(user), 'set') end
-  return { k = k, sk = sk, cid = cid, sess = sess, subs = subs, rooms = rooms, user = user }
+  return { k = k, sk = sk, cid = cid, sess = sess, subs = subs, rooms = rooms, user = user, pc = uv[2] or '' }
 end
 
 -- Removing a session, write phase: every trace goes; a parked worker gets "d <token>".
@@ -275,7 +277,13 @@ local function removal_write(plan)
   redis.call('DEL', sk.s, sk.subs, sk.q, sk.f, sk.m)
   redis.call('HDEL', k.parked, cid)
   redis.call('ZREM', k.expiry, cid)
-  if plan.user then redis.call('SREM', k.user(plan.user), cid) end
+  if plan.user then
+    redis.call('SREM', k.user(plan.user), cid)
+    -- the user's last session went: presence "left"
+    if plan.pc ~= '' and redis.call('SCARD', k.user(plan.user)) == 0 then
+      presence_notice(k, plan.pc, plan.user, 'left')
+    end
+  end
   for i = 1, #plan.rooms, 2 do
     local room, name = plan.rooms[i], plan.rooms[i + 1]
     -- the name may have been taken over by a newer session since (CometD's put semantics)
@@ -313,7 +321,7 @@ end
 -- errors: bad argument; session already exists; wrong-type key
 local function handshake(_, args)
   local fn = 'bx_handshake'
-  arg_count(fn, args, 8, 8)
+  arg_count(fn, args, 8, 11)
   local P = arg_prefix(fn, args[1])
   local cid = arg_id(fn, 'cid', args[2])
   local browser = arg_id(fn, 'browser', args[3], true)
@@ -323,7 +331,14 @@ local function handshake(_, args)
   local ack = arg_flag(fn, 'ack', args[7]) and '1' or '0'
   local user = args[8]
   if #user > 256 then fail(fn, 'user: at most 256 bytes') end
+  -- security policy (optional): authenticated flag, roles "r1,r2", presence channel ("" none)
+  local authed = args[9] and arg_flag(fn, 'authenticated', args[9]) and '1' or '0'
+  local roles = args[10] or ''
+  if #roles > 4096 then fail(fn, 'roles: at most 4096 bytes') end
+  local pc = args[11] or ''
+  if pc ~= '' then arg_channel(fn, 'presence_channel', pc) end
   local k, sk = K(P), SK(P, cid)
+  if user ~= '' then need(k.user(user), 'set') end
 
   local t = redis.call('TYPE', sk.s)['ok']
   if t ~= 'none' then fail(fn, 'cid: session ' .. cid .. ' already exists (' .. sk.s .. ')') end
@@ -338,7 +353,7 @@ local function handshake(_, args)
   local now = now_ms()
   redis.call('DEL', sk.subs, sk.q, sk.f, sk.m) -- leftovers of an expired namesake
   redis.call('HSET', sk.s, 'ct', now, 'ls', now, 'b', browser, 't', transport, 'st', 'h',
-             'ack', ack, 'bn', 0, 'u', user)
+             'ack', ack, 'bn', 0, 'u', user, 'a', authed, 'r', roles, 'pc', pc)
   redis.call('RPUSH', sk.q, SENTINEL)
   redis.call('PEXPIRE', sk.s, ttl)
   redis.call('PEXPIRE', sk.q, ttl)
@@ -348,6 +363,7 @@ local function handshake(_, args)
     redis.call('PEXPIRE', k.browser(browser), ttl)
   end
   stat(k, 'handshakes', 1)
+  if user ~= '' then user_add(k, user, cid, ttl, pc) end
   return 1
 end
 
@@ -860,6 +876,53 @@ members_notice = function(k, room)
   return fanout_after_writes(k, channel, { '/members/*', '/members/**', '/**' }, msg, 0)
 end
 
+-- Wildcard names that match channel, as shared/channel.c: "<parent>/*", "<parent>/**", then "/**"
+-- at each shallower level.
+local function channel_wildcards(channel)
+  local parent = channel:match('^(.*/)[^/]*$') or '/'
+  local out = { parent .. '*', parent .. '**' }
+  local p = parent:sub(1, -2)
+  while p ~= '' do
+    p = p:match('^(.*/)[^/]*$') or ''
+    if p ~= '' then out[#out + 1] = p .. '**' end
+    p = p:sub(1, -2)
+  end
+  return out
+end
+
+-- {user, presence} on the presence channel (after the caller's writes, like member lists).
+presence_notice = function(k, pc, user, what)
+  local msg = '{"channel":' .. cjson.encode(pc) .. ',"data":{"user":' .. cjson.encode(user) ..
+              ',"presence":"' .. what .. '"}}'
+  return fanout_after_writes(k, pc, channel_wildcards(pc), msg, 0)
+end
+
+-- The session joins its user's set (Puser:<user>); the first session of a user publishes "joined".
+user_add = function(k, user, cid, ttl, pc)
+  local first = redis.call('SCARD', k.user(user)) == 0
+  redis.call('SADD', k.user(user), cid)
+  local cur = redis.call('PTTL', k.user(user))
+  if cur < ttl then redis.call('PEXPIRE', k.user(user), ttl) end
+  if first and pc ~= '' then presence_notice(k, pc, user, 'joined') end
+end
+
+-- keys: P{cid}:s (read only)
+-- args: prefix cid browser
+-- returns: {"ok", authenticated(0/1), user, roles} | {"unknown"} — the identity the security
+-- policy needs for channel authorizers (auth.h).
+local function session_auth(_, args)
+  local fn = 'bx_session_auth'
+  arg_count(fn, args, 3, 3)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local browser = arg_id(fn, 'browser', args[3], true)
+  local sk = SK(P, cid)
+  local sess = load_session(sk)
+  if not sess or not browser_ok(sess, browser) then return { 'unknown' } end
+  local v = rd('hash', sk.s, 'HMGET', 'a', 'u', 'r')
+  return { 'ok', tonumber(v[1] or 0) or 0, v[2] or '', v[3] or '' }
+end
+
 -- keys: P{cid}:s P{cid}:subs P{cid}:q P{cid}:f P{cid}:m  Pexpiry
 -- args: prefix cid browser max_interval_ms ttl_ms
 -- returns: {"ok", user} | {"unknown"} — bx_touch that also tells the session's user ("" none)
@@ -881,12 +944,14 @@ end
 -- none, then publishes the member list on /members/<room>.
 local function member_join(_, args)
   local fn = 'bx_member_join'
-  arg_count(fn, args, 5, 5)
+  arg_count(fn, args, 5, 6)
   local P = arg_prefix(fn, args[1])
   local cid = arg_id(fn, 'cid', args[2])
   local room = arg_room(fn, args[3])
   local user = arg_name(fn, 'user', args[4])
   local ttl = arg_int(fn, 'ttl_ms', args[5], 1)
+  local pc = args[6] or ''
+  if pc ~= '' then arg_channel(fn, 'presence_channel', pc) end
   local k, sk = K(P), SK(P, cid)
   if not load_session(sk) then return { 'unknown' } end
   local old = rd('hash', sk.m, 'HGET', room)
@@ -903,9 +968,8 @@ local function member_join(_, args)
   redis.call('HSET', sk.m, room, user)
   redis.call('PEXPIRE', sk.m, ttl)
   if cur_user == '' then
-    redis.call('HSET', sk.s, 'u', user)
-    redis.call('SADD', k.user(user), cid)
-    redis.call('PEXPIRE', k.user(user), ttl)
+    redis.call('HSET', sk.s, 'u', user, 'pc', pc)
+    user_add(k, user, cid, ttl, pc)
   end
   return { 'ok', members_notice(k, room) }
 end
@@ -1063,6 +1127,7 @@ reg('bx_disconnect', disconnect)
 reg('bx_sweep', sweep)
 reg('bx_stats', stats, true)
 reg('bx_service_touch', service_touch)
+reg('bx_session_auth', session_auth, true)
 reg('bx_member_join', member_join)
 reg('bx_private', private)
 reg('bx_deliver_user', deliver_user)

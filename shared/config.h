@@ -72,6 +72,15 @@ typedef struct bx_config {
     long acceptThreads;         /* 2 */
     char *logLevel;             /* "info" */
     int  logSyslog;             /* 0 */
+    /* security policy and users (ours, shared/auth.h, shared/service.h) */
+    char *jwtAlgorithm;         /* NULL: handshakes not authenticated; "HS256" or "RS256" */
+    char *jwtSecret;            /* HS256 shared secret (>= 16 bytes) */
+    char *jwtPublicKeyFile;     /* RS256: PEM public key file */
+    int  jwtRequired;           /* 0: a handshake without a token is anonymous; 1: denied */
+    char *jwtUserClaim;         /* "sub": the user id */
+    char *jwtRoleClaim;         /* "roles": array of strings or one string */
+    char *authorizers;          /* NULL none; "<channel>=<ops>:<who>;..." (auth.h) */
+    char *presenceChannel;      /* NULL: no presence; else {user, presence:"joined"|"left"} published there */
     /* bayeux-ws (ws.* keys that are not transport options) */
     char *wsListen;             /* "127.0.0.1:8090": host:port of the WebSocket listener */
     long wsIdleTimeout;         /* ms without any inbound frame before close 1001; 0 never; 300000 (Jetty) */

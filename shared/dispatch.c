@@ -18,6 +18,7 @@
 #include "error.h"
 #include "log.h"
 #include "service.h"
+#include "auth.h"
 #include "ext/ack.h"
 #include "ext/timesync.h"
 #include "ext/timestamp.h"
@@ -45,6 +46,7 @@ struct bx_dispatch {
     int closed;
     json_t *supported; /* handshake supportedConnectionTypes */
     bx_services *services; /* handlers of /service/ channels (service.h) */
+    bx_auth *auth;         /* security policy (auth.h) */
 };
 
 typedef void step_fn(bx_exchange *ex, const redisReply *r);
@@ -72,6 +74,12 @@ struct bx_exchange {
     int drain_why;       /* PEND_* that caused the drain in flight (0: wake) */
     int done;
     bx_service_call *svc; /* service handler call in progress (service.h) */
+    char *authorization;  /* HTTP Authorization header value, or NULL (bx_exchange_set_authorization) */
+    /* identity of ident_cid for channel authorizers, loaded by bx_session_auth when a rule needs it */
+    char ident_cid[BX_ID_MAX_LEN + 1];
+    int ident_auth;
+    char *ident_user, *ident_roles;
+    void (*ident_resume)(bx_exchange *ex); /* the step to run again once the identity is loaded */
     int advice_due;      /* the held connect's reply must carry the full advice */
     const char *local_error; /* error to reply after a session check succeeds */
     long long confirm_batch;
@@ -372,13 +380,50 @@ static void handshake_done(bx_exchange *ex, const redisReply *r)
     complete(ex);
 }
 
+/* >>> security policy (h7, auth.h): the handshake's token. 0 go on (user and roles malloc'd, NULL when
+ * anonymous), -1 denied (replied, logged at info with the reason). */
+static int handshake_identity(bx_exchange *ex, char **user, char **roles)
+{
+    const bx_auth *a = ex->d->auth;
+    *user = *roles = NULL;
+    if (!bx_auth_jwt_enabled(a))
+        return 0;
+    json_t *ext = json_object_get(ex->cur.msg, "ext");
+    const char *token = json_string_value(json_object_get(ext, "token"));
+    const char *how = "ext.token";
+    if (!token && ex->authorization && strncasecmp(ex->authorization, "Bearer ", 7) == 0) {
+        token = ex->authorization + 7;
+        how = "Authorization header";
+    }
+    char why[200] = "";
+    if (!token && !bx_auth_jwt_required(a)) {
+        bx_debug("handshake: no token, anonymous (jwtRequired false)");
+        return 0;
+    }
+    if (token && bx_auth_verify(a, token, user, roles, why, sizeof why) == 0) {
+        bx_debug("handshake: token (%s) ok: user %.64s roles %.128s", how, *user, *roles);
+        return 0;
+    }
+    bx_info("handshake denied: %s", token ? why : "no token (jwtRequired)");
+    reply_fail(ex, BX_ERR_HANDSHAKE_DENIED);
+    set_advice(ex, bx_advice_none());
+    complete(ex);
+    return -1;
+}
+/* <<< security policy */
+
 static void do_handshake(bx_exchange *ex)
 {
     char err[128];
     char id[BX_ID_MAX_LEN + 1];
+    char *user = NULL, *roles = NULL;
+    if (handshake_identity(ex, &user, &roles) < 0)
+        return;
     if (bx_clientid_new(ex->cid, sizeof ex->cid, err, sizeof err) < 0) {
         bx_error("handshake: %s", err);
         reply_broker_down(ex, err);
+        free(user);
+        free(roles);
         complete(ex);
         return;
     }
@@ -386,6 +431,8 @@ static void do_handshake(bx_exchange *ex)
         if (bx_browserid_new(id, sizeof id, err, sizeof err) < 0 || !(ex->new_browser = strdup(id))) {
             bx_error("handshake: browser id: %s", err);
             reply_broker_down(ex, "browser id");
+            free(user);
+            free(roles);
             complete(ex);
             return;
         }
@@ -398,7 +445,12 @@ static void do_handshake(bx_exchange *ex)
     args_addl(&a, expiry_ms(ex));
     args_addl(&a, ttl_ms(ex));
     args_addl(&a, ex->cur.ack_requested);
-    args_add(&a, "");
+    args_add(&a, user ? user : "");
+    args_addl(&a, user != NULL);
+    args_add(&a, roles ? roles : "");
+    args_add(&a, ex->d->cfg->presenceChannel ? ex->d->cfg->presenceChannel : "");
+    free(user);
+    free(roles);
     call(ex, "bx_handshake", &a, handshake_done);
 }
 
@@ -700,6 +752,76 @@ static void service_touch(bx_exchange *ex, const char *cid)
     call(ex, "bx_service_touch", &a, service_touch_done);
 }
 
+/* ---- security policy: channel authorizers (h7, auth.h) --------------- */
+
+typedef void resume_fn(bx_exchange *ex);
+
+static void ident_clear(bx_exchange *ex)
+{
+    free(ex->ident_user);
+    free(ex->ident_roles);
+    ex->ident_user = ex->ident_roles = NULL;
+    ex->ident_cid[0] = 0;
+}
+
+static void ident_done(bx_exchange *ex, const redisReply *r)
+{
+    const char *user = rstr(r, 2, NULL), *roles = rstr(r, 3, NULL);
+    if (!r || !is_status(r, "ok") || !user || !roles) {
+        if (!r)
+            reply_broker_down(ex, "session identity");
+        else
+            reply_unknown(ex, 0);
+        bx_debug("%s c=%s: identity for the security policy: %s", ex->cur.channel, bx_msg_client_id(ex->cur.msg),
+                 !r ? "broker down" : "session unknown → 402");
+        complete(ex);
+        return;
+    }
+    ident_clear(ex);
+    ex->ident_auth = rint_at(r, 1) == 1;
+    ex->ident_user = strdup(user);
+    ex->ident_roles = strdup(roles);
+    if (!ex->ident_user || !ex->ident_roles) {
+        ident_clear(ex);
+        reply_broker_down(ex, "out of memory");
+        complete(ex);
+        return;
+    }
+    snprintf(ex->ident_cid, sizeof ex->ident_cid, "%s", bx_msg_client_id(ex->cur.msg));
+    ex->k = NULL;
+    ex->ident_resume(ex); /* the same message again, now with the identity */
+}
+
+/* 1 when the identity of cid is at hand (or not needed for ops on these channels), else 0 after starting
+ * to load it: resume runs the message again once it is there. */
+static int identity_ready(bx_exchange *ex, const char *cid, char *const *channels, int ops, resume_fn *resume)
+{
+    int need = 0;
+    for (size_t i = 0; channels[i] && !need; i++)
+        need = bx_auth_needs_identity(ex->d->auth, channels[i], ops);
+    if (!need || strcmp(ex->ident_cid, cid) == 0)
+        return 1;
+    args a = {0};
+    args_add(&a, cid);
+    args_add(&a, session_browser(ex));
+    ex->ident_resume = resume;
+    call(ex, "bx_session_auth", &a, ident_done);
+    return 0;
+}
+
+/* The denial error for op on channel, NULL when allowed (create first, as CometD's SecurityPolicy). */
+static const char *policy_error(bx_exchange *ex, const char *channel, bx_auth_op op)
+{
+    bx_identity id = { ex->ident_auth, ex->ident_user ? ex->ident_user : "", ex->ident_roles ? ex->ident_roles : "" };
+    const char *error = !bx_auth_allows(ex->d->auth, channel, BX_OP_CREATE, &id) ? BX_ERR_CREATE_DENIED
+                      : bx_auth_allows(ex->d->auth, channel, op, &id) ? NULL
+                      : op == BX_OP_SUBSCRIBE ? BX_ERR_SUBSCRIBE_DENIED : BX_ERR_PUBLISH_DENIED;
+    if (error)
+        bx_info("%s c=%s: %s by the security policy (user '%.64s', %s)", channel, bx_msg_client_id(ex->cur.msg),
+                error, id.user, id.authenticated ? "authenticated" : "anonymous");
+    return error;
+}
+
 /* ---- /meta/subscribe, /meta/unsubscribe ----------------------------- */
 
 static const char *const meta_channels[] = {
@@ -762,6 +884,8 @@ static void subscribe_done(bx_exchange *ex, const redisReply *r)
     complete(ex);
 }
 
+static void do_subscribe(bx_exchange *ex);
+
 static void do_subscription(bx_exchange *ex, int subscribe)
 {
     const char *cid = session_cid(ex);
@@ -773,6 +897,12 @@ static void do_subscription(bx_exchange *ex, int subscribe)
         return;
     }
     const char *error = subscription_list(ex->cur.msg, &list);
+    /* >>> security policy hook (h7) */
+    if (subscribe && !error && !identity_ready(ex, cid, list, BX_OP_CREATE | BX_OP_SUBSCRIBE, do_subscribe)) {
+        bx_channel_wildcards_free(list);
+        return;
+    }
+    /* <<< security policy hook */
     args a = {0};
     session_args(ex, &a, cid);
     int base = a.n;
@@ -781,11 +911,19 @@ static void do_subscription(bx_exchange *ex, int subscribe)
         if (cls == BX_CH_META)
             error = !subscribe ? BX_ERR_UNSUBSCRIBE_FAILED
                   : meta_exists(list[i]) ? BX_ERR_SUBSCRIBE_DENIED : BX_ERR_CREATE_DENIED;
+        else if (cls == BX_CH_BROADCAST && subscribe && (error = policy_error(ex, list[i], BX_OP_SUBSCRIBE)))
+            break; /* security policy (h7): nothing of this subscribe is recorded */
         else if (cls == BX_CH_BROADCAST)
             args_add(&a, list[i]);
         /* service channels: success, not recorded (never broadcast) */
     }
     bx_channel_wildcards_free(list);
+    if (error && a.n > base) { /* a denied element: nothing is recorded (CometD refuses the whole subscribe) */
+        args_free(&a);
+        a = (args){0};
+        session_args(ex, &a, cid);
+        base = a.n;
+    }
     if (a.n == base) {
         args_free(&a);
         touch_then(ex, cid, error);
@@ -864,6 +1002,21 @@ static void do_publish(bx_exchange *ex)
         complete(ex);
         return;
     }
+    /* >>> security policy hook (h7) */
+    char *one[] = { name, NULL };
+    if (bx_channel_classify(name) != BX_CH_META) {
+        if (!identity_ready(ex, cid, one, BX_OP_CREATE | BX_OP_PUBLISH, do_publish)) {
+            free(name);
+            return;
+        }
+        const char *denied = policy_error(ex, name, BX_OP_PUBLISH);
+        if (denied) {
+            free(name);
+            touch_then(ex, cid, denied);
+            return;
+        }
+    }
+    /* <<< security policy hook */
     switch (bx_channel_classify(name)) {
     case BX_CH_META:
         touch_then(ex, cid, BX_ERR_CHANNEL_CREATE_DENIED);
@@ -880,6 +1033,11 @@ static void do_publish(bx_exchange *ex)
         broadcast(ex, cid, name);
     }
     free(name);
+}
+
+static void do_subscribe(bx_exchange *ex)
+{
+    do_subscription(ex, 1);
 }
 
 /* ---- /meta/disconnect ----------------------------------------------- */
@@ -975,7 +1133,13 @@ bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *
         bx_dispatch_free(d);
         return NULL;
     }
-    if (bx_services_add_builtins(d->services, err, errlen) < 0) {
+    if (bx_services_add_builtins(d->services, err, errlen) < 0 || !(d->auth = bx_auth_new(cfg, err, errlen))) {
+        bx_dispatch_free(d);
+        return NULL;
+    }
+    const char *pc = cfg->presenceChannel;
+    if (pc && (!bx_channel_valid(pc) || bx_channel_classify(pc) != BX_CH_BROADCAST || strchr(pc, '*'))) {
+        snprintf(err, errlen, "presenceChannel '%s': a broadcast channel name expected", pc);
         bx_dispatch_free(d);
         return NULL;
     }
@@ -1006,8 +1170,16 @@ void bx_dispatch_free(bx_dispatch *d)
         bx_error("dispatch freed with %zu exchanges alive", d->live);
     json_decref(d->supported);
     bx_services_free(d->services);
+    bx_auth_free(d->auth);
     free(d->worker);
     free(d);
+}
+
+int bx_exchange_set_authorization(bx_exchange *ex, const char *value)
+{
+    free(ex->authorization);
+    ex->authorization = value ? strdup(value) : NULL;
+    return value && !ex->authorization ? -1 : 0;
 }
 
 bx_services *bx_dispatch_services(bx_dispatch *d)
@@ -1065,6 +1237,8 @@ void bx_exchange_free(bx_exchange *ex)
         bx_error("exchange %s freed with a broker call in flight", ex->token); /* a bug: never happens */
     ex->d->live--;
     bx_service_call_free(ex->svc); /* a handler still running is detached, its end ignored */
+    ident_clear(ex);
+    free(ex->authorization);
     bx_batch_free(&ex->batch);
     json_decref(ex->cur.reply);
     json_decref(ex->replies);

@@ -68,6 +68,9 @@ size_t bx_dispatch_live(const bx_dispatch *d);
  * NULL on OOM. */
 bx_exchange *bx_exchange_new(bx_dispatch *d, bx_batch *batch, const bx_request_info *info,
                              const bx_exchange_hooks *hooks);
+/* Before start: the request's HTTP Authorization header (copied; "Bearer <jwt>" authenticates a handshake,
+ * shared/auth.h). 0 ok, -1 OOM. */
+int bx_exchange_set_authorization(bx_exchange *ex, const char *value);
 /* Run the pipeline; hooks->state reports the outcome (possibly before this returns). */
 void bx_exchange_start(bx_exchange *ex);
 /* Free ex; in a final state, before start, or parked with no broker call in flight (teardown). */
