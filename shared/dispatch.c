@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "channel.h"
 #include "clientid.h"
@@ -380,35 +381,44 @@ static void handshake_done(bx_exchange *ex, const redisReply *r)
     complete(ex);
 }
 
-/* >>> security policy (h7, auth.h): the handshake's token. 0 go on (user and roles malloc'd, NULL when
- * anonymous), -1 denied (replied, logged at info with the reason). */
+/* >>> security policy (h7, auth.h) */
+static int handshake_deny(bx_exchange *ex, const char *why)
+{
+    bx_info("handshake denied: %s", why);
+    reply_fail(ex, BX_ERR_HANDSHAKE_DENIED);
+    set_advice(ex, bx_advice_none());
+    complete(ex);
+    return -1;
+}
+
+/* The handshake's token. 0 go on (user and roles malloc'd, NULL when anonymous), -1 denied (replied,
+ * logged at info with the reason). */
 static int handshake_identity(bx_exchange *ex, char **user, char **roles)
 {
     const bx_auth *a = ex->d->auth;
     *user = *roles = NULL;
     if (!bx_auth_jwt_enabled(a))
         return 0;
-    json_t *ext = json_object_get(ex->cur.msg, "ext");
-    const char *token = json_string_value(json_object_get(ext, "token"));
+    json_t *given = json_object_get(json_object_get(ex->cur.msg, "ext"), "token");
+    const char *token = json_string_value(given);
     const char *how = "ext.token";
+    if (given && !token) /* offered but not a string: a bad token, not an anonymous handshake */
+        return handshake_deny(ex, "ext.token is not a string");
     if (!token && ex->authorization && strncasecmp(ex->authorization, "Bearer ", 7) == 0) {
         token = ex->authorization + 7;
         how = "Authorization header";
     }
-    char why[200] = "";
     if (!token && !bx_auth_jwt_required(a)) {
         bx_debug("handshake: no token, anonymous (jwtRequired false)");
         return 0;
     }
-    if (token && bx_auth_verify(a, token, user, roles, why, sizeof why) == 0) {
-        bx_debug("handshake: token (%s) ok: user %.64s roles %.128s", how, *user, *roles);
-        return 0;
-    }
-    bx_info("handshake denied: %s", token ? why : "no token (jwtRequired)");
-    reply_fail(ex, BX_ERR_HANDSHAKE_DENIED);
-    set_advice(ex, bx_advice_none());
-    complete(ex);
-    return -1;
+    if (!token)
+        return handshake_deny(ex, "no token (jwtRequired)");
+    char why[200] = "";
+    if (bx_auth_verify(a, token, user, roles, why, sizeof why) < 0)
+        return handshake_deny(ex, why);
+    bx_debug("handshake: token (%s) ok: user %.64s roles %.128s", how, *user, *roles);
+    return 0;
 }
 /* <<< security policy */
 

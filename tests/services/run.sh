@@ -28,6 +28,7 @@ finish() {
 trap finish EXIT
 trap 'exit 130' INT TERM
 
+export BX_SVC_SECRET=svc-test-secret-$RANDOM$RANDOM-0123456789
 export BX_IT_TIMEOUT=2000 BX_IT_MAX_INTERVAL=3000 BX_IT_MAX_MESSAGE_SIZE=65536
 redis_port=$(bx_free_port)
 cat > "$tmp/bayeux.conf" <<CONF
@@ -39,7 +40,14 @@ redisHost = 127.0.0.1
 redisPort = $redis_port
 redisPrefix = svc:
 logLevel = debug
+# security policy: HS256 first; the RS256 phase restarts the workers with BX_JWT_* overrides
+jwtAlgorithm = HS256
+jwtSecret = $BX_SVC_SECRET
+authorizers = /secret/**=subscribe+publish:role:admin;/auth/**=publish:authenticated;/locked/*=create:nobody
+presenceChannel = /presence
 CONF
+openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/rsa.pem" 2>/dev/null &&
+  openssl pkey -in "$tmp/rsa.pem" -pubout -out "$tmp/rsa.pub.pem" || { echo "services: openssl failed"; exit 1; }
 
 export BX_STACK_BIN=$bin BX_STACK_CONF=$tmp/bayeux.conf BX_STACK_WORKERS=2 BX_STACK_WWW=$PWD/www
 export BX_STACK_READ_TIMEOUT=$(( (BX_IT_TIMEOUT + 10000) / 1000 + 5 ))
@@ -53,8 +61,15 @@ if ! { bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" && bx_stack_
 fi
 
 failed=0
-BX_URL=http://127.0.0.1:$nginx_port BX_REDIS_PORT=$redis_port BX_REDIS_PREFIX=svc: \
-  node --test --test-concurrency=1 --test-reporter=spec tests/services/[0-9]*.test.mjs || failed=1
+export BX_URL=http://127.0.0.1:$nginx_port BX_SVC_DIR=$tmp
+echo "-- HS256, authorizers, presence --"
+node --test --test-concurrency=1 --test-reporter=spec tests/services/[12]*.test.mjs || failed=1
+echo "-- RS256: workers restarted with jwtAlgorithm=RS256 --"
+for i in $(seq 1 "$BX_STACK_WORKERS"); do
+  bash scripts/stack.sh worker-stop "$tmp" "$i" >/dev/null 2>&1
+  BX_JWT_ALGORITHM=RS256 BX_JWT_PUBLIC_KEY_FILE=$tmp/rsa.pub.pem bash scripts/stack.sh worker-start "$tmp" "$i" || failed=1
+done
+node --test --test-concurrency=1 --test-reporter=spec tests/services/3*.test.mjs || failed=1
 bx_sanitizer_report services "$tmp"/worker*.log || failed=1
 echo "services: $(( $(date +%s) - start )) s"
 status=$failed
