@@ -442,7 +442,8 @@ static void read_cb(struct bufferevent *bev, void *arg)
         bx_info("ws#%lu %s: unreadable frames: dropped", c->id, c->peer);
         c->drop = 1;
     }
-    if (c->state != ST_OPEN || (c->ws && !wslay_event_want_read(c->ws))) /* nothing more to read: discard */
+    if (c->state == ST_CLOSING || c->state == ST_LINGER || (c->state == ST_OPEN && !wslay_event_want_read(c->ws)))
+        /* nothing more to read: discard (an incomplete upgrade head stays until its end arrives) */
         evbuffer_drain(bufferevent_get_input(c->bev), evbuffer_get_length(bufferevent_get_input(c->bev)));
     leave(c);
 }

@@ -157,3 +157,34 @@ test('a connection that sends nothing for ws.idleTimeout → close 1001', async 
   assert.equal(code, 1001);
   assert.ok(ms >= CFG.idleTimeout - 500 && ms < CFG.idleTimeout + 3000, `closed after ${ms} ms`);
 });
+
+test('an upgrade head over 8 KiB → 400, straight to bayeux-ws (nginx has its own limit)', async () => {
+  const [host, port] = process.env.BX_WS_DIRECT.split(':');
+  const sock = net.connect(Number(port), host);
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  let got = '';
+  sock.on('data', (d) => { got += d.toString('latin1'); });
+  const closed = new Promise((r) => sock.on('close', r));
+  sock.write(`GET /cometd HTTP/1.1\r\nX-Filler: ${'f'.repeat(9000)}`); // no end of head yet
+  await Promise.race([closed, sleep(3000)]);
+  assert.match(got, /^HTTP\/1\.1 400 /);
+  assert.ok(sock.destroyed || sock.readableEnded, 'the connection is closed');
+  assert.match(logText(), /upgrade refused with HTTP 400: request head too long/);
+  await roundTrip();
+});
+
+test('an upgrade head written a few bytes at a time is still accepted', async () => {
+  const [host, port] = process.env.BX_WS_DIRECT.split(':');
+  const sock = net.connect(Number(port), host);
+  sock.setNoDelay(true);
+  await new Promise((r) => sock.once('connect', r));
+  let got = '';
+  sock.on('data', (d) => { got += d.toString('latin1'); });
+  const head = 'GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+               'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n';
+  for (let i = 0; i < head.length; i += 7) { sock.write(head.slice(i, i + 7)); await sleep(5); }
+  for (let i = 0; i < 100 && !got.includes('\r\n\r\n'); i++) await sleep(20);
+  assert.match(got, /^HTTP\/1\.1 101 /);
+  sock.destroy();
+});
