@@ -915,20 +915,22 @@ static void do_subscription(bx_exchange *ex, int subscribe)
     /* <<< security policy hook */
     args a = {0};
     session_args(ex, &a, cid);
-    int base = a.n;
+    int base = a.n, policy_denied = 0;
     for (size_t i = 0; list && list[i] && !error; i++) {
         bx_channel_class cls = bx_channel_classify(list[i]);
         if (cls == BX_CH_META)
             error = !subscribe ? BX_ERR_UNSUBSCRIBE_FAILED
                   : meta_exists(list[i]) ? BX_ERR_SUBSCRIBE_DENIED : BX_ERR_CREATE_DENIED;
         else if (cls == BX_CH_BROADCAST && subscribe && (error = policy_error(ex, list[i], BX_OP_SUBSCRIBE)))
-            break; /* security policy (h7): nothing of this subscribe is recorded */
+            policy_denied = 1; /* security policy (h7): nothing of this subscribe is recorded */
         else if (cls == BX_CH_BROADCAST)
             args_add(&a, list[i]);
         /* service channels: success, not recorded (never broadcast) */
     }
     bx_channel_wildcards_free(list);
-    if (error && a.n > base) { /* a denied element: nothing is recorded (CometD refuses the whole subscribe) */
+    /* A meta element stops processing and the elements before it stay (un)subscribed, as CometD
+     * does (bayeux-notes §2.9, §2.10); a policy denial drops the whole subscribe (h7's choice). */
+    if (policy_denied && a.n > base) {
         args_free(&a);
         a = (args){0};
         session_args(ex, &a, cid);
@@ -1143,7 +1145,9 @@ bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *
         bx_dispatch_free(d);
         return NULL;
     }
-    if (bx_services_add_builtins(d->services, err, errlen) < 0 || !(d->auth = bx_auth_new(cfg, err, errlen))) {
+    if (bx_services_add_builtins(d->services, err, errlen) < 0
+        || bx_services_add_external(d->services, cfg->externalServices, &cfg->externalServiceTimeout, err, errlen) < 0
+        || !(d->auth = bx_auth_new(cfg, err, errlen))) {
         bx_dispatch_free(d);
         return NULL;
     }
