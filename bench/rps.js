@@ -49,7 +49,9 @@ function finish() {
   lat.sort((a, b) => a - b);
   const p = (q) => (lat.length ? Math.round(lat[Math.min(lat.length - 1, Math.ceil(q * lat.length) - 1)]) / 1000 : null);
   Object.assign(r, { requests: ok, reqPerSec: Math.round(ok / sec), latencyMs: { p50: p(0.5), p99: p(0.99) }, errors });
+  const nerr = Object.values(errors).reduce((a, b) => a + b, 0);
   if (!ok) r.error = `no successful request: ${Object.keys(errors).slice(0, 3).join(', ') || '?'}`;
+  else if (nerr > ok / 100) r.error = `${nerr} failed requests (${Object.keys(errors).slice(0, 3).join(', ')})`;
   for (const c of conns) c.conn.destroy();
   process.stderr.write(`${r.label}: ${r.reqPerSec} req/s over ${o.connections} connections, p50 ${r.latencyMs.p50} ms, ` +
     `p99 ${r.latencyMs.p99} ms${Object.keys(errors).length ? ' errors ' + JSON.stringify(errors) : ''}\n`);

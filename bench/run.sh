@@ -152,7 +152,9 @@ start_bayeux-fcgi() { stack_up bayeux-fcgi "$STACK_DIR" "$BUILD/bin/bayeux-fcgi"
 start_hello() {
   cc -O2 -o "$BENCH_DIR/fcgi-hello" bench/fcgi-hello.c -lfcgi -lpthread 2>"$BENCH_DIR/fcgi-hello.cc.log" ||
     { log "fcgi-hello did not build:"; cat "$BENCH_DIR/fcgi-hello.cc.log" >&2; return 1; }
-  stack_up hello "$HELLO_DIR" "$BENCH_DIR/fcgi-hello" 1
+  # Without upstream keepalive: libfcgi's one-connection-per-thread accept loop would sit on kept
+  # connections (4 threads) while nginx queues more. It is the classic hello-world ceiling.
+  BX_STACK_KEEPALIVE=0 stack_up hello "$HELLO_DIR" "$BENCH_DIR/fcgi-hello" 1
 }
 
 # The pids to sample for a server: those in its pid files plus their children (nginx workers).
@@ -203,6 +205,29 @@ log "generator ceiling (trivial responder, $crate msg/s)"
 timeout -k 5 120 node bench/bench.js --json --self --label generator-ceiling --rate "$crate" \
   2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "ceiling run failed"
 
+# Latency floor: two clients in one room, single-message publishes at a light rate. Floor and
+# request rates run first, on fresh servers: a saturated Faye takes minutes to drain its backlog.
+for s in "${started[@]}"; do
+  log "$s: latency floor"
+  CLIENTS=2 ROOMS=1 ROOMS_PER_CLIENT=1 bench_one "$s" 50 --batch 1 --duration 5 --label "floor-$s" || true
+done
+
+# Request rates: the libfcgi hello-world ceiling, then non-blocking publishes (one session per
+# connection, a channel nobody subscribes to) against each server.
+log "request rates: libfcgi hello world, then publish requests/s per server"
+RPS_SEC=$([ "$QUICK" = 1 ] && echo 3 || echo 5)
+if start_hello; then
+  timeout -k 5 60 node bench/rps.js --json --label rps-hello --mode hello --url "${URL[hello]}" --duration "$RPS_SEC" \
+    2> >(sed 's/^/    /' >&2) >> "$RUNS"
+  bx_stack_stop "$HELLO_DIR"
+else
+  printf '{"label":"rps-hello","error":"hello stack did not start"}\n' >> "$RUNS"
+fi
+for s in "${started[@]}"; do
+  timeout -k 5 60 node bench/rps.js --json --label "rps-$s" --mode publish --url "${URL[$s]}" --duration "$RPS_SEC" \
+    2> >(sed 's/^/    /' >&2) >> "$RUNS"
+done
+
 declare -A saturated
 for r in $RATES; do
   for s in $SERVERS; do
@@ -228,28 +253,6 @@ if [ "$SATURATE" = 1 ]; then
     done
   done
 fi
-
-# Latency floor: two clients in one room, single-message publishes at a light rate.
-for s in "${started[@]}"; do
-  log "$s: latency floor"
-  CLIENTS=2 ROOMS=1 ROOMS_PER_CLIENT=1 bench_one "$s" 50 --batch 1 --duration 5 --label "floor-$s" || true
-done
-
-# Request rates: the libfcgi hello-world ceiling, then non-blocking publishes (one session per
-# connection, a channel nobody subscribes to) against each server.
-log "request rates: libfcgi hello world, then publish requests/s per server"
-RPS_SEC=$([ "$QUICK" = 1 ] && echo 3 || echo 5)
-if start_hello; then
-  timeout -k 5 60 node bench/rps.js --json --label rps-hello --mode hello --url "${URL[hello]}" --duration "$RPS_SEC" \
-    2> >(sed 's/^/    /' >&2) >> "$RUNS"
-  bx_stack_stop "$HELLO_DIR"
-else
-  printf '{"label":"rps-hello","error":"hello stack did not start"}\n' >> "$RUNS"
-fi
-for s in "${started[@]}"; do
-  timeout -k 5 60 node bench/rps.js --json --label "rps-$s" --mode publish --url "${URL[$s]}" --duration "$RPS_SEC" \
-    2> >(sed 's/^/    /' >&2) >> "$RUNS"
-done
 
 if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then
   # Worker scaling: the same workload at twice the top sweep rate with 1, 2 and 4 workers.

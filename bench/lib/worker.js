@@ -1,5 +1,5 @@
-// One generator thread: a share of the Bayeux long-polling clients (raw HTTP/1.1
-// keep-alive, no official client: it is far heavier than the server it measures).
+// One generator thread: a share of the Bayeux clients, long-polling over raw HTTP/1.1
+// keep-alive (no official client: far heavier than the server it measures) or WebSocket.
 // Protocol: handshake → one batched subscribe to its rooms → first connect with
 // advice.timeout 0 → connect loop; publishers send batches of BATCH publishes and
 // wait for the reply before their next batch, so a publisher's sequence numbers
