@@ -74,6 +74,7 @@ struct bx_store {
     long long progress_ms;   /* last time cmd answered (or went from idle to busy) */
     int command_timeout_ms;
     struct event *watchdog;
+    bx_store_stats stats;    /* bx_store_get_stats */
     sentinel *sentinels;     /* bx_store_set_sentinels; n_sentinels 0: connect to host:port */
     int n_sentinels;
     char *master_name;
@@ -84,7 +85,13 @@ typedef struct call {
     bx_store *store;
     bx_store_cb *cb;
     void *arg;
+    long long sent_us;   /* for the latency histogram */
 } call;
+
+/* Upper bounds (µs) of the latency buckets; the last bucket is everything above. */
+static const long long latency_le_us[BX_STORE_LATENCY_BUCKETS - 1] = {
+    250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000,
+};
 
 static void conn_start(conn *c);
 static void conn_drop(conn *c, const char *why);
@@ -92,11 +99,13 @@ static void sentinel_ask(conn *c);
 static void conn_begin(conn *c);
 static void on_role(redisAsyncContext *ac, void *r, void *priv);
 
-static long long mono_ms(void) {
+static long long mono_us(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (long long)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+static long long mono_ms(void) { return mono_us() / 1000; }
 
 static char *dup_str(const char *s) {
     size_t n = strlen(s) + 1;
@@ -131,6 +140,8 @@ static void conn_down(conn *c, const char *why) {
 }
 
 static void conn_ready(conn *c) {
+    if (!c->is_sub && c->was_ready) c->store->stats.reconnects++;
+    if (!c->is_sub) c->was_ready = 1;
     c->state = CONN_READY;
     c->backoff_ms = BACKOFF_MIN_MS;
     bx_info("store: %s connection to %s:%d ready", conn_name(c), c->host, c->port);
@@ -539,10 +550,32 @@ int bx_store_ready(const bx_store *s) {
     return s && s->cmd.state == CONN_READY;
 }
 
+/* One answered (or failed) FCALL into the counters. */
+static void stats_count(bx_store *s, long long sent_us, int failed) {
+    long long us = mono_us() - sent_us;
+    int b = 0;
+    while (b < BX_STORE_LATENCY_BUCKETS - 1 && us > latency_le_us[b]) b++;
+    s->stats.calls++;
+    s->stats.failures += failed != 0;
+    s->stats.latency_count[b]++;
+    s->stats.latency_sum_us += (unsigned long long)(us > 0 ? us : 0);
+}
+
+void bx_store_get_stats(const bx_store *s, bx_store_stats *out) {
+    *out = s->stats;
+    out->ready = bx_store_ready(s);
+    out->pending = s->pending;
+}
+
+long long bx_store_latency_le_us(int bucket) {
+    return bucket >= 0 && bucket < BX_STORE_LATENCY_BUCKETS - 1 ? latency_le_us[bucket] : -1;
+}
+
 static void on_reply(redisAsyncContext *ac, void *r, void *priv) {
     call *cl = priv;
     redisReply *reply = r;
     pending_done(cl->store);
+    stats_count(cl->store, cl->sent_us, !reply || reply->type == REDIS_REPLY_ERROR);
     if (!reply) {
         const char *why = cl->store->closing ? "store closed"
                           : (ac && ac->errstr[0]) ? ac->errstr : "Redis connection lost";
@@ -583,6 +616,7 @@ static void fcall_argv(const char *fn, const char *prefix, int argc, const char 
 
 int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,
                    bx_store_cb *cb, void *arg, char *err, size_t errlen) {
+    if (s && !s->closing && s->cmd.state != CONN_READY) s->stats.refused++;
     if (!s || s->closing || s->cmd.state != CONN_READY || !s->cmd.ac) {
         set_err(err, errlen, "Redis not connected%s",
                 s && s->cmd.state == CONN_LOADING ? " (loading the function library)" : "");
@@ -610,6 +644,7 @@ int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, con
     cl->store = s;
     cl->cb = cb;
     cl->arg = arg;
+    cl->sent_us = mono_us();
     fcall_argv(fn, s->prefix, argc, argv, lens, vec, vlens);
     if (redisAsyncCommandArgv(s->cmd.ac, on_reply, cl, n, vec, vlens) != REDIS_OK) {
         set_err(err, errlen, "Redis command failed: %s", s->cmd.ac->errstr);

@@ -53,6 +53,24 @@ int bx_store_ready(const bx_store *s);
  * (cb is NOT called; err set). argv strings are copied before return. */
 int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,
                    bx_store_cb *cb, void *arg, char *err, size_t errlen);
+/* Counters of the command connection since bx_store_new, for metrics. Latency: time from
+ * bx_store_fcall to its callback, counted per bucket (bucket b holds calls of at most
+ * bx_store_latency_le_us(b) µs that did not fit a smaller one; the last bucket is the rest). */
+#define BX_STORE_LATENCY_BUCKETS 10
+typedef struct bx_store_stats {
+    unsigned long long calls;       /* FCALLs answered or failed (callback ran) */
+    unsigned long long failures;    /* of those: NULL reply (Redis away, watchdog) or error reply */
+    unsigned long long refused;     /* bx_store_fcall returned -1: not connected */
+    unsigned long long reconnects;  /* command connection ready again after being ready before */
+    unsigned long long latency_count[BX_STORE_LATENCY_BUCKETS];
+    unsigned long long latency_sum_us;
+    int ready;                      /* bx_store_ready now */
+    int pending;                    /* commands in flight now */
+} bx_store_stats;
+/* Copy the counters into *out (event-loop thread only, like every call here). */
+void bx_store_get_stats(const bx_store *s, bx_store_stats *out);
+/* Upper bound of latency bucket b in µs; -1 for the last (+Inf) bucket. */
+long long bx_store_latency_le_us(int bucket);
 /* Close both connections; pending callbacks run with reply NULL. Frees s.
  * Not from inside a store callback (hiredis defers the free; s would be gone). */
 void bx_store_free(bx_store *s);
