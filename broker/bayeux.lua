@@ -120,6 +120,10 @@ local function K(P)
     held = function(b) return P .. 'browser:' .. b .. ':held' end,
     wake = function(w) return P .. 'wake:' .. w end,
     room = function(r) return P .. 'room:' .. r end,
+    svc = function(c) return P .. 'svc:' .. c end,
+    req = function(id) return P .. 'req:' .. id end,
+    reqexp = P .. 'reqexp',
+    reqseq = P .. 'reqseq',
     user = function(u) return P .. 'user:' .. u end,
   }
 end
@@ -240,6 +244,7 @@ end
 
 local members_notice -- defined with the services below; removal publishes member lists
 local user_add, presence_notice -- services: a session joins its user's set; presence messages
+local requests_expire -- external services: calls past their deadline get their timeout error (bx_sweep)
 
 -- Removing a session, read phase: type-check everything the write phase touches.
 -- sess may be nil (hash already expired by its TTL). Returns the plan for removal_write.
@@ -803,6 +808,7 @@ local function sweep(_, args)
   for _, cid in ipairs(junk) do redis.call('ZREM', k.expiry, cid) end
   local removed = #plans
   stat(k, 'expired', removed)
+  requests_expire(k, now, max)
   return removed
 end
 
@@ -859,10 +865,15 @@ local function queue_for(k, acc, message, stale, set)
   stat(k, 'deliveries', acc.n)
 end
 
+-- A JSON string; cjson escapes '/' as '\/', which is valid but not how channels are written elsewhere.
+local function json_str(v)
+  return (cjson.encode(v):gsub('\\/', '/'))
+end
+
 -- JSON array of strings; cjson would encode an empty table as an object.
 local function json_strings(list)
   local out = {}
-  for i, v in ipairs(list) do out[i] = cjson.encode(v) end
+  for i, v in ipairs(list) do out[i] = json_str(v) end
   return '[' .. table.concat(out, ',') .. ']'
 end
 
@@ -892,7 +903,7 @@ end
 
 -- {user, presence} on the presence channel (after the caller's writes, like member lists).
 presence_notice = function(k, pc, user, what)
-  local msg = '{"channel":' .. cjson.encode(pc) .. ',"data":{"user":' .. cjson.encode(user) ..
+  local msg = '{"channel":' .. json_str(pc) .. ',"data":{"user":' .. json_str(user) ..
               ',"presence":"' .. what .. '"}}'
   return fanout_after_writes(k, pc, channel_wildcards(pc), msg, 0)
 end
@@ -1027,6 +1038,113 @@ local function deliver_user(_, args)
   return acc.n
 end
 
+-- ---------------------------------------------------------------- external services
+-- A call on a configured /service/<name> is appended to the stream Psvc:<channel> (consumer group
+-- "bayeux", created here) for any process to answer with bx_ext_answer. Preq:<id> hash {cid,
+-- channel, id, deadline} lives until the answer or the deadline; Preqexp (zset id -> deadline)
+-- lets bx_sweep send the caller its timeout error.
+
+local EXT_GROUP = 'bayeux'
+local EXT_STREAM_MAXLEN = 10000
+local ERR_TIMEOUT = '406::timeout'
+
+-- The remote-call reply for a call (JSON text): data (JSON text) when successful, else error.
+local function ext_reply(channel, msg_id, data, err)
+  local out = '{"channel":' .. json_str(channel)
+  if msg_id ~= '' then out = out .. ',"id":' .. json_str(msg_id) end
+  if err then
+    out = out .. ',"successful":false,"error":' .. json_str(err)
+  else
+    out = out .. ',"successful":true,"data":' .. data
+  end
+  return out .. '}'
+end
+
+-- Queue reply for cid (wrong-typed keys skipped, never an error: runs after writes).
+local function ext_deliver(k, cid, reply)
+  local acc = recipients_new()
+  if not pcall(recipient_read, k.P, cid, 0, acc) or acc.n == 0 then return 0 end
+  local ok, parked = pcall(recipients_parked, k, acc)
+  if not ok then parked = {} end
+  recipients_write(k, acc, reply, parked)
+  stat(k, 'wakes', wake_workers(k, parked))
+  stat(k, 'deliveries', acc.n)
+  return 1
+end
+
+-- keys: Psvc:<channel> (stream)  Preq:<id>  Preqexp  Preqseq
+-- args: prefix cid channel msg_id data timeout_ms user
+-- returns: the request id. data is the call's JSON data ("null" when none); msg_id "" = none.
+local function ext_request(_, args)
+  local fn = 'bx_ext_request'
+  arg_count(fn, args, 7, 7)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local channel = arg_channel(fn, 'channel', args[3])
+  local msg_id = args[4]
+  if #msg_id > 256 then fail(fn, 'msg_id: at most 256 bytes') end
+  local data = arg_nonempty(fn, 'data', args[5])
+  local timeout = arg_int(fn, 'timeout_ms', args[6], 1)
+  local user = args[7]
+  if #user > 256 then fail(fn, 'user: at most 256 bytes') end
+  local k = K(P)
+  local stream = k.svc(channel)
+  need(stream, 'stream')
+  need(k.reqexp, 'zset')
+  need(k.reqseq, 'string')
+  local deadline = now_ms() + timeout
+  local id = tostring(redis.call('INCR', k.reqseq))
+  need(k.req(id), 'hash')
+  redis.pcall('XGROUP', 'CREATE', stream, EXT_GROUP, '0', 'MKSTREAM') -- BUSYGROUP: exists already
+  redis.call('XADD', stream, 'MAXLEN', '~', EXT_STREAM_MAXLEN, '*', 'req', id, 'channel', channel,
+             'user', user, 'data', data, 'deadline', deadline)
+  redis.call('HSET', k.req(id), 'cid', cid, 'channel', channel, 'id', msg_id, 'deadline', deadline)
+  redis.call('PEXPIRE', k.req(id), timeout + 60000)
+  redis.call('ZADD', k.reqexp, deadline, id)
+  return id
+end
+
+-- keys: Preq:<id>  Preqexp  the caller's P{cid}:q  Pwake:<W>
+-- args: prefix req_id data error
+-- data: JSON text of the result (ignored when error is not ""); error: a Bayeux error string.
+-- returns: "ok" (queued for the caller), "late" (deadline passed or answered already: dropped),
+-- "gone" (the caller's session is gone).
+local function ext_answer(_, args)
+  local fn = 'bx_ext_answer'
+  arg_count(fn, args, 4, 4)
+  local P = arg_prefix(fn, args[1])
+  local id = args[2]
+  if not id:match('^%d+$') or #id > 20 then fail(fn, 'req_id: a request id expected') end
+  local data, err = args[3], args[4]
+  if err == '' then
+    err = nil
+    if data == '' or not pcall(cjson.decode, data) then fail(fn, 'data: JSON text expected') end
+  elseif #err > 256 then
+    fail(fn, 'error: at most 256 bytes')
+  end
+  local k = K(P)
+  need(k.reqexp, 'zset')
+  need(k.stats, 'hash')
+  local r = rd('hash', k.req(id), 'HMGET', 'cid', 'channel', 'id', 'deadline')
+  if not r[1] or tonumber(r[4]) <= now_ms() then return 'late' end
+  redis.call('DEL', k.req(id))
+  redis.call('ZREM', k.reqexp, id)
+  if ext_deliver(k, r[1], ext_reply(r[2], r[3], data, err)) == 0 then return 'gone' end
+  return 'ok'
+end
+
+requests_expire = function(k, now, max)
+  local ok, ids = pcall(rd, 'zset', k.reqexp, 'ZRANGEBYSCORE', '-inf', now, 'LIMIT', 0, max)
+  if not ok then return 0 end
+  for _, id in ipairs(ids) do
+    local okr, r = pcall(rd, 'hash', k.req(id), 'HMGET', 'cid', 'channel', 'id')
+    if okr and r[1] then ext_deliver(k, r[1], ext_reply(r[2], r[3] or '', nil, ERR_TIMEOUT)) end
+    redis.call('DEL', k.req(id))
+    redis.call('ZREM', k.reqexp, id)
+  end
+  return #ids
+end
+
 local STAT_NAMES = { 'handshakes', 'connects', 'publishes', 'deliveries', 'dropped', 'wakes',
                      'disconnects', 'expired' }
 
@@ -1128,6 +1246,8 @@ reg('bx_sweep', sweep)
 reg('bx_stats', stats, true)
 reg('bx_service_touch', service_touch)
 reg('bx_session_auth', session_auth, true)
+reg('bx_ext_request', ext_request)
+reg('bx_ext_answer', ext_answer)
 reg('bx_member_join', member_join)
 reg('bx_private', private)
 reg('bx_deliver_user', deliver_user)

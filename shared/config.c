@@ -115,6 +115,8 @@ static const row rows[] = {
     { "jwtRoleClaim", T_STR, S_GLOBAL, G(jwtRoleClaim), 0, 0, "roles", check_word },
     { "authorizers", T_STR, S_GLOBAL, G(authorizers), 0, 0, NULL, check_word },
     { "presenceChannel", T_STR, S_GLOBAL, G(presenceChannel), 0, 0, NULL, check_word },
+    { "externalServices", T_STR, S_GLOBAL, G(externalServices), 0, 0, NULL, check_word },
+    { "externalServiceTimeout", T_LONG, S_GLOBAL, G(externalServiceTimeout), 1, DAY, "5000", NULL },
     { "listen", T_STR, S_GLOBAL, G(listen), 0, 0, ":fd0", check_word },
     { "acceptThreads", T_LONG, S_GLOBAL, G(acceptThreads), 1, 256, "2", NULL },
     { "logLevel", T_STR, S_GLOBAL, G(logLevel), 0, 0, "info", check_level },

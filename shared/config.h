@@ -81,6 +81,8 @@ typedef struct bx_config {
     char *jwtRoleClaim;         /* "roles": array of strings or one string */
     char *authorizers;          /* NULL none; "<channel>=<ops>:<who>;..." (auth.h) */
     char *presenceChannel;      /* NULL: no presence; else {user, presence:"joined"|"left"} published there */
+    char *externalServices;     /* NULL none; "/service/a,/service/b": answered through Redis streams */
+    long externalServiceTimeout;/* ms a caller waits for an external answer before 406::timeout; 5000 */
     /* bayeux-ws (ws.* keys that are not transport options) */
     char *wsListen;             /* "127.0.0.1:8090": host:port of the WebSocket listener */
     long wsIdleTimeout;         /* ms without any inbound frame before close 1001; 0 never; 300000 (Jetty) */

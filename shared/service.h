@@ -43,6 +43,11 @@ int bx_services_has(const bx_services *s, const char *channel);
 /* The built-ins (shared/services/): /service/echo, /service/members, /service/privatechat. 0 / -1 + err. */
 int bx_services_add_builtins(bx_services *s, char *err, size_t errlen);
 
+/* External services (shared/services/external.c): each channel of list ("/service/a,/service/b") is answered
+ * by another process through Redis (broker/API.md bx_ext_request/bx_ext_answer). timeout_ms borrowed (must
+ * outlive s). 0 / -1 + err. */
+int bx_services_add_external(bx_services *s, const char *list, const long *timeout_ms, char *err, size_t errlen);
+
 /* ---- the call, handler side ---- */
 
 /* Borrowed, valid during the call. */

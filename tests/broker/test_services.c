@@ -3,6 +3,8 @@
  * bx_disconnect and bx_sweep. Needs a redis-server (BX_TEST_REDIS_PORT, see tests/run.sh). */
 #include "broker_test.h"
 
+#include <unistd.h>
+
 static bx_store_sync *S;
 
 static int setup(void **state) {
@@ -148,6 +150,44 @@ static void test_bad_arguments_and_wrong_types(void **state) {
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "user:u", NULL), 0);
 }
 
+
+static void test_external_request_answer_timeout(void **state) {
+    (void)state;
+    t_session(S, "a", "");
+    redisReply *r = t_fcall(S, "bx_ext_request", "a", "/service/x", "7", "{\"t\":1}", "60000", "ann", NULL);
+    assert_int_equal(r->type, REDIS_REPLY_STRING);
+    char *req = strdup(r->str);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "XLEN", T_PREFIX "svc:/service/x", NULL), 1);
+    r = t_cmd(S, "XINFO", "GROUPS", T_PREFIX "svc:/service/x", NULL);
+    assert_int_equal(r->elements, 1); /* the "bayeux" group exists */
+    freeReplyObject(r);
+    assert_non_null(strstr(t_fcall_err(S, "bx_ext_answer", req, "{bad", "", NULL), "data:"));
+    r = t_fcall(S, "bx_ext_answer", req, "{\"r\":2}", "", NULL);
+    assert_string_equal(r->str, "ok");
+    freeReplyObject(r);
+    assert_queued_at("a", 0, "{\"channel\":\"/service/x\",\"id\":\"7\",\"successful\":true,\"data\":{\"r\":2}}");
+    /* answered once: a second answer is late */
+    r = t_fcall(S, "bx_ext_answer", req, "{}", "", NULL);
+    assert_string_equal(r->str, "late");
+    freeReplyObject(r);
+    free(req);
+    /* a request past its deadline: the sweep sends the timeout error, the answer is late */
+    r = t_fcall(S, "bx_ext_request", "a", "/service/x", "", "null", "1", "", NULL);
+    req = strdup(r->str);
+    freeReplyObject(r);
+    usleep(5000);
+    freeReplyObject(t_fcall(S, "bx_sweep", "100", NULL));
+    assert_int_equal(t_queued(S, "a"), 2);
+    assert_queued_at("a", 1, "{\"channel\":\"/service/x\",\"successful\":false,\"error\":\"406::timeout\"}");
+    r = t_fcall(S, "bx_ext_answer", req, "{}", "", NULL);
+    assert_string_equal(r->str, "late");
+    freeReplyObject(r);
+    assert_int_equal(t_queued(S, "a"), 2);
+    assert_int_equal(t_cmd_int(S, "ZCARD", T_PREFIX "reqexp", NULL), 0);
+    free(req);
+}
+
 int main(void) {
     S = t_open();
     const struct CMUnitTest tests[] = {
@@ -156,6 +196,7 @@ int main(void) {
         cmocka_unit_test_setup(test_deliver_user_all_sessions, setup),
         cmocka_unit_test_setup(test_disconnect_and_sweep_leave_rooms, setup),
         cmocka_unit_test_setup(test_bad_arguments_and_wrong_types, setup),
+        cmocka_unit_test_setup(test_external_request_answer_timeout, setup),
     };
     int rc = cmocka_run_group_tests_name("broker services", tests, NULL, NULL);
     bx_store_sync_close(S);

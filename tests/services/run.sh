@@ -45,6 +45,8 @@ jwtAlgorithm = HS256
 jwtSecret = $BX_SVC_SECRET
 authorizers = /secret/**=subscribe+publish:role:admin;/auth/**=publish:authenticated;/locked/*=create:nobody
 presenceChannel = /presence
+externalServices = /service/upper,/service/slow,/service/crashy
+externalServiceTimeout = 3000
 CONF
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out "$tmp/rsa.pem" 2>/dev/null &&
   openssl pkey -in "$tmp/rsa.pem" -pubout -out "$tmp/rsa.pub.pem" || { echo "services: openssl failed"; exit 1; }
@@ -61,9 +63,11 @@ if ! { bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" && bx_stack_
 fi
 
 failed=0
-export BX_URL=http://127.0.0.1:$nginx_port BX_SVC_DIR=$tmp
+export BX_URL=http://127.0.0.1:$nginx_port BX_SVC_DIR=$tmp BX_REDIS_PORT=$redis_port BX_REDIS_PREFIX=svc:
+# the example external service (examples/services) runs under Debian's python3 with python3-redis
+/usr/bin/python3 -c 'import redis' 2>/dev/null || { echo "services: /usr/bin/python3 lacks python3-redis (make deps)"; exit 1; }
 echo "-- HS256, authorizers, presence --"
-node --test --test-concurrency=1 --test-reporter=spec tests/services/[12]*.test.mjs || failed=1
+node --test --test-concurrency=1 --test-reporter=spec tests/services/[124]*.test.mjs || failed=1
 echo "-- RS256: workers restarted with jwtAlgorithm=RS256 --"
 for i in $(seq 1 "$BX_STACK_WORKERS"); do
   bash scripts/stack.sh worker-stop "$tmp" "$i" >/dev/null 2>&1
