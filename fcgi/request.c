@@ -200,8 +200,10 @@ int bx_req_read(bx_req *q, int nonblock)
             return 1;
         q->keepable = stdin_at_end(r);
     }
-    /* the body is ours now: give back libfcgi's 8 KB input buffer, a parked poll holds the rest */
-    FCGX_FreeStream(&r->in);
+    /* the body is ours now: give back libfcgi's 8 KB input buffer, a parked poll holds the rest
+     * (a refused body still to be dropped keeps it: bx_req_discard reads through it) */
+    if (!bx_req_must_discard(q))
+        FCGX_FreeStream(&r->in);
     q->reading = 0;
     return 0;
 }

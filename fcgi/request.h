@@ -56,7 +56,8 @@ bx_req *bx_req_from_cgi(long max_body);
  * in "\r\n", may be NULL), body. 0 when everything was handed to the web server, -1 not. */
 int bx_req_respond(bx_req *q, int status, const char *ctype, const char *headers, const char *body, size_t len);
 /* 1 if q's body was refused unread (over maxMessageSize) but is small enough to be read and
- * thrown away before closing, so the web server is not cut off while it is still sending. */
+ * thrown away before closing, so the web server is not cut off while it is still sending.
+ * (FastCGI only; the input stream is kept for it.) */
 int bx_req_must_discard(const bx_req *q);
 /* Read and drop the rest of the body (blocking, bounded by the receive timeout). */
 void bx_req_discard(bx_req *q);
