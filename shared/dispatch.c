@@ -915,27 +915,21 @@ static void do_subscription(bx_exchange *ex, int subscribe)
     /* <<< security policy hook */
     args a = {0};
     session_args(ex, &a, cid);
-    int base = a.n, policy_denied = 0;
+    int base = a.n;
     for (size_t i = 0; list && list[i] && !error; i++) {
         bx_channel_class cls = bx_channel_classify(list[i]);
         if (cls == BX_CH_META)
             error = !subscribe ? BX_ERR_UNSUBSCRIBE_FAILED
                   : meta_exists(list[i]) ? BX_ERR_SUBSCRIBE_DENIED : BX_ERR_CREATE_DENIED;
         else if (cls == BX_CH_BROADCAST && subscribe && (error = policy_error(ex, list[i], BX_OP_SUBSCRIBE)))
-            policy_denied = 1; /* security policy (h7): nothing of this subscribe is recorded */
+            break; /* security policy (h7): stops here like any failed element */
         else if (cls == BX_CH_BROADCAST)
             args_add(&a, list[i]);
         /* service channels: success, not recorded (never broadcast) */
     }
     bx_channel_wildcards_free(list);
-    /* A meta element stops processing and the elements before it stay (un)subscribed, as CometD
-     * does (bayeux-notes §2.9, §2.10); a policy denial drops the whole subscribe (h7's choice). */
-    if (policy_denied && a.n > base) {
-        args_free(&a);
-        a = (args){0};
-        session_args(ex, &a, cid);
-        base = a.n;
-    }
+    /* A failed element (meta channel, security policy) stops processing and the elements before it
+     * stay (un)subscribed, as CometD does (bayeux-notes §2.9, §2.10). */
     if (a.n == base) {
         args_free(&a);
         touch_then(ex, cid, error);
