@@ -67,7 +67,7 @@ export BX_URL=http://127.0.0.1:$nginx_port BX_SVC_DIR=$tmp BX_REDIS_PORT=$redis_
 # the example external service (examples/services) runs under Debian's python3 with python3-redis
 /usr/bin/python3 -c 'import redis' 2>/dev/null || { echo "services: /usr/bin/python3 lacks python3-redis (make deps)"; exit 1; }
 echo "-- HS256, authorizers, presence --"
-node --test --test-concurrency=1 --test-reporter=spec tests/services/[124]*.test.mjs || failed=1
+node --test --test-concurrency=1 --test-reporter=spec tests/services/[1245]*.test.mjs || failed=1
 echo "-- RS256: workers restarted with jwtAlgorithm=RS256 --"
 for i in $(seq 1 "$BX_STACK_WORKERS"); do
   bash scripts/stack.sh worker-stop "$tmp" "$i" >/dev/null 2>&1
