@@ -1145,6 +1145,33 @@ requests_expire = function(k, now, max)
   return #ids
 end
 
+-- ---------------------------------------------------------------- auction (the clustered demo)
+-- Pauction:<item> hash {amount, bidder}: the highest bid. A higher bid replaces it and is published
+-- on /auction/item/<item> to every watcher, whatever worker or pool holds their session.
+
+-- keys: Pauction:<item>  Pch:/auction/... and the watchers' queues
+-- args: prefix item amount bidder
+-- item: [A-Za-z0-9_.-]{1,64}; amount: a positive integer (cents); bidder: 1..256 bytes.
+-- returns: {"ok", recipients} (the new highest bid, published) | {"low", amount, bidder} (current highest)
+local function auction_bid(_, args)
+  local fn = 'bx_auction_bid'
+  arg_count(fn, args, 4, 4)
+  local P = arg_prefix(fn, args[1])
+  local item = arg_room(fn, args[2])
+  local amount = arg_int(fn, 'amount', args[3], 1)
+  local bidder = arg_name(fn, 'bidder', args[4])
+  local k = K(P)
+  local key = P .. 'auction:' .. item
+  local cur = rd('hash', key, 'HMGET', 'amount', 'bidder')
+  need(k.stats, 'hash')
+  if cur[1] and tonumber(cur[1]) >= amount then return { 'low', tonumber(cur[1]), cur[2] or '' } end
+  redis.call('HSET', key, 'amount', amount, 'bidder', bidder)
+  local channel = '/auction/item/' .. item
+  local msg = '{"channel":"' .. channel .. '","data":{"item":"' .. item .. '","amount":' .. amount ..
+              ',"bidder":' .. json_str(bidder) .. '}}'
+  return { 'ok', fanout_after_writes(k, channel, channel_wildcards(channel), msg, 0) }
+end
+
 local STAT_NAMES = { 'handshakes', 'connects', 'publishes', 'deliveries', 'dropped', 'wakes',
                      'disconnects', 'expired' }
 
@@ -1248,6 +1275,7 @@ reg('bx_service_touch', service_touch)
 reg('bx_session_auth', session_auth, true)
 reg('bx_ext_request', ext_request)
 reg('bx_ext_answer', ext_answer)
+reg('bx_auction_bid', auction_bid)
 reg('bx_member_join', member_join)
 reg('bx_private', private)
 reg('bx_deliver_user', deliver_user)

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "channel.h"
+#include "dispatch.h"
 #include "log.h"
 #include "message.h"
 
@@ -270,6 +271,23 @@ int bx_service_fcall(bx_service_call *c, const char *fn, int argc, const char **
         return -1;
     }
     return 0;
+}
+
+void bx_service_fcall_or_fail(bx_service_call *c, const char *fn, int argc, const char **argv, bx_service_cb *cb)
+{
+    char err[160] = "";
+    size_t lens[16];
+    if (argc > 16) {
+        bx_error("service %s: %s with %d arguments (at most 16)", c->svc->channel, fn, argc);
+        bx_service_fail(c, BX_SERVICE_FAILED);
+        return;
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    if (bx_service_fcall(c, fn, argc, argv, lens, cb, NULL, err, sizeof err) < 0) {
+        bx_warn("service %s c=%s: %s", c->svc->channel, c->cid, err);
+        bx_service_fail(c, BX_ERR_BROKER_UNAVAILABLE);
+    }
 }
 
 static void on_forget(const redisReply *r, const char *err, void *arg)

@@ -40,7 +40,8 @@ void bx_services_free(bx_services *s);
 int bx_services_add(bx_services *s, const char *channel, bx_service_fn *fn, void *arg, char *err, size_t errlen);
 /* 1 when channel has a handler. */
 int bx_services_has(const bx_services *s, const char *channel);
-/* The built-ins (shared/services/): /service/echo, /service/members, /service/privatechat. 0 / -1 + err. */
+/* The built-ins (shared/services/): /service/echo, /service/members, /service/privatechat,
+ * /service/auction/bid. 0 / -1 + err. */
 int bx_services_add_builtins(bx_services *s, char *err, size_t errlen);
 
 /* External services (shared/services/external.c): each channel of list ("/service/a,/service/b") is answered
@@ -63,6 +64,9 @@ long bx_service_ttl_ms(const bx_service_call *c);          /* session safety-net
  * open until it is ended. argv copied. 0 queued, -1 + err (broker down: cb NOT called). */
 int bx_service_fcall(bx_service_call *c, const char *fn, int argc, const char **argv, const size_t *lens,
                      bx_service_cb *cb, void *arg, char *err, size_t errlen);
+/* bx_service_fcall with NUL-terminated strings (argc <= 16); when the broker refuses it the call fails
+ * with 503::broker_unavailable (logged) and cb is not called. */
+void bx_service_fcall_or_fail(bx_service_call *c, const char *fn, int argc, const char **argv, bx_service_cb *cb);
 /* Fire and forget (failures are logged): queue {channel, data} for the session cid (bx_deliver). */
 void bx_service_deliver(bx_service_call *c, const char *cid, const char *channel, const json_t *data);
 /* Fire and forget: queue {channel, data} for every session of user (bx_deliver_user). */

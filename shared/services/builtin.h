@@ -15,6 +15,8 @@ void bx_service_members(bx_service_call *call, void *arg);
 /* /service/privatechat {room, user, chat, peer}: {chat, user, scope:"private"} on the room's channel to
  * the members named in peer (comma separated) and back to the sender. */
 void bx_service_privatechat(bx_service_call *call, void *arg);
+/* /service/auction/bid {item, amount, bidder}: the clustered auction demo (auction.c). */
+void bx_service_auction_bid(bx_service_call *call, void *arg);
 /* A configured external service: the call goes to the Redis stream of its channel (arg: const long *timeout_ms). */
 void bx_service_external(bx_service_call *call, void *arg);
 /* The room name of a data.room value: "/chat/<room>" or "<room>"; NULL when invalid. Borrowed from s. */

@@ -41,19 +41,11 @@ void bx_service_external(bx_service_call *call, void *arg)
         bx_service_fail(call, BX_SERVICE_FAILED);
         return;
     }
-    if (!data)
-        dlen = 4;
-    char tmo[24], err[160] = "";
+    char tmo[24];
     snprintf(tmo, sizeof tmo, "%ld", *timeout_ms);
     const char *argv[] = { bx_service_client_id(call), bx_service_channel(call), id ? id : "", text, tmo,
                            bx_service_user(call) };
-    size_t lens[6];
-    for (int i = 0; i < 6; i++)
-        lens[i] = i == 3 ? dlen : strlen(argv[i]);
-    if (bx_service_fcall(call, "bx_ext_request", 6, argv, lens, queued, NULL, err, sizeof err) < 0) {
-        bx_warn("%s c=%s: %s", bx_service_channel(call), bx_service_client_id(call), err);
-        bx_service_fail(call, BX_ERR_BROKER_UNAVAILABLE);
-    }
+    bx_service_fcall_or_fail(call, "bx_ext_request", 6, argv, queued);
     free(text);
 }
 

@@ -70,19 +70,6 @@ static void joined(bx_service_call *call, const redisReply *r, const char *err, 
     answer(call, r, err, "members join");
 }
 
-/* Run one FCALL for call; a refused call (broker down) fails the call. */
-static void fcall(bx_service_call *call, const char *fn, int argc, const char **argv, bx_service_cb *cb)
-{
-    char err[160] = "";
-    size_t lens[8];
-    for (int i = 0; i < argc && i < 8; i++)
-        lens[i] = strlen(argv[i]);
-    if (bx_service_fcall(call, fn, argc, argv, lens, cb, NULL, err, sizeof err) < 0) {
-        bx_warn("%s c=%s: %s", fn, bx_service_client_id(call), err);
-        bx_service_fail(call, BX_ERR_BROKER_UNAVAILABLE);
-    }
-}
-
 void bx_service_members(bx_service_call *call, void *arg)
 {
     (void)arg;
@@ -98,7 +85,7 @@ void bx_service_members(bx_service_call *call, void *arg)
     char ttl[24];
     snprintf(ttl, sizeof ttl, "%ld", bx_service_ttl_ms(call));
     const char *argv[] = { bx_service_client_id(call), room, user, ttl };
-    fcall(call, "bx_member_join", 4, argv, joined);
+    bx_service_fcall_or_fail(call, "bx_member_join", 4, argv, joined);
 }
 
 static void sent(bx_service_call *call, const redisReply *r, const char *err, void *arg)
@@ -137,6 +124,6 @@ void bx_service_privatechat(bx_service_call *call, void *arg)
     char mq[24];
     snprintf(mq, sizeof mq, "%ld", bx_service_max_queue(call));
     const char *argv[] = { bx_service_client_id(call), room, peer, text, mq };
-    fcall(call, "bx_private", 5, argv, sent);
+    bx_service_fcall_or_fail(call, "bx_private", 5, argv, sent);
     free(text);
 }

@@ -188,6 +188,25 @@ static void test_external_request_answer_timeout(void **state) {
     free(req);
 }
 
+static void test_auction_bid(void **state) {
+    (void)state;
+    t_session(S, "w", "");
+    t_subscribe(S, "w", "/auction/**");
+    redisReply *r = t_fcall(S, "bx_auction_bid", "i1", "100", "ann", NULL);
+    assert_string_equal(t_str(r, 0), "ok");
+    assert_int_equal(t_int(r, 1), 1);
+    freeReplyObject(r);
+    assert_queued_at("w", 0, "{\"channel\":\"/auction/item/i1\",\"data\":{\"item\":\"i1\",\"amount\":100,\"bidder\":\"ann\"}}");
+    r = t_fcall(S, "bx_auction_bid", "i1", "100", "bob", NULL);
+    assert_string_equal(t_str(r, 0), "low");
+    assert_int_equal(t_int(r, 1), 100);
+    assert_string_equal(t_str(r, 2), "ann");
+    freeReplyObject(r);
+    assert_int_equal(t_queued(S, "w"), 1);
+    assert_non_null(strstr(t_fcall_err(S, "bx_auction_bid", "i1", "0", "bob", NULL), "amount:"));
+    assert_non_null(strstr(t_fcall_err(S, "bx_auction_bid", "i 1", "5", "bob", NULL), "room:"));
+}
+
 int main(void) {
     S = t_open();
     const struct CMUnitTest tests[] = {
@@ -197,6 +216,7 @@ int main(void) {
         cmocka_unit_test_setup(test_disconnect_and_sweep_leave_rooms, setup),
         cmocka_unit_test_setup(test_bad_arguments_and_wrong_types, setup),
         cmocka_unit_test_setup(test_external_request_answer_timeout, setup),
+        cmocka_unit_test_setup(test_auction_bid, setup),
     };
     int rc = cmocka_run_group_tests_name("broker services", tests, NULL, NULL);
     bx_store_sync_close(S);

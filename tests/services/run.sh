@@ -18,6 +18,7 @@ command -v node >/dev/null || { echo "services: node is missing (make deps)"; ex
 tmp=$(mktemp -d /tmp/bx-svc.XXXXXX)
 status=1
 finish() {
+  bx_stack_stop "$tmp/poolb"
   bx_stack_stop "$tmp"
   if [ "$status" != 0 ] || [ "${BX_SVC_KEEP:-0}" = 1 ]; then
     echo "services: logs kept in $tmp"
@@ -62,19 +63,28 @@ if ! { bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" && bx_stack_
   exit 1
 fi
 
+# Pool B for the clustered auction: its own worker and nginx, the same Redis (nothing else shared).
+nginx_b=$(bx_free_port)
+if ! ( BX_STACK_WORKERS=1 bx_stack_init "$tmp/poolb" && bx_stack_workers_start "$tmp/poolb" &&
+       bx_stack_nginx_start "$tmp/poolb" 127.0.0.1 "$nginx_b" ); then
+  echo "services: pool B did not start"
+  exit 1
+fi
+
 failed=0
+export BX_URL_B=http://127.0.0.1:$nginx_b
 export BX_URL=http://127.0.0.1:$nginx_port BX_SVC_DIR=$tmp BX_REDIS_PORT=$redis_port BX_REDIS_PREFIX=svc:
 # the example external service (examples/services) runs under Debian's python3 with python3-redis
 /usr/bin/python3 -c 'import redis' 2>/dev/null || { echo "services: /usr/bin/python3 lacks python3-redis (make deps)"; exit 1; }
 echo "-- HS256, authorizers, presence --"
-node --test --test-concurrency=1 --test-reporter=spec tests/services/[1245]*.test.mjs || failed=1
+node --test --test-concurrency=1 --test-reporter=spec tests/services/[12456]*.test.mjs || failed=1
 echo "-- RS256: workers restarted with jwtAlgorithm=RS256 --"
 for i in $(seq 1 "$BX_STACK_WORKERS"); do
   bash scripts/stack.sh worker-stop "$tmp" "$i" >/dev/null 2>&1
   BX_JWT_ALGORITHM=RS256 BX_JWT_PUBLIC_KEY_FILE=$tmp/rsa.pub.pem bash scripts/stack.sh worker-start "$tmp" "$i" || failed=1
 done
 node --test --test-concurrency=1 --test-reporter=spec tests/services/3*.test.mjs || failed=1
-bx_sanitizer_report services "$tmp"/worker*.log || failed=1
+bx_sanitizer_report services "$tmp"/worker*.log "$tmp"/poolb/worker*.log || failed=1
 echo "services: $(( $(date +%s) - start )) s"
 status=$failed
 exit "$failed"
