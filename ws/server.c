@@ -18,6 +18,7 @@
 
 #define STOP_GRACE_MS 5000 /* close handshakes and broker calls in flight after SIGTERM */
 #define BACKLOG 4096
+#define ACCEPT_PAUSE_MS 200 /* after accept() failed (out of file descriptors) */
 
 static long long now_ms(void)
 {
@@ -78,11 +79,25 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bx_ws_conn_new(s, fd, peer);
 }
 
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    bx_ws_server *s = arg;
+    if (!s->stopping)
+        evconnlistener_enable(s->lis);
+}
+
+/* EMFILE and friends: the pending connection keeps the socket readable, so accepting again at once
+ * would spin; pause accepting for ACCEPT_PAUSE_MS (one log line per pause). */
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
-    (void)l, (void)arg;
-    /* EMFILE and friends: libevent retries on the next readiness; say it once per burst */
-    bx_warn("accept failed: %s", evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
+    bx_ws_server *s = arg;
+    struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+    bx_warn("accept failed: %s (%zu connections open): pausing accepts for %d ms",
+            evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()), s->n_conns, ACCEPT_PAUSE_MS);
+    evconnlistener_disable(l);
+    if (event_base_once(s->base, -1, EV_TIMEOUT, on_accept_resume, s, &tv) < 0)
+        evconnlistener_enable(l);
 }
 
 /* "host:port" (IPv6 as [addr]:port) → listener. */
