@@ -12,7 +12,10 @@
  * sentinels in turn (SENTINEL get-master-addr-by-name) and connects to the answer,
  * whose ROLE must say "master" (a sentinel can be behind). A READONLY error means the
  * master was demoted under us: both connections are dropped and the sentinels asked
- * again; the subscriber also moves whenever the command connection found a new master. */
+ * again; the subscriber also moves whenever the command connection found a new master.
+ * A third connection stays subscribed to a sentinel's +switch-master: a switch-over
+ * leaves the old master up (accepting writes that its demotion will discard) until the
+ * sentinel reconfigures it, so the workers move as soon as the sentinel announces it. */
 #include "store.h"
 
 #include <errno.h>
@@ -78,6 +81,9 @@ struct bx_store {
     sentinel *sentinels;     /* bx_store_set_sentinels; n_sentinels 0: connect to host:port */
     int n_sentinels;
     char *master_name;
+    redisAsyncContext *wac;  /* subscribed to +switch-master on sentinels[wi] */
+    int wi;
+    struct event *wretry;    /* reconnect of wac */
 };
 
 /* One pending FCALL. */
@@ -705,6 +711,74 @@ fail:
     return -1;
 }
 
+/* ---- sentinel watch: +switch-master */
+
+static void watch_schedule(bx_store *s, int ms) {
+    if (s->closing || !s->wretry) return;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+    evtimer_add(s->wretry, &tv);
+}
+
+/* "<name> <old-ip> <old-port> <new-ip> <new-port>": drop both connections when the new master
+ * is not where the command connection is (they reconnect through the sentinels). */
+static void watch_switch(bx_store *s, const char *payload, size_t len) {
+    char buf[600], name[256], oh[256], nh[256];
+    int op, np;
+    if (len >= sizeof buf) return;
+    memcpy(buf, payload, len);
+    buf[len] = '\0';
+    if (sscanf(buf, "%255s %255s %d %255s %d", name, oh, &op, nh, &np) != 5 || strcmp(name, s->master_name) != 0) return;
+    if (s->cmd.port == np && s->cmd.host && strcmp(s->cmd.host, nh) == 0 && s->cmd.state == CONN_READY) return;
+    bx_warn("store: sentinel announces master %s moved from %s:%d to %s:%d: reconnecting", name, oh, op, nh, np);
+    conn_drop(&s->cmd, "master switched");
+    conn_drop(&s->sub, "master switched");
+}
+
+static void on_watch_message(redisAsyncContext *ac, void *r, void *priv) {
+    bx_store *s = priv;
+    redisReply *reply = r;
+    if (ac != s->wac || !reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) return;
+    const redisReply *kind = reply->element[0], *msg = reply->element[2];
+    if (kind->type == REDIS_REPLY_STRING && strcmp(kind->str, "message") == 0 && msg->type == REDIS_REPLY_STRING)
+        watch_switch(s, msg->str, msg->len);
+}
+
+static void on_watch_connect(const redisAsyncContext *ac, int status) {
+    bx_store *s = ac->data;
+    if (status == REDIS_OK || ac != s->wac) return;
+    s->wac = NULL; /* hiredis frees it */
+    s->wi = (s->wi + 1) % s->n_sentinels;
+    watch_schedule(s, 1000);
+}
+
+static void on_watch_disconnect(const redisAsyncContext *ac, int status) {
+    bx_store *s = ac->data;
+    (void)status;
+    if (ac != s->wac) return;
+    s->wac = NULL;
+    s->wi = (s->wi + 1) % s->n_sentinels;
+    watch_schedule(s, 1000);
+}
+
+static void watch_start(evutil_socket_t fd, short what, void *arg) {
+    bx_store *s = arg;
+    (void)fd; (void)what;
+    if (s->closing || s->wac || !s->n_sentinels) return;
+    sentinel *sn = &s->sentinels[s->wi];
+    redisAsyncContext *ac = redisAsyncConnect(sn->host, sn->port);
+    if (!ac || ac->err || redisLibeventAttach(ac, s->base) != REDIS_OK) {
+        if (ac) redisAsyncFree(ac);
+        s->wi = (s->wi + 1) % s->n_sentinels;
+        watch_schedule(s, 1000);
+        return;
+    }
+    ac->data = s;
+    redisAsyncSetConnectCallback(ac, on_watch_connect);
+    redisAsyncSetDisconnectCallback(ac, on_watch_disconnect);
+    s->wac = ac;
+    redisAsyncCommand(ac, on_watch_message, s, "SUBSCRIBE +switch-master");
+}
+
 int bx_store_set_sentinels(bx_store *s, const char *list, const char *master_name, char *err, size_t errlen) {
     if (!list || !*list) return 0;
     if (!master_name || !*master_name) {
@@ -727,6 +801,12 @@ int bx_store_set_sentinels(bx_store *s, const char *list, const char *master_nam
     s->sentinels = parsed;
     s->n_sentinels = n;
     s->master_name = name;
+    s->wi = 0;
+    if (!s->wretry && !(s->wretry = evtimer_new(s->base, watch_start, s))) {
+        set_err(err, errlen, "store: out of memory%s", NULL);
+        return -1;
+    }
+    if (!s->wac) watch_schedule(s, 0);
     bx_info("store: master %s from %d sentinel(s), first %s:%d", name, n, parsed[0].host, parsed[0].port);
     return 0;
 }
@@ -737,6 +817,12 @@ void bx_store_free(bx_store *s) {
     if (s->watchdog) event_free(s->watchdog);
     conn_close(&s->cmd);
     conn_close(&s->sub);
+    if (s->wretry) event_free(s->wretry);
+    if (s->wac) {
+        redisAsyncContext *wac = s->wac;
+        s->wac = NULL;
+        redisAsyncFree(wac);
+    }
     sentinels_free(s->sentinels, s->n_sentinels);
     free(s->master_name);
     free(s->host);

@@ -104,8 +104,8 @@ if bx_stack_redis_start "$sdir" && redis-cli -p "$primary_port" CONFIG SET repl-
    { redis-sentinel "$sdir/sentinel/sentinel.conf" >/dev/null 2>&1 & echo $! > "$sdir/sentinel/sentinel.pid"; } &&
    bx_stack_workers_start "$sdir" && bx_stack_nginx_start "$sdir" 127.0.0.1 "$sport"; then
   BX_URL=http://127.0.0.1:$sport BX_SENTINEL_PORT=$sentinel_port BX_REPLICA_PORT=$replica_port \
-    BX_PRIMARY_PID=$sdir/redis/redis.pid BX_CTL=${bin%/bayeux-fcgi}/bayeuxctl BX_STACK_DIR=$sdir \
-    node --test --test-reporter=spec tests/fault/sentinel.test.mjs || failed=1
+    BX_PRIMARY_PID=$sdir/redis/redis.pid BX_PRIMARY_PORT=$primary_port BX_CTL=${bin%/bayeux-fcgi}/bayeuxctl BX_STACK_DIR=$sdir \
+    node --test --test-concurrency=1 --test-reporter=spec tests/fault/sentinel.test.mjs || failed=1
 else
   echo "fault: the sentinel stack did not start"; failed=1
 fi

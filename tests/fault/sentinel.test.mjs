@@ -51,3 +51,56 @@ test('primary SIGKILLed under load: the sentinel promotes the replica, workers a
   const stats = JSON.parse(await ctl('stats'));
   assert.ok(stats, 'bayeuxctl through the sentinel after the failover');
 });
+
+// The other way a master changes: it stays up and is demoted (SENTINEL FAILOVER, a maintenance
+// switch-over). The workers' connections to it survive the switch unless Sentinel kills them, so
+// they must notice (READONLY replies, or the sentinel's CLIENT KILL) and move.
+test('switch-over (SENTINEL FAILOVER) while the old primary stays up: workers follow, nothing is lost', { timeout: 120000 }, async () => {
+  const { stack } = await import('../integration/lib/stack.mjs');
+  // The killed primary comes back; the sentinel turns it into a replica of the new one.
+  await stack('redis-start', process.env.BX_STACK_DIR);
+  const oldPort = process.env.BX_PRIMARY_PORT;
+  const end = Date.now() + 30000;
+  for (;;) {
+    const info = (await run('redis-cli', ['-p', oldPort, 'INFO', 'replication'])).stdout;
+    if (/role:slave/.test(info) && /master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)) break;
+    assert.ok(Date.now() < end, `the old primary did not become an in-sync replica: ${info}`);
+    await sleep(200);
+  }
+  let tSwitch, tDemoted;
+  const role = async (port) => /role:(\w+)/.exec((await run('redis-cli', ['-p', port, 'INFO', 'replication'])).stdout)?.[1];
+  const newReplica = (await sentinel('SENTINEL', 'get-master-addr-by-name', 'fault'))[1];
+  const { inv } = await scenario(async (g) => {
+    tSwitch = Date.now();
+    await sentinel('SENTINEL', 'FAILOVER', 'fault');
+    while ((await sentinel('SENTINEL', 'get-master-addr-by-name', 'fault'))[1] !== oldPort) {
+      assert.ok(Date.now() < end + 30000, 'the switch-over did not happen within 30 s');
+      await sleep(50);
+    }
+    // Until the sentinel reconfigures the demoted master it still accepts writes: wait for that too,
+    // then the workers must be on the new master.
+    while ((await role(newReplica)) !== 'slave') {
+      assert.ok(Date.now() < end + 45000, 'the sentinel did not demote the old master');
+      await sleep(50);
+    }
+    tDemoted = Date.now();
+    const n = g.pub.acked.length;
+    while (g.pub.acked.length < n + 20) {
+      assert.ok(Date.now() < end + 60000, 'workers did not follow the switch-over');
+      await sleep(100);
+    }
+  }, { url: BX_URL, bystanders: 0, period: 25, after: 1000 });
+  const window = inv.pub.acked.filter((q) => inv.pub.ackedAt.get(q) >= tSwitch && inv.pub.ackedAt.get(q) <= tDemoted);
+  console.log(`switch-over: old master demoted ${tDemoted - tSwitch} ms after SENTINEL FAILOVER ` +
+    `(${window.length} publishes accepted in between); ${summary(inv)}`);
+  for (const s of inv.subs) {
+    const v = verdict(s, inv.pub);
+    assert.equal(s.fatal, null, `${s.name}: ${s.fatal}`);
+    // Only what the old master accepted between the switch and its demotion may be lost.
+    const late = v.lost.filter((q) => !window.includes(q));
+    assert.deepEqual(late, [], `${s.name} lost publishes accepted outside the switch-over window`);
+    assert.deepEqual(v.reordered, [], `${s.name} out of order`);
+    assert.deepEqual(s.events.filter((e) => e.kind === 'handshake').map((e) => e.what), [], `${s.name} lost its session`);
+    if (v.lost.length) console.log(`${s.name}: lost ${v.lost.length} publishes of the switch-over window`);
+  }
+});
