@@ -11,6 +11,7 @@
 #include <jansson.h>
 
 #include "channel.h"
+#include "metrics.h"
 #include "store.h"
 
 #define ID_MAX 64
@@ -33,6 +34,7 @@ static void usage(FILE *f) {
           "  publish CHANNEL JSON     publish {\"channel\":CHANNEL,\"data\":JSON} [--max-queue N]\n"
           "  disconnect ID            remove a session (a parked poll gets reconnect:none)\n"
           "  stats                    session count and broker counters\n"
+          "  metrics                  the same in Prometheus text format\n"
           "  load                     load the embedded function library (FUNCTION LOAD REPLACE)\n"
           "  sweep [MAX]              remove expired sessions now, MAX per call (default 1000)\n"
           "\n"
@@ -465,6 +467,20 @@ static int cmd_stats(ctl *c) {
     return 0;
 }
 
+/* The broker's counters in Prometheus text (cluster-wide: every worker's /metrics has the same),
+ * for node_exporter's textfile collector or a scrape through a wrapper. */
+static int cmd_metrics(ctl *c) {
+    redisReply *r = fcall(c, "bx_stats", 0, NULL);
+    bx_metrics_input in = { "bayeuxctl", NULL, -1, -1, r };
+    size_t len;
+    char *text = bx_metrics_render(&in, &len);
+    freeReplyObject(r);
+    if (!text) die("out of memory%s", "", NULL);
+    fwrite(text, 1, len, stdout);
+    free(text);
+    return 0;
+}
+
 static int cmd_load(ctl *c) {
     char err[512];
     if (bx_store_sync_load(c->s, err, sizeof err) < 0) die("load: %s%s", err, NULL);
@@ -534,7 +550,7 @@ int main(int argc, char **argv) {
     /* Check the command line before connecting: a typo should not need Redis. */
     struct { const char *name; int min, max; } table_[] = {
         { "sessions", 0, 0 }, { "session", 1, 1 }, { "channels", 0, 0 }, { "subscribers", 1, 1 },
-        { "publish", 2, 2 }, { "disconnect", 1, 1 }, { "stats", 0, 0 }, { "load", 0, 0 }, { "sweep", 0, 1 },
+        { "publish", 2, 2 }, { "disconnect", 1, 1 }, { "stats", 0, 0 }, { "metrics", 0, 0 }, { "load", 0, 0 }, { "sweep", 0, 1 },
     };
     size_t k = 0;
     for (; k < sizeof table_ / sizeof *table_; k++)
@@ -558,6 +574,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "publish") == 0) rc = cmd_publish(&c, args[0], args[1]);
     else if (strcmp(cmd, "disconnect") == 0) rc = cmd_disconnect(&c, args[0]);
     else if (strcmp(cmd, "stats") == 0) rc = cmd_stats(&c);
+    else if (strcmp(cmd, "metrics") == 0) rc = cmd_metrics(&c);
     else if (strcmp(cmd, "load") == 0) rc = cmd_load(&c);
     else rc = cmd_sweep(&c, nargs ? args[0] : "1000");
     bx_store_sync_close(c.s);

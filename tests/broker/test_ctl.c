@@ -139,6 +139,17 @@ static void test_sweep(void **state) {
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{c1}:s", NULL), 0);
 }
 
+/* Prometheus text of the broker counters: the two sessions of setup, and Redis up. */
+static void test_metrics(void **state) {
+    (void)state;
+    char *out;
+    assert_int_equal(ctl("metrics", &out), 0);
+    if (!strstr(out, "\nbayeux_sessions 2\n") || !strstr(out, "bayeux_redis_up{worker=\"bayeuxctl\"} 1\n") ||
+        !strstr(out, "# TYPE bayeux_publishes_total counter\n"))
+        fail_msg("metrics output:\n%s", out);
+    free(out);
+}
+
 static void test_redis_down(void **state) {
     (void)state;
     const char *build = getenv("BUILD") ? getenv("BUILD") : "build";
@@ -164,6 +175,7 @@ int main(void) {
         cmocka_unit_test_setup(test_publish, setup),
         cmocka_unit_test_setup(test_disconnect_and_errors, setup),
         cmocka_unit_test_setup(test_sweep, setup),
+        cmocka_unit_test_setup(test_metrics, setup),
         cmocka_unit_test(test_redis_down),
     };
     int rc = cmocka_run_group_tests_name("bayeuxctl", tests, NULL, NULL);
