@@ -67,6 +67,13 @@ static int wait_fcgx(void *src)
     return poll(&p, 1, 0) == 0;
 }
 
+/* Bytes of the current record already in libfcgi's buffer (readable without any wait). */
+static size_t avail_fcgx(void *src)
+{
+    FCGX_Request *r = src;
+    return r->in->isClosed ? 0 : (size_t)(r->in->stop - r->in->rdNext);
+}
+
 static int read_stdin(char *buf, int n, void *src)
 {
     (void)src;
@@ -101,9 +108,16 @@ static int read_body(bx_req *q, read_fn *rd, wait_fn *wait, void *src)
             q->body = nb;
             q->body_cap = want;
         }
-        if (wait && wait(src))
-            return 1;
         size_t chunk = q->body_cap - q->body_len < BODY_CHUNK ? q->body_cap - q->body_len : BODY_CHUNK;
+        if (wait) {
+            /* FCGX_GetStr waits until it has all it was asked for: ask only for what is there
+             * (one byte lets libfcgi take the next record header from its buffer or the socket) */
+            size_t avail = avail_fcgx(src);
+            if (!avail && wait(src))
+                return 1;
+            if (chunk > (avail ? avail : 1))
+                chunk = avail ? avail : 1;
+        }
         int got = rd(q->body + q->body_len, (int)chunk, src);
         if (got <= 0) {
             body_fail(q, 400, "body shorter than CONTENT_LENGTH (peer closed or stalled)");
