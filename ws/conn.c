@@ -50,6 +50,7 @@ struct bx_ws_conn {
     char peer[64];
     char browser[BX_ID_MAX_LEN + 1]; /* browser cookie: binds sessions handshaken here (long-polling fallback) */
     char session[BX_ID_MAX_LEN + 1]; /* clientId of the last handshake on this connection */
+    char *authorization; /* the upgrade's Authorization header: authenticates handshakes on this socket */
     int state;
     int depth;           /* nested entry points */
     int drop;            /* free without a close frame (client not reading, I/O error) */
@@ -301,6 +302,8 @@ static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
         close_with(c, 1011, "out of memory");
         return;
     }
+    if (c->authorization && bx_exchange_set_authorization(x->ex, c->authorization) < 0)
+        bx_error("ws#%lu: out of memory copying the Authorization header (handshake without it)", c->id);
     x->c = c;
     x->next = c->exs;
     if (c->exs)
@@ -426,6 +429,8 @@ static void read_upgrade(bx_ws_conn *c)
         bx_ws_upgrade_parse(head, len, c->srv->cfg->browserCookieName, &u);
         free(head);
     }
+    c->authorization = u.authorization; /* taken over (freed with c) */
+    u.authorization = NULL;
     reply_upgrade(c, &u);
 }
 
@@ -536,6 +541,7 @@ static void conn_free(bx_ws_conn *c)
     bx_debug("ws#%lu %s: closed", c->id, c->peer);
     if (c->ws)
         wslay_event_context_free(c->ws);
+    free(c->authorization);
     bufferevent_free(c->bev);
     free(c);
 }

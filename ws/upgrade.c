@@ -63,7 +63,7 @@ static int verdict(bx_ws_upgrade *out, int status, const char *reason)
 
 /* Headers we act on; the others are ignored (Origin: nginx and allowedOrigins are HTTP matters). */
 typedef struct heads {
-    const char *upgrade, *connection, *version, *key, *fwd, *proto;
+    const char *upgrade, *connection, *version, *key, *fwd, *proto, *auth;
     int keys;
     const char *cookie_name;
     char *browser; /* [BX_ID_MAX_LEN + 1] */
@@ -115,6 +115,8 @@ static int read_headers(char *s, heads *h)
             h->keys++;
         } else if (!strcasecmp(line, "Cookie")) {
             read_cookie(h, val);
+        } else if (!strcasecmp(line, "Authorization")) {
+            h->auth = val;
         } else if (!strcasecmp(line, "X-Forwarded-Proto")) {
             h->proto = val;
         } else if (!strcasecmp(line, "X-Forwarded-For") || (!h->fwd && !strcasecmp(line, "X-Real-IP")))
@@ -174,6 +176,8 @@ int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_
     else
         rc = verdict(out, 101, "ok");
     out->secure = h.proto && !strcasecmp(h.proto, "https");
+    if (rc == 101 && h.auth && *h.auth && !(out->authorization = strdup(h.auth)))
+        rc = verdict(out, 400, "out of memory");
     if (h.fwd)
         snprintf(out->forwarded, sizeof out->forwarded, "%.*s", (int)strcspn(h.fwd, ", "), h.fwd);
     for (char *p = out->forwarded; *p; p++)
@@ -181,6 +185,12 @@ int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_
             *p = '?'; /* it goes into log lines */
     free(s);
     return rc;
+}
+
+void bx_ws_upgrade_clear(bx_ws_upgrade *u)
+{
+    free(u->authorization);
+    u->authorization = NULL;
 }
 
 int bx_ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen)

@@ -19,11 +19,14 @@ typedef struct bx_ws_upgrade {
     char forwarded[48];  /* X-Forwarded-For / X-Real-IP as sent by nginx (truncated), "" if none */
     char browser[BX_ID_MAX_LEN + 1]; /* browser cookie value when valid, else "" */
     int secure;          /* X-Forwarded-Proto: https (nginx in front terminated TLS) */
+    char *authorization; /* Authorization header value (malloc'd, see bx_ws_upgrade_clear), NULL if none */
 } bx_ws_upgrade;
 
 /* Judge one request head of len bytes (through the empty line; need not be NUL-terminated);
  * cookie is the browser cookie's name (browserCookieName). Always fills out; returns out->status. */
 int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_upgrade *out);
+/* Free what parse allocated in u (the authorization copy); u stays usable. */
+void bx_ws_upgrade_clear(bx_ws_upgrade *u);
 /* The HTTP response for u: malloc'd text the caller frees, its length in *len; NULL on OOM.
  * A 101 sets the browser cookie (cfg's browserCookie* attributes) to new_browser when not NULL. */
 char *bx_ws_upgrade_response(const bx_ws_upgrade *u, const bx_config *cfg, const char *new_browser, size_t *len);

@@ -35,6 +35,13 @@ static void test_accepts_valid_upgrade(void **state) {
     assert_string_equal(u.browser, "abc123");
     assert_string_equal(u.forwarded, "10.0.0.1");
     assert_int_equal(u.secure, 1);
+    assert_null(u.authorization);
+    assert_int_equal(judge(OK_HEAD "Authorization: Bearer abc.def.ghi\r\n\r\n", &u), 101);
+    assert_string_equal(u.authorization, "Bearer abc.def.ghi");
+    bx_ws_upgrade_clear(&u);
+    assert_null(u.authorization);
+    assert_int_equal(judge("GET / HTTP/1.1\r\nAuthorization: Bearer x\r\n\r\n", &u), 400);
+    assert_null(u.authorization); /* only kept for an accepted upgrade */
     /* header names and the upgrade token are case-insensitive */
     assert_int_equal(judge("GET / HTTP/1.1\r\nupgrade: WebSocket\r\nCONNECTION: upgrade\r\nsec-websocket-version: 13\r\n"
                            "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", &u), 101);
