@@ -448,7 +448,8 @@ local function connect(_, args)
   elseif want_park then
     redis.call('HSET', sk.s, 'w', worker, 'k', token)
     redis.call('HSET', k.parked, cid, worker)
-    if sess.b ~= '' then
+    -- only HTTP polls count against maxSessionsPerBrowser (websocket passes -1), as in CometD
+    if sess.b ~= '' and max_spb >= 0 then
       redis.call('SADD', k.held(sess.b), cid)
       redis.call('PEXPIRE', k.held(sess.b), ttl)
     end

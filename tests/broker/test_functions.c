@@ -367,6 +367,19 @@ static void test_multi_clients(void **state) {
                 "long-polling", NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
+    /* A websocket connect (max_sessions_per_browser -1) of a browser-bound session holds no HTTP
+     * connection: it is not counted, so a long-poll of the same browser is still held. */
+    t_session(S, "m5", "br3");
+    t_session(S, "m6", "br3");
+    r = t_fcall(S, "bx_connect", "m5", "br3", "w", "t6", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                "websocket", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "SISMEMBER", T_PREFIX "browser:br3:held", "m5", NULL), 0);
+    r = t_fcall(S, "bx_connect", "m6", "br3", "w", "t7", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "1",
+                "long-polling", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
 }
 
 static void test_ttl_on_every_session_key(void **state) {
