@@ -1,8 +1,11 @@
 // Fault suite (run by tests/fault/run.sh): ack-extension subscribers and a steady publisher with
 // sequence numbers while a worker is SIGKILLed, every worker restarted in turn, nginx reloaded, Redis
-// killed and restarted (AOF everysec), Redis frozen for 5 s, 10,000 sessions abandoned. Every test
-// checks 0 lost / 0 reordered / 0 duplicated for the clients in the fault, and that the clients the
-// fault does not concern (bystanders behind a second nginx that reaches worker 2 only) saw nothing.
+// killed and restarted from its AOF (everysec), a machine crash simulated (AOF rolled back 1 s), Redis
+// stopped 5 s and frozen 7 s, 10,000 sessions abandoned (Sentinel: sentinel.test.mjs). Every test
+// checks 0 lost / 0 reordered / 0 duplicated for the clients in the fault (or the stated bound), and
+// that the clients the fault does not concern saw nothing: bystanders behind a second nginx that
+// reaches worker 2 only for worker-1 and nginx faults; for the Redis faults every client is concerned
+// (one broker), and for the rolling restart too — there every client must see no error at all.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
