@@ -60,6 +60,8 @@ test('switch-over (SENTINEL FAILOVER) while the old primary stays up: workers fo
   // The killed primary comes back; the sentinel turns it into a replica of the new one.
   await stack('redis-start', process.env.BX_STACK_DIR);
   const oldPort = process.env.BX_PRIMARY_PORT;
+  // What the sentinel would do some seconds later: make it a replica of the current master now.
+  await run('redis-cli', ['-p', oldPort, 'REPLICAOF', '127.0.0.1', BX_REPLICA_PORT]);
   const end = Date.now() + 30000;
   for (;;) {
     const info = (await run('redis-cli', ['-p', oldPort, 'INFO', 'replication'])).stdout;
