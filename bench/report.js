@@ -232,9 +232,9 @@ for (const s of [...SERVERS, ...WS_SERVERS]) {
 }
 if (plots.length) {
   const svg = path.join(args.out, 'latency.svg');   // the latest run's plot; the data stays in <stamp>.json
-  const gp = [`set terminal svg size 900,540 dynamic background rgb 'white' font 'sans,12'`, `set output '${svg}'`,
+  const gp = [`set terminal svg size 1000,540 dynamic background rgb 'white' font 'sans,12'`, `set output '${svg}'`,
     `set title 'publish→receive latency vs offered load (${first.clients} clients, ${first.rooms} rooms × ${first.roomsPerClient})'`,
-    'set logscale xy', 'set xlabel "offered publish rate (msg/s)"', 'set ylabel "latency (ms)"', 'set grid', 'set key top left',
+    'set logscale xy', 'set xlabel "offered publish rate (msg/s)"', 'set ylabel "latency (ms)"', 'set grid', 'set key outside right top',
     'plot ' + plots.join(', ')].join('\n');
   fs.writeFileSync(path.join(tmp, 'plot.gp'), gp + '\n');
   try {

@@ -285,4 +285,4 @@ fi
 
 cleanup
 node bench/report.js --runs "$RUNS" --out "$OUT" --stamp "$STAMP" \
-  --command "make bench$([ "$QUICK" = 1 ] && echo ' QUICK=1')" ${UPDATE_README:+--readme README.md}
+  --command "make bench$([ "$QUICK" = 1 ] && echo ' QUICK=1')$([ "$CAPACITY" = 1 ] && echo ' CAPACITY=1')" ${UPDATE_README:+--readme README.md}
