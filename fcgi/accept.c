@@ -1,8 +1,8 @@
 /* accept.c — N threads around FCGX_Accept_r, each request in a fresh heap FCGX_Request.
  *
  * A parked request outlives the accept loop iteration, so the struct cannot be reused
- * (FCGX_Accept_r would finish it). The accept call is serialised by a mutex: libfcgi's
- * own lock serialises processes, not threads. Stop: FCGX_ShutdownPending plus SIGUSR1
+ * (FCGX_Accept_r would finish it). Threads call FCGX_Accept_r concurrently (Linux needs no
+ * accept() serialisation; libfcgi's fcntl lock only orders processes). Stop: FCGX_ShutdownPending plus SIGUSR1
  * to each thread (no SA_RESTART), which makes accept() return. */
 #include "accept.h"
 
@@ -26,7 +26,6 @@ struct bx_acceptors {
     long max_body;
     int n;
     pthread_t *tids;
-    pthread_mutex_t lock;
     volatile sig_atomic_t stop;
 };
 
@@ -129,15 +128,15 @@ static void *accept_loop(void *arg)
             free(fr);
             break;
         }
-        pthread_mutex_lock(&a->lock);
+        /* no mutex around it: Linux lets threads accept() on one socket, and FCGX_Accept_r also
+         * reads the request's params, which a silent peer would make every thread wait for */
         int rc = a->stop ? -1 : FCGX_Accept_r(fr);
-        pthread_mutex_unlock(&a->lock);
         if (rc < 0) {
             FCGX_Free(fr, 1);
             free(fr);
             if (a->stop)
                 break;
-            if (errno != EINTR) {
+            if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) {
                 /* EMFILE and friends: do not spin; the reactor frees descriptors meanwhile */
                 bx_warn("FCGX_Accept_r failed (%d): %s", rc, strerror(errno));
                 usleep(10000);
@@ -166,7 +165,6 @@ bx_acceptors *bx_accept_start(bx_reactor *r, int listen_fd, int n, long max_body
     a->r = r;
     a->fd = listen_fd;
     a->max_body = max_body;
-    pthread_mutex_init(&a->lock, NULL);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_usr1; /* no SA_RESTART */
@@ -212,7 +210,6 @@ void bx_accept_join(bx_acceptors *a)
         return;
     for (int i = 0; i < a->n; i++)
         pthread_join(a->tids[i], NULL);
-    pthread_mutex_destroy(&a->lock);
     free(a->tids);
     free(a);
 }

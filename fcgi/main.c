@@ -6,12 +6,15 @@
  * spawn-fcgi or systemd socket activation. Started by a web server as a plain CGI
  * program (fd 0 is not a socket), it answers that one request and exits: in CGI mode
  * a held /meta/connect holds the whole process, one poll per process. */
+#include <errno.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <fcgiapp.h>
@@ -24,6 +27,7 @@
 #include "request.h"
 
 #define LISTEN_BACKLOG 4096
+#define ACCEPT_READ_TIMEOUT_S 3
 
 static void usage(void)
 {
@@ -90,6 +94,16 @@ static int open_listen(const bx_config *cfg)
     return fd;
 }
 
+/* Accepted connections inherit the listen socket's receive timeout (Linux): a peer that connects
+ * and sends no request (a TCP health check, a stalled proxy) holds an accept thread inside
+ * FCGX_Accept_r for at most this long. accept() itself then wakes up as often (EAGAIN, ignored). */
+static void limit_silent_peers(int fd)
+{
+    struct timeval tv = { ACCEPT_READ_TIMEOUT_S, 0 };
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+        bx_warn("listen socket: SO_RCVTIMEO: %s (a silent peer can hold an accept thread)", strerror(errno));
+}
+
 static int serve(bx_config *cfg, const char *path, int cgi)
 {
     char err[256], worker[128];
@@ -97,6 +111,8 @@ static int serve(bx_config *cfg, const char *path, int cgi)
     int fd = cgi ? -1 : open_listen(cfg);
     if (!cgi && fd < 0)
         return 1;
+    if (!cgi)
+        limit_silent_peers(fd);
     bx_reactor *r = bx_reactor_new(cfg, path, worker, cgi, err, sizeof err);
     if (!r) {
         bx_error("start: %s", err);
