@@ -175,8 +175,11 @@ static char *field(const uint8_t **p, const uint8_t *end)
 {
     const uint8_t *nl = memchr(*p, '\n', (size_t)(end - *p));
     const uint8_t *stop = nl ? nl : end;
-    char *s = strndup((const char *)*p, (size_t)(stop - *p));
+    /* malloc + memcpy, not strndup: the input has no NUL (ASan's strict_string_checks). */
+    char *s = malloc((size_t)(stop - *p) + 1);
     CHECK(s);
+    memcpy(s, *p, (size_t)(stop - *p));
+    s[stop - *p] = '\0';
     *p = nl ? nl + 1 : end;
     return s;
 }

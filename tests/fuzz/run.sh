@@ -20,12 +20,18 @@ $CC "${FLAGS[@]}" $(pkg-config --cflags jansson) \
   tests/fuzz/fuzz_message.c shared/message.c shared/channel.c shared/error.c shared/log.c \
   -o "$out/fuzz_message" $(pkg-config --libs jansson)
 $CC "${FLAGS[@]}" tests/fuzz/fuzz_config.c shared/config.c shared/log.c -o "$out/fuzz_config"
-# The request target: all of shared/ (as the Makefile's library) and the worker's pure HTTP
-# parts, but no broker/store.c: it defines bx_store_fcall itself.
-# shellcheck disable=SC2046
-$CC "${FLAGS[@]}" -Ibroker -Ifcgi $(pkg-config --cflags jansson hiredis libevent) \
-  tests/fuzz/fuzz_request.c $(find shared -name '*.c' | sort) fcgi/transport.c fcgi/query.c fcgi/request.c \
-  -o "$out/fuzz_request" $(pkg-config --libs jansson hiredis) -lfcgi -lm
+# The request target links the worker's pure HTTP parts and the library as the Makefile builds it
+# (its source lists and packages, so new files never break this), instrumented for the fuzzer;
+# the target defines bx_store_fcall itself, so the archive's store.o is never pulled in.
+lib=$out/lib
+SAN_LIB="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
+make --no-print-directory -s CC="$CC" BUILD="$lib" OPT=-O1 SAN="$SAN_LIB" \
+  "$lib/libbx.a" "$lib/obj/fcgi/transport.o" "$lib/obj/fcgi/query.o" "$lib/obj/fcgi/request.o"
+pkgs=$(sed -n 's/^PKGS *:= *//p' Makefile)
+# shellcheck disable=SC2046,SC2086
+$CC "${FLAGS[@]}" -Ibroker -Ifcgi $(pkg-config --cflags $pkgs) tests/fuzz/fuzz_request.c \
+  "$lib/obj/fcgi/transport.o" "$lib/obj/fcgi/query.o" "$lib/obj/fcgi/request.o" "$lib/libbx.a" \
+  -o "$out/fuzz_request" $(pkg-config --libs $pkgs) -lfcgi -lpthread -lm
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 opts=(-max_len=16384 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$out/artifacts/")
 # The message parser faces the network: it gets the time asked for. The config parser
