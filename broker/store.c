@@ -78,6 +78,7 @@ struct bx_store {
     int command_timeout_ms;
     struct event *watchdog;
     bx_store_stats stats;    /* bx_store_get_stats */
+    long long ready_since_ms; /* monotonic ms the command connection became ready; 0 while not */
     sentinel *sentinels;     /* bx_store_set_sentinels; n_sentinels 0: connect to host:port */
     int n_sentinels;
     char *master_name;
@@ -141,6 +142,7 @@ static void conn_down(conn *c, const char *why) {
         bx_warn("store: %s connection to %s:%d lost: %s", conn_name(c), c->host, c->port, why);
     c->ac = NULL;
     c->state = CONN_DOWN;
+    if (!c->is_sub) c->store->ready_since_ms = 0;
     evtimer_del(c->ctimeout);
     conn_schedule_retry(c);
 }
@@ -148,6 +150,7 @@ static void conn_down(conn *c, const char *why) {
 static void conn_ready(conn *c) {
     if (!c->is_sub && c->was_ready) c->store->stats.reconnects++;
     if (!c->is_sub) c->was_ready = 1;
+    if (!c->is_sub) c->store->ready_since_ms = mono_ms();
     c->state = CONN_READY;
     c->backoff_ms = BACKOFF_MIN_MS;
     bx_info("store: %s connection to %s:%d ready", conn_name(c), c->host, c->port);
@@ -571,6 +574,10 @@ void bx_store_get_stats(const bx_store *s, bx_store_stats *out) {
     *out = s->stats;
     out->ready = bx_store_ready(s);
     out->pending = s->pending;
+}
+
+long long bx_store_ready_for_ms(const bx_store *s) {
+    return s && s->cmd.state == CONN_READY && s->ready_since_ms ? mono_ms() - s->ready_since_ms : -1;
 }
 
 long long bx_store_latency_le_us(int bucket) {

@@ -49,6 +49,10 @@ int bx_store_set_sentinels(bx_store *s, const char *list, const char *master_nam
 void bx_store_set_command_timeout(bx_store *s, int ms);
 /* 1 when the command connection is up and the library is loaded. */
 int bx_store_ready(const bx_store *s);
+/* How long (ms) the command connection has been ready without a break; -1 while it is not.
+ * For the sweeper: after an outage, sessions whose clients could not reach the broker should get
+ * interval + maxInterval to come back before anything expires them. */
+long long bx_store_ready_for_ms(const bx_store *s);
 /* FCALL fn 0 prefix argv[0..argc-1]. 0 queued (cb will run exactly once), -1 not connected
  * (cb is NOT called; err set). argv strings are copied before return. */
 int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, const size_t *lens,

@@ -146,6 +146,7 @@ static void test_async_life_cycle(void **state) {
     assert_int_equal(fcall(s, "bx_version", 0, ver, &r), -1);
     assert_int_equal(r.called, 0);
     assert_true(loop_until(base, s, NULL, 1, 3000));
+    assert_true(bx_store_ready_for_ms(s) >= 0);
     /* The library was loaded into the empty server. */
     assert_int_equal(fcall(s, "bx_version", 0, ver, &r), 0);
     assert_true(loop_until(base, s, &r.called, 0, 2000));
@@ -188,6 +189,7 @@ static void test_async_life_cycle(void **state) {
     assert_int_equal(fcall(s, "bx_version", 0, ver, &r2), -1);
     assert_non_null(strstr(r2.text, "not connected"));
     assert_int_equal(r2.called, 0);
+    assert_int_equal(bx_store_ready_for_ms(s), -1);
 
     /* Redis is back, empty: reconnect with backoff, reload the library, resubscribe. */
     w.n = 0;
@@ -199,6 +201,18 @@ static void test_async_life_cycle(void **state) {
     assert_true(loop_until(base, s, &r.called, 0, 2000));
     assert_true(r.ok);
     assert_string_equal(r.text, bx_lua_version);
+    /* The counters saw all of it: the script error and the call cut by the kill failed, both calls
+     * made while down were refused, one reconnect, and every answered call has a latency. */
+    bx_store_stats st;
+    bx_store_get_stats(s, &st);
+    assert_true(st.failures >= 2);
+    assert_int_equal(st.refused, 2);
+    assert_int_equal(st.reconnects, 1);
+    assert_true(st.ready);
+    unsigned long long in_buckets = 0;
+    for (int i = 0; i < BX_STORE_LATENCY_BUCKETS; i++) in_buckets += st.latency_count[i];
+    assert_true(st.calls >= 8);
+    assert_true(in_buckets == st.calls);
     /* The old session died with the old server: connect says unknown (client re-handshakes). */
     const char *cn[] = { "ca", "", "wa", "tk2", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1", "long-polling" };
     assert_int_equal(fcall(s, "bx_connect", 11, cn, &r), 0);
