@@ -11,7 +11,7 @@ import http from 'node:http';
 import { adapt } from 'cometd-nodejs-client';
 import { XMLHttpRequest as NodeXHR } from 'cometd-nodejs-client/src/XMLHttpRequest.js';
 import {
-  CometD, LongPollingTransport, CallbackPollingTransport,
+  CometD, LongPollingTransport, CallbackPollingTransport, WebSocketTransport,
   AckExtension, TimeSyncExtension, TimeStampExtension, ReloadExtension, BinaryExtension,
 } from 'cometd';
 
@@ -43,6 +43,8 @@ export class MemoryStorage {
 export const SERVER_URL = process.env.BX_E2E_URL || 'http://127.0.0.1:8080/cometd';
 export const TRANSPORTS = (process.env.BX_E2E_TRANSPORTS || 'long-polling,callback-polling')
   .split(',').map(s => s.trim()).filter(Boolean);
+// Transports a test proxy can stand in front of (it speaks HTTP, not WebSocket frames).
+export const isHttp = t => t !== 'websocket';
 export const MAX_INTERVAL = parseInt(process.env.BX_E2E_MAX_INTERVAL || '10000', 10);
 
 function cookieHeader(jar, host) {
@@ -100,7 +102,8 @@ function installJsonp(transport, jar) {
 
 let clientSeq = 0;
 // A CometD client limited to one transport, with its own cookie jar (a "browser").
-// opts: url, transport, jar, ack, timesync, timestamp, binary, reload (a MemoryStorage), logLevel
+// opts: url, transport, jar, ack, timesync, timestamp, binary, reload (a MemoryStorage), logLevel,
+//       backoffIncrement, maxBackoff (CometD client options)
 export function newClient(opts = {}) {
   const transport = opts.transport || 'long-polling';
   const jar = opts.jar || {};
@@ -112,6 +115,9 @@ export function newClient(opts = {}) {
   } else if (transport === 'callback-polling') {
     t = new CallbackPollingTransport();
     installJsonp(t, jar);
+  } else if (transport === 'websocket') {
+    // The adapter's window.WebSocket (npm ws); the session is bound to the connection, no cookie.
+    t = new WebSocketTransport();
   } else {
     throw new Error('unknown transport ' + transport);
   }
@@ -126,8 +132,10 @@ export function newClient(opts = {}) {
     window.sessionStorage = opts.reload;
     cometd.registerExtension('reload', new ReloadExtension());
   }
-  cometd.configure({ url: opts.url || SERVER_URL, logLevel: opts.logLevel || process.env.BX_E2E_LOG || 'warn',
-    maxNetworkDelay: opts.maxNetworkDelay || 10000 });
+  const config = { url: opts.url || SERVER_URL, logLevel: opts.logLevel || process.env.BX_E2E_LOG || 'warn',
+    maxNetworkDelay: opts.maxNetworkDelay || 10000 };
+  for (const k of ['backoffIncrement', 'maxBackoff']) if (opts[k] !== undefined) config[k] = opts[k];
+  cometd.configure(config);
   cometd.e2eJar = jar;
   return cometd;
 }
