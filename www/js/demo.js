@@ -1,6 +1,7 @@
 // Shared helpers of the demo pages: one CometD client on this server's /cometd, a status badge.
-// Query parameters: ?transport=long-polling|callback-polling|websocket (default: the HTTP
-// transports bayeux-fcgi serves, long-polling first), ?log=debug for the client's console log.
+// Query parameters: ?transport=long-polling|callback-polling|websocket (comma list; default: the
+// client's own order, websocket first, falling back to long-polling when the server offers no
+// websocket), ?log=debug for the client's console log.
 import {
   CometD, LongPollingTransport, CallbackPollingTransport, WebSocketTransport,
 } from './cometd/cometd.js';
@@ -16,11 +17,12 @@ const TRANSPORTS = {
 // A configured (not yet handshaken) client; extensions: {name: instance}.
 export function createCometD(extensions = {}) {
   const cometd = new CometD();
-  const wanted = (params.get('transport') || 'long-polling,callback-polling').split(',');
-  cometd.unregisterTransports();
-  for (const t of wanted) {
-    if (!TRANSPORTS[t]) throw new Error('unknown transport ' + t);
-    cometd.registerTransport(t, TRANSPORTS[t]());
+  if (params.get('transport')) {
+    cometd.unregisterTransports();
+    for (const t of params.get('transport').split(',')) {
+      if (!TRANSPORTS[t]) throw new Error('unknown transport ' + t);
+      cometd.registerTransport(t, TRANSPORTS[t]());
+    }
   }
   for (const [name, ext] of Object.entries(extensions)) cometd.registerExtension(name, ext);
   cometd.configure({
