@@ -967,7 +967,15 @@ local function member_join(_, args)
   local k, sk = K(P), SK(P, cid)
   if not load_session(sk) then return { 'unknown' } end
   local old = rd('hash', sk.m, 'HGET', room)
-  rd('hash', k.room(room), 'HLEN')
+  -- members whose session vanished without a removal (keys expired by their TTL while no worker
+  -- swept) are dropped here, so the list never keeps ghosts for long
+  local members, stale = rd('hash', k.room(room), 'HGETALL'), {}
+  for i = 1, #members, 2 do
+    local m = members[i + 1]
+    if m ~= cid and (#m > ID_MAX or m:find('[^%w_%-%.]') or redis.call('EXISTS', SK(P, m).s) == 0) then
+      stale[#stale + 1] = members[i]
+    end
+  end
   local cur_user = rd('hash', sk.s, 'HGET', 'u') or ''
   need(k.user(user), 'set')
   need(k.stats, 'hash')
@@ -976,6 +984,7 @@ local function member_join(_, args)
   if old and old ~= user and redis.call('HGET', k.room(room), old) == cid then
     redis.call('HDEL', k.room(room), old)
   end
+  if #stale > 0 then chunked('HDEL', k.room(room), stale, 1, #stale) end
   redis.call('HSET', k.room(room), user, cid)
   redis.call('HSET', sk.m, room, user)
   redis.call('PEXPIRE', sk.m, ttl)

@@ -136,6 +136,21 @@ static void test_disconnect_and_sweep_leave_rooms(void **state) {
     assert_int_equal(t_cmd_int(S, "DBSIZE", NULL), base + 1);
 }
 
+/* A member whose session keys vanished without a removal (TTL while no worker swept) is dropped at the
+ * next join in that room. */
+static void test_join_drops_ghost_members(void **state) {
+    (void)state;
+    t_session(S, "w", "");
+    t_subscribe(S, "w", "/members/r");
+    t_session(S, "g", "");
+    join("g", "r", "ghost");
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "{g}:s", T_PREFIX "{g}:q", T_PREFIX "{g}:m", NULL));
+    t_session(S, "a", "");
+    join("a", "r", "ann");
+    assert_int_equal(t_queued(S, "w"), 2);
+    assert_queued_at("w", 1, "{\"channel\":\"/members/r\",\"data\":[\"ann\"]}");
+}
+
 static void test_bad_arguments_and_wrong_types(void **state) {
     (void)state;
     t_session(S, "a", "");
@@ -214,6 +229,7 @@ int main(void) {
         cmocka_unit_test_setup(test_private_only_to_peer_and_sender, setup),
         cmocka_unit_test_setup(test_deliver_user_all_sessions, setup),
         cmocka_unit_test_setup(test_disconnect_and_sweep_leave_rooms, setup),
+        cmocka_unit_test_setup(test_join_drops_ghost_members, setup),
         cmocka_unit_test_setup(test_bad_arguments_and_wrong_types, setup),
         cmocka_unit_test_setup(test_external_request_answer_timeout, setup),
         cmocka_unit_test_setup(test_auction_bid, setup),
