@@ -307,7 +307,11 @@ static void handle(bx_reactor *r, bx_req *q)
     bx_exchange_hooks hooks = { on_hold, on_state, q };
     q->ex = bx_exchange_new(r->d, &batch, &info, &hooks);
     free(browser);
-    if (!q->ex) {
+    if (!q->ex || (q->authorization && bx_exchange_set_authorization(q->ex, q->authorization) < 0)) {
+        if (q->ex) {
+            bx_exchange_free(q->ex);
+            q->ex = NULL;
+        }
         bx_transport_error(r->cfg, q, 500, "out of memory");
         req_done(r, q, 1);
         return;

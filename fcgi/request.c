@@ -155,6 +155,7 @@ static int fill(bx_req *q, param_fn *param, void *psrc, long max_body)
     q->content_type = dup_or(param("CONTENT_TYPE", psrc), NULL);
     q->cookie = dup_or(param("HTTP_COOKIE", psrc), NULL);
     q->origin = dup_or(param("HTTP_ORIGIN", psrc), NULL);
+    q->authorization = dup_or(param("HTTP_AUTHORIZATION", psrc), NULL);
     q->secure = https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0);
     if (!q->method || !q->query)
         return -1;
@@ -313,6 +314,7 @@ static void free_fields(bx_req *q)
     free(q->content_type);
     free(q->cookie);
     free(q->origin);
+    free(q->authorization);
     free(q->body);
     free(q->callback);
     free(q);

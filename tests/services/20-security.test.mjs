@@ -122,3 +122,21 @@ test('presence: a user\'s first session publishes joined, its last one leaving p
   assert.equal((await s2.disconnect()).successful, true);
   assert.deepEqual(await seen(), ['left']);
 });
+
+test('an "Authorization: Bearer" header authenticates a long-polling handshake like ext.token', async () => {
+  const post = (token, ext) => {
+    const c = new Client('hdr');
+    return c.post([handshakeMessage(c.nextId(), ext ? { ext } : {})], { suffix: 'handshake', headers: { Authorization: `Bearer ${token}` } })
+      .then((res) => { assert.equal(res.status, 200, res.text); return res.json[0]; });
+  };
+  const good = jwt({ sub: 'hedda', exp: inAMinute() });
+  assert.equal((await post(good)).successful, true);
+  const bad = await post(jwt({ sub: 'hedda', exp: inAMinute() }, { key: 'wrong-secret-wrong-secret' }));
+  assert.equal(bad.error, '403::handshake_denied');
+  assert.equal(bad.advice?.reconnect, 'none');
+  // ext.token wins over the header
+  const both = await post(good, { token: 'not.a.token' });
+  assert.equal(both.error, '403::handshake_denied');
+  await sleep(100);
+  assert.ok(workerLog(/debug .*token \(Authorization header\) ok: user hedda/).length >= 1, 'the header path was taken');
+});
