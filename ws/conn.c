@@ -39,6 +39,7 @@ typedef struct wsx {
     int registered;      /* in the parked table */
     int parked;
     int handshake;       /* the frame was a /meta/handshake: remember its clientId */
+    int released;        /* a /meta/disconnect of its session asked it to answer first */
     struct wsx *prev, *next;
 } wsx;
 
@@ -275,6 +276,30 @@ static void own_session_only(bx_ws_conn *c, bx_batch *b)
     }
 }
 
+/* CometD answers the held /meta/connect of a session before that session's /meta/disconnect reply.
+ * The official client closes the socket only when the disconnect reply comes after the connect reply;
+ * in the other order the socket stayed open until ws.idleTimeout (and Node clients never exited). */
+static void release_held_before_disconnect(bx_ws_conn *c, const bx_batch *b)
+{
+    for (size_t i = 0; i < b->n; i++) {
+        const char *ch = bx_msg_channel(b->msgs[i]), *cid = bx_msg_client_id(b->msgs[i]);
+        if (!ch || !cid || strcmp(ch, "/meta/disconnect") != 0)
+            continue;
+        for (int again = 1; again;) {
+            again = 0;
+            for (wsx *x = c->exs; x; x = x->next) {
+                if (x->parked && !x->released && !strcmp(bx_exchange_client_id(x->ex), cid)) {
+                    x->released = 1; /* answered now, or queued while its broker call runs */
+                    bx_debug("ws#%lu: c=%s disconnects: its held connect answered first", c->id, cid);
+                    bx_exchange_disconnected(x->ex); /* may free x: rescan */
+                    again = 1;
+                    break;
+                }
+            }
+        }
+    }
+}
+
 static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
 {
     const bx_config *cfg = c->srv->cfg;
@@ -293,6 +318,7 @@ static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
                                                 "/meta/handshake");
     if (cfg->wsRequireHandshakePerConnection)
         own_session_only(c, &batch);
+    release_held_before_disconnect(c, &batch);
     bx_request_info info = { BX_TR_WEBSOCKET, 0, c->browser[0] ? c->browser : NULL };
     bx_exchange_hooks hooks = { on_hold, on_state, x };
     if (!x || !(x->ex = bx_exchange_new(c->srv->d, &batch, &info, &hooks))) {
