@@ -78,5 +78,7 @@ export BX_E2E_MAX_INTERVAL=${BX_E2E_MAX_INTERVAL:-10000}
 export BX_E2E_SHOTS=${BX_E2E_SHOTS:-$ROOT/build/e2e-screenshots}
 
 cd "$E2E"
+# --test-force-exit: a client still retrying in the background (its server was killed) must not keep a
+# finished test file alive.
 # shellcheck disable=SC2086
-node --test --test-concurrency=1 --test-reporter=spec "$@" ${BX_E2E_FILES:-*.test.mjs}
+node --test --test-concurrency=1 --test-force-exit --test-reporter=spec "$@" ${BX_E2E_FILES:-*.test.mjs}
