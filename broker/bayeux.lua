@@ -663,10 +663,28 @@ local function recipients_write(k, acc, message, parked)
   end
 end
 
+-- A publish seen again: the same message id and the same text among the session's last
+-- RECENT_PUBLISHES. nginx replays a POST that a stopping or dying worker never answered
+-- (fastcgi_next_upstream non_idempotent); this makes the replay harmless. The text is part of the
+-- key because some clients reuse message ids.
+local RECENT_PUBLISHES = 32
+local function publish_seen(sk, mid, message)
+  local tag = mid .. ':' .. redis.sha1hex(message):sub(1, 12)
+  local recent = redis.call('HGET', sk.s, 'pm') or ''
+  if (' ' .. recent .. ' '):find(' ' .. tag .. ' ', 1, true) then return true end
+  local list = {}
+  for w in recent:gmatch('%S+') do list[#list + 1] = w end
+  list[#list + 1] = tag
+  while #list > RECENT_PUBLISHES do table.remove(list, 1) end
+  redis.call('HSET', sk.s, 'pm', table.concat(list, ' '))
+  return false
+end
+
 -- keys: P{cid}:s (publisher)  Pch:<channel> Pch:<wildcard>...  P{rcpt}:s P{rcpt}:q  Pexpiry Pstats  Pwake:<W>
--- args: prefix cid browser max_interval_ms ttl_ms channel message broadcast_to_publisher max_queue wildcard...
+-- args: prefix cid browser max_interval_ms ttl_ms channel message broadcast_to_publisher max_queue
+--       ['#'<message id>] wildcard...
 -- cid "" = a server-side publish (bayeuxctl, services): no publisher check, nothing touched.
--- returns: {"ok", recipients, dropped, workers_woken} | {"unknown"}
+-- returns: {"ok", recipients, dropped, workers_woken} | {"ok", 0, 0, 0, "duplicate"} | {"unknown"}
 local function publish(_, args)
   local fn = 'bx_publish'
   arg_count(fn, args, 9)
@@ -676,7 +694,12 @@ local function publish(_, args)
   local message = arg_nonempty(fn, 'message', args[7])
   local btp = arg_flag(fn, 'broadcast_to_publisher', args[8])
   local max_queue = arg_int(fn, 'max_queue', args[9])
-  for i = 10, #args do arg_channel(fn, 'wildcard ' .. (i - 9), args[i]) end
+  local first_wild, mid = 10, nil
+  if args[10] and args[10]:sub(1, 1) == '#' then
+    mid = arg_id(fn, 'message id', args[10]:sub(2))
+    first_wild = 11
+  end
+  for i = first_wild, #args do arg_channel(fn, 'wildcard ' .. (i - first_wild + 1), args[i]) end
   local k, sk, sess, cid, max_interval, ttl
   if server_side then
     arg_id(fn, 'browser', args[3], true)
@@ -688,10 +711,15 @@ local function publish(_, args)
     if not sess then return { 'unknown' } end
   end
   need(k.stats, 'hash')
+  if mid and not server_side and publish_seen(sk, mid, message) then
+    touch_write(k, sk, cid, max_interval, ttl)
+    stat(k, 'replays', 1)
+    return { 'ok', 0, 0, 0, 'duplicate' }
+  end
 
   -- read: recipients, each once, in order of the lookups
   local sets = { k.ch(channel) }
-  for i = 10, #args do sets[#sets + 1] = k.ch(args[i]) end
+  for i = first_wild, #args do sets[#sets + 1] = k.ch(args[i]) end
   local seen, stale, acc = {}, {}, recipients_new()
   local dropped = 0
   for _, set in ipairs(sets) do

@@ -985,6 +985,13 @@ static void broadcast(bx_exchange *ex, const char *cid, const char *name)
     args_add(&a, text);
     args_addl(&a, cfg->broadcastToPublisher);
     args_addl(&a, topts(ex)->maxQueue);
+    /* the message id lets the broker drop a replayed request (nginx retries an unanswered POST) */
+    const char *mid = bx_msg_id(ex->cur.msg);
+    if (mid && *mid && strlen(mid) <= BX_ID_MAX_LEN) {
+        char midarg[BX_ID_MAX_LEN + 2];
+        snprintf(midarg, sizeof midarg, "#%s", mid);
+        args_add(&a, midarg);
+    }
     for (size_t i = 0; wild[i]; i++)
         args_add(&a, wild[i]);
     bx_channel_wildcards_free(wild);

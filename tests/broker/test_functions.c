@@ -314,6 +314,38 @@ static void test_wildcard_fanout_once(void **state) {
     assert_int_equal(t_queued(S, "o1"), 2);
 }
 
+/* A replayed publish request (nginx retries a POST a stopping worker never answered) is
+ * dropped by message id + text; a reused id with other text, or no id, still publishes. */
+static void test_publish_replay_dropped(void **state) {
+    (void)state;
+    t_session(S, "pub", "");
+    t_session(S, "sub", "");
+    t_subscribe(S, "sub", "/r/x");
+    char err[256];
+    const char *a1[] = { "pub", "", T_EXPIRY, T_TTL, "/r/x", "m1", "1", "-1", "#7", "/r/*", "/r/**", "/**" };
+    redisReply *r = bx_store_sync_fcall(S, "bx_publish", 12, a1, NULL, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(t_int(r, 1), 1);
+    freeReplyObject(r);
+    r = bx_store_sync_fcall(S, "bx_publish", 12, a1, NULL, err, sizeof err); /* the replay */
+    assert_non_null(r);
+    assert_string_equal(t_str(r, 0), "ok");
+    assert_int_equal(t_int(r, 1), 0);
+    assert_string_equal(t_str(r, 4), "duplicate");
+    freeReplyObject(r);
+    const char *a2[] = { "pub", "", T_EXPIRY, T_TTL, "/r/x", "m2", "1", "-1", "#7" }; /* same id, other text */
+    r = bx_store_sync_fcall(S, "bx_publish", 9, a2, NULL, err, sizeof err);
+    assert_non_null(r);
+    assert_int_equal(t_int(r, 1), 1);
+    freeReplyObject(r);
+    assert_int_equal(publish_n("pub", "/r/x", "m1"), 1); /* no id: never deduplicated */
+    assert_int_equal(t_queued(S, "sub"), 3);
+    const char *bad[] = { "pub", "", T_EXPIRY, T_TTL, "/r/x", "m3", "1", "-1", "#a b" };
+    r = bx_store_sync_fcall(S, "bx_publish", 9, bad, NULL, err, sizeof err);
+    assert_null(r);
+    assert_non_null(strstr(err, "message id"));
+}
+
 static void test_subscribe_unsubscribe(void **state) {
     (void)state;
     t_session(S, "u1", "");
@@ -660,6 +692,7 @@ int main(void) {
         cmocka_unit_test_setup(test_inflight_ack, setup),
         cmocka_unit_test_setup(test_max_queue, setup),
         cmocka_unit_test_setup(test_wildcard_fanout_once, setup),
+        cmocka_unit_test_setup(test_publish_replay_dropped, setup),
         cmocka_unit_test_setup(test_subscribe_unsubscribe, setup),
         cmocka_unit_test_setup(test_multi_clients, setup),
         cmocka_unit_test_setup(test_ttl_on_every_session_key, setup),
