@@ -21,6 +21,7 @@
 #include "accept.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "parked.h"
 #include "store.h"
 #include "transport.h"
@@ -57,6 +58,8 @@ struct bx_reactor {
     long long refusal_window;
     int refusals_loud, refusals_quiet;
     kept *kept;           /* idle kept connections */
+    int metrics_pending;  /* scrapes waiting for bx_stats (a stop waits for them) */
+    char *worker;         /* worker id, the metrics' worker label */
     size_t n_kept;
 };
 
@@ -267,6 +270,54 @@ static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
     req_done(r, q, 1);
 }
 
+/* ---- metrics ---------------------------------------------------------------- */
+
+static void metrics_answer(bx_reactor *r, bx_req *q, const redisReply *broker)
+{
+    bx_store_stats st;
+    bx_store_get_stats(r->store, &st);
+    bx_metrics_input in = { r->worker, &st, (long)bx_parked_count(r->parked),
+                            (long)bx_dispatch_live(r->d), broker };
+    size_t len;
+    char *text = bx_metrics_render(&in, &len);
+    if (text)
+        bx_req_respond(q, 200, "text/plain; version=0.0.4; charset=utf-8", "Cache-Control: no-store\r\n", text, len);
+    else
+        bx_transport_error(r->cfg, q, 500, "out of memory");
+    free(text);
+    req_done(r, q, 1);
+}
+
+static void metrics_done(const redisReply *rep, const char *err, void *arg)
+{
+    bx_req *q = arg;
+    bx_reactor *r = q->owner;
+    r->metrics_pending--;
+    if (!rep)
+        bx_debug("metrics: bx_stats failed: %s", err ? err : "?");
+    metrics_answer(r, q, rep);
+}
+
+/* GET metricsPath: allowed addresses only; broker counters when Redis answers, else without. */
+static int metrics_request(bx_reactor *r, bx_req *q)
+{
+    const char *path = r->cfg->metricsPath;
+    if (!path || !*path || !q->path || strcmp(q->path, path) != 0 || strcmp(q->method, "GET") != 0)
+        return 0;
+    if (!bx_metrics_allowed(r->cfg->metricsAllowedAddresses, q->remote_addr)) {
+        bx_debug("metrics: %s not in metricsAllowedAddresses: 403", q->remote_addr ? q->remote_addr : "(no REMOTE_ADDR)");
+        bx_transport_error(r->cfg, q, 403, "Forbidden");
+        req_done(r, q, 1);
+        return 1;
+    }
+    char err[160];
+    if (bx_store_fcall(r->store, "bx_stats", 0, NULL, NULL, metrics_done, q, err, sizeof err) == 0)
+        r->metrics_pending++;
+    else
+        metrics_answer(r, q, NULL);
+    return 1;
+}
+
 /* ---- incoming requests ------------------------------------------------------ */
 
 static void handle(bx_reactor *r, bx_req *q)
@@ -274,6 +325,8 @@ static void handle(bx_reactor *r, bx_req *q)
     bx_batch batch;
     const char *reason = "";
     q->owner = r;
+    if (metrics_request(r, q))
+        return;
     int rc = bx_transport_decode(r->cfg, q, &batch, &reason);
     if (rc == 1) {
         bx_debug("%s %s: %s", q->method, q->query, reason);
@@ -425,7 +478,7 @@ static void on_stopcheck(evutil_socket_t fd, short what, void *arg)
     pthread_mutex_unlock(&r->lock);
     if (threads && r->on_stop)
         r->on_stop(r->on_stop_arg); /* again: a thread may have entered accept() after the first signal */
-    if (idle && bx_dispatch_live(r->d) == 0) {
+    if (idle && bx_dispatch_live(r->d) == 0 && r->metrics_pending == 0) {
         event_base_loopbreak(r->base);
     } else if (now_ms() > r->deadline) {
         bx_warn("stop: %zu exchanges still alive after %d ms, exiting anyway", bx_dispatch_live(r->d),
@@ -482,7 +535,7 @@ bx_reactor *bx_reactor_new(const bx_config *cfg, const char *conf_path, const ch
     r->cfg = cfg;
     r->cgi = cgi;
     r->started = now_ms();
-    if (conf_path && !(r->conf_path = strdup(conf_path)))
+    if (!(r->worker = strdup(worker ? worker : "")) || (conf_path && !(r->conf_path = strdup(conf_path))))
         goto oom;
     if (evthread_use_pthreads() < 0 || !(r->base = event_base_new())) {
         snprintf(err, errlen, "libevent: cannot create the event base");
@@ -576,5 +629,6 @@ void bx_reactor_free(bx_reactor *r)
         event_base_free(r->base);
     pthread_mutex_destroy(&r->lock);
     free(r->conf_path);
+    free(r->worker);
     free(r);
 }

@@ -155,6 +155,12 @@ static int fill(bx_req *q, param_fn *param, void *psrc, long max_body)
     q->content_type = dup_or(param("CONTENT_TYPE", psrc), NULL);
     q->cookie = dup_or(param("HTTP_COOKIE", psrc), NULL);
     q->origin = dup_or(param("HTTP_ORIGIN", psrc), NULL);
+    q->path = dup_or(param("DOCUMENT_URI", psrc), NULL);
+    if (!q->path && param("REQUEST_URI", psrc)) { /* lighttpd, Apache: no DOCUMENT_URI */
+        const char *u = param("REQUEST_URI", psrc);
+        q->path = strndup(u, strcspn(u, "?"));
+    }
+    q->remote_addr = dup_or(param("REMOTE_ADDR", psrc), NULL);
     q->authorization = dup_or(param("HTTP_AUTHORIZATION", psrc), NULL);
     q->secure = https && (strcasecmp(https, "on") == 0 || strcmp(https, "1") == 0);
     if (!q->method || !q->query)
@@ -314,6 +320,8 @@ static void free_fields(bx_req *q)
     free(q->content_type);
     free(q->cookie);
     free(q->origin);
+    free(q->path);
+    free(q->remote_addr);
     free(q->authorization);
     free(q->body);
     free(q->callback);

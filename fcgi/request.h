@@ -21,6 +21,8 @@ typedef struct bx_req {
     char *content_type;   /* CONTENT_TYPE or NULL */
     char *cookie;         /* HTTP_COOKIE or NULL */
     char *origin;         /* HTTP_ORIGIN or NULL */
+    char *path;           /* DOCUMENT_URI, else REQUEST_URI without the query; NULL if neither */
+    char *remote_addr;    /* REMOTE_ADDR or NULL */
     char *authorization;  /* HTTP_AUTHORIZATION or NULL ("Bearer <jwt>" authenticates a handshake, shared/auth.h) */
     int secure;           /* HTTPS=on */
     char *body;           /* request body (NUL-terminated when complete), body_len bytes */

@@ -106,6 +106,8 @@ static const row rows[] = {
     { "redisPrefix", T_STR, S_GLOBAL, G(redisPrefix), 0, 0, "bayeux:", check_word },
     { "redisSentinels", T_STR, S_GLOBAL, G(redisSentinels), 0, 0, NULL, check_word },
     { "redisMasterName", T_STR, S_GLOBAL, G(redisMasterName), 0, 0, "mymaster", check_word },
+    { "metricsPath", T_STR, S_GLOBAL, G(metricsPath), 0, 0, NULL, check_word },
+    { "metricsAllowedAddresses", T_STR, S_GLOBAL, G(metricsAllowedAddresses), 0, 0, "127.0.0.1,::1", check_word },
     /* security policy and users (ours) */
     { "jwtAlgorithm", T_STR, S_GLOBAL, G(jwtAlgorithm), 0, 0, NULL, check_word },
     { "jwtSecret", T_STR, S_GLOBAL, G(jwtSecret), 0, 0, NULL, check_word },

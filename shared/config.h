@@ -68,6 +68,8 @@ typedef struct bx_config {
     char *redisPrefix;          /* "bayeux:" */
     char *redisSentinels;       /* NULL: redisHost:redisPort; else "host:port,..." asked for redisMasterName */
     char *redisMasterName;      /* "mymaster" */
+    char *metricsPath;          /* NULL: no metrics endpoint; else the request path that serves them (GET) */
+    char *metricsAllowedAddresses; /* "127.0.0.1,::1": REMOTE_ADDRs allowed to scrape, "*" any */
     char *listen;               /* FastCGI socket: "/path.sock", "host:port", or ":fd0"; default ":fd0" */
     long acceptThreads;         /* 2 */
     char *logLevel;             /* "info" */

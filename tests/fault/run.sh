@@ -40,6 +40,7 @@ redisHost = 127.0.0.1
 redisPort = $redis_port
 redisPrefix = fault:
 logLevel = info
+metricsPath = /cometd/metrics
 CONF
 # ASan keeps up to 256 MB of freed memory in quarantine: cap it so worker RSS can come back down.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}:quarantine_size_mb=8"
