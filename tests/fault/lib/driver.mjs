@@ -105,6 +105,8 @@ export class Subscriber extends Session {
   constructor(base, name, channel, opts) {
     super(base, name, opts);
     this.channel = channel; this.seqs = []; this.stopped = false; this.fatal = null;
+    // cometd.js backs off 1 s more after each failed connect (backoffIncrement), up to 60 s
+    this.cometdBackoff = Boolean(opts?.cometdBackoff); this.failures = 0;
   }
   async subscribe() {
     for (let i = 0; i < 50; i++) {
@@ -140,13 +142,19 @@ export class Subscriber extends Session {
       }
       backoff = 0;
       if (r.successful) {
+        this.failures = 0;
         for (const m of res.json) if (m.channel === this.channel && m.data) this.seqs.push(m.data.seq);
         if (r.advice?.reconnect === 'none') { if (!this.stopped) this.fatal = `reconnect none: ${res.text}`; break; }
         if (r.advice?.interval > 0) await sleep(r.advice.interval);
         continue;
       }
       const how = r.advice?.reconnect;
-      if (how === 'retry') { this.note('retry', `connect: ${r.error || ''} retry`); await sleep(r.advice.interval || 0); continue; }
+      if (how === 'retry') {
+        this.note('retry', `connect: ${r.error || ''} retry`);
+        this.failures++;
+        await sleep((r.advice.interval || 0) + (this.cometdBackoff ? Math.min(60000, 1000 * this.failures) : 0));
+        continue;
+      }
       if (how === 'handshake') {
         // The session is gone: whatever was queued for it is lost. cometd.js re-handshakes and the
         // application resubscribes; the test decides whether that was allowed.

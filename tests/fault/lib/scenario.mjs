@@ -8,9 +8,9 @@ const opts = { timeout: TIMEOUT };
 const range = (n) => Array.from({ length: n }, (_, i) => i);
 
 // Subscribers + publisher on channel ch through base; the fault runs while messages flow.
-export async function group(base, label, nsubs, period) {
+export async function group(base, label, nsubs, period, subOpts = {}) {
   const ch = `/fault/${unique(label)}`;
-  const subs = await Promise.all(range(nsubs).map((i) => new Subscriber(base, `${label}${i}`, ch, opts).start()));
+  const subs = await Promise.all(range(nsubs).map((i) => new Subscriber(base, `${label}${i}`, ch, { ...opts, ...subOpts }).start()));
   const pub = await new Publisher(base, `${label}-pub`, ch, period, opts).start();
   return { label, subs, pub };
 }
@@ -22,8 +22,8 @@ export async function finish(g) {
 
 // Runs fault() while `involved` (behind nginx 1) and `bystanders` (behind nginx 2 → worker 2) exchange
 // messages; returns both groups once every subscriber drained.
-export async function scenario(fault, { url, url2, subs = 8, bystanders = 4, period = 25, before = 1000, after = 1500 } = {}) {
-  const inv = await group(url, 'inv', subs, period);
+export async function scenario(fault, { url, url2, subs = 8, bystanders = 4, period = 25, before = 1000, after = 1500, subOpts } = {}) {
+  const inv = await group(url, 'inv', subs, period, subOpts);
   const bys = bystanders ? await group(url2, 'bys', bystanders, period) : null;
   try {
     await sleep(before);
