@@ -465,7 +465,10 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
     char err[160];
     const char *argv[1] = { SWEEP_MAX };
     size_t lens[1] = { strlen(SWEEP_MAX) };
-    if (bx_store_ready(r->store))
+    /* After Redis was away (or at start), clients get one full interval + maxInterval to come back
+     * before this worker expires anyone: expiry times kept running while no connect could land. */
+    const bx_transport_opts *t = &r->cfg->tr[BX_TR_LONG_POLLING];
+    if (bx_store_ready(r->store) && bx_store_ready_for_ms(r->store) >= t->interval + t->maxInterval)
         bx_store_fcall(r->store, "bx_sweep", 1, argv, lens, sweep_done, NULL, err, sizeof err);
 }
 

@@ -190,6 +190,7 @@ bx_ws_server *bx_ws_server_new(const bx_config *cfg, const char *conf_path, cons
     if (!(s->base = event_base_new()) || !(s->parked = bx_parked_new()))
         snprintf(err, errlen, "out of memory");
     else if (!(s->store = bx_store_new(s->base, &so, on_wake, s, err, errlen)) ||
+             bx_store_set_sentinels(s->store, cfg->redisSentinels, cfg->redisMasterName, err, errlen) < 0 ||
              !(s->d = bx_dispatch_new(cfg, s->store, worker, err, errlen)) ||
              !(s->lis = listen_on(s, cfg->wsListen, err, errlen)))
         ;
