@@ -68,6 +68,23 @@ test('a superseded held connect is dropped silently; the newer one is held', asy
   await c.close();
 });
 
+test('disconnect with a held connect: the connect is answered (reconnect none) before the disconnect reply', async () => {
+  // The official client closes the socket only in this order (CometD's); the other order left it open.
+  const c = await Client.open();
+  await c.handshake();
+  await c.connectFirst();
+  const held = c.connect();
+  await sleep(300);
+  c.send([{ channel: '/meta/disconnect', clientId: c.clientId, id: 'd1' }]);
+  await c.next((m) => m.id === 'd1', 3000, 'disconnect reply');
+  const all = c.frames.flat();
+  const iConnect = all.findIndex((m) => m.id === held);
+  const iDisc = all.findIndex((m) => m.id === 'd1');
+  assert.ok(iConnect >= 0 && iConnect < iDisc, `held connect answered before the disconnect reply: ${JSON.stringify(all.slice(-3))}`);
+  assert.equal(all[iConnect].advice?.reconnect, 'none');
+  await c.close();
+});
+
 test('session continues on a new connection by clientId; messages queued in between arrive', async () => {
   const ch = `/ws/${unique()}`;
   const c1 = await Client.open();
