@@ -11,6 +11,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "cookie.h"
 #include "log.h"
 #include "query.h"
 
@@ -50,25 +51,6 @@ static void cors_headers(const bx_config *cfg, const bx_req *q, FILE *h, int pre
         fputs("Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
               "Access-Control-Allow-Headers: Content-Type, X-Requested-With, Accept, Origin\r\n"
               "Access-Control-Max-Age: 1800\r\n", h);
-}
-
-static void cookie_header(const bx_config *cfg, const bx_req *q, FILE *h, const char *value)
-{
-    fprintf(h, "Set-Cookie: %s=%s; Path=%s", cfg->browserCookieName, value,
-            cfg->browserCookiePath ? cfg->browserCookiePath : "/");
-    if (cfg->browserCookieDomain && *cfg->browserCookieDomain)
-        fprintf(h, "; Domain=%s", cfg->browserCookieDomain);
-    if (cfg->browserCookieMaxAge >= 0)
-        fprintf(h, "; Max-Age=%ld", cfg->browserCookieMaxAge);
-    if (cfg->browserCookieSecure && q->secure)
-        fputs("; Secure", h);
-    if (cfg->browserCookieHttpOnly)
-        fputs("; HttpOnly", h);
-    if (cfg->browserCookieSameSite && *cfg->browserCookieSameSite)
-        fprintf(h, "; SameSite=%s", cfg->browserCookieSameSite);
-    if (cfg->browserCookiePartitioned)
-        fputs("; Partitioned", h);
-    fputs("\r\n", h);
 }
 
 /* Respond with headers built by the callers' writes into a memstream. */
@@ -263,13 +245,16 @@ int bx_transport_reply(const bx_config *cfg, bx_req *q, bx_exchange *ex)
     size_t len = 0;
     char *json = bx_exchange_body(ex, &len);
     headers h;
-    if (!json || headers_open(&h) < 0) {
+    const char *browser = bx_exchange_new_browser(ex);
+    char *cookie = browser ? bx_cookie_header(cfg, browser, q->secure) : NULL;
+    if (!json || (browser && !cookie) || headers_open(&h) < 0) {
         free(json);
+        free(cookie);
         return bx_transport_error(cfg, q, 500, "out of memory");
     }
-    const char *browser = bx_exchange_new_browser(ex);
-    if (browser)
-        cookie_header(cfg, q, h.f, browser);
+    if (cookie)
+        fputs(cookie, h.f);
+    free(cookie);
     cors_headers(cfg, q, h.f, 0);
     fputs("Cache-Control: no-cache, no-store\r\n", h.f);
     const char *hdr = headers_close(&h);

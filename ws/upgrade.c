@@ -8,6 +8,8 @@
 
 #include <openssl/evp.h>
 
+#include "cookie.h"
+
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 static int is_b64(char c)
@@ -215,22 +217,13 @@ int bx_ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen)
 
 char *bx_ws_upgrade_response(const bx_ws_upgrade *u, const bx_config *cfg, const char *new_browser, size_t *len)
 {
-    char *s = NULL, *cookie = NULL, age[40] = "";
+    char *s = NULL, *cookie = NULL;
     int n;
     switch (u->status) {
     case 101:
-        if (new_browser) { /* the same cookie the HTTP transports set: a later long-poll fallback keeps the session */
-            if (cfg->browserCookieMaxAge >= 0)
-                snprintf(age, sizeof age, "; Max-Age=%ld", cfg->browserCookieMaxAge);
-            if (asprintf(&cookie, "Set-Cookie: %s=%s; Path=%s%s%s%s%s%s%s%s%s\r\n", cfg->browserCookieName, new_browser,
-                         cfg->browserCookiePath ? cfg->browserCookiePath : "/",
-                         cfg->browserCookieDomain ? "; Domain=" : "", cfg->browserCookieDomain ? cfg->browserCookieDomain : "",
-                         age, cfg->browserCookieSecure && u->secure ? "; Secure" : "",
-                         cfg->browserCookieHttpOnly ? "; HttpOnly" : "", cfg->browserCookieSameSite ? "; SameSite=" : "",
-                         cfg->browserCookieSameSite ? cfg->browserCookieSameSite : "",
-                         cfg->browserCookiePartitioned ? "; Partitioned" : "") < 0)
-                return NULL;
-        }
+        /* the same cookie the HTTP transports set: a later long-poll fallback keeps the session */
+        if (new_browser && !(cookie = bx_cookie_header(cfg, new_browser, u->secure)))
+            return NULL;
         n = asprintf(&s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                          "Sec-WebSocket-Accept: %s\r\n%s\r\n", u->accept, cookie ? cookie : "");
         free(cookie);
