@@ -265,11 +265,14 @@ bx_stack_tls_cert() {
   chmod 0600 "$d/key.pem"
 }
 
-# nginx upstream lines, one per worker socket.
+# nginx upstream lines, one per worker socket. max_fails=0: nginx never marks a local worker down
+# (a refused connect on a Unix socket costs microseconds and the request goes to the next worker);
+# with max_fails=1 a rolling restart could leave both workers marked down at once: "no live
+# upstreams", 502 (seen in tests/fault).
 bx_stack_nginx_upstreams() { # DIR N
   local i
   for i in $(seq 1 "$2"); do
-    printf '    server unix:%s max_fails=1 fail_timeout=%ss;\n' "$(bx_stack_worker_sock "$1" "$i")" "${BX_STACK_FAIL_TIMEOUT:-5}"
+    printf '    server unix:%s max_fails=0;\n' "$(bx_stack_worker_sock "$1" "$i")"
   done
 }
 
