@@ -63,14 +63,17 @@ test('switch-over (SENTINEL FAILOVER) while the old primary stays up: workers fo
   // What the sentinel would do some seconds later: make it a replica of the current master now.
   await run('redis-cli', ['-p', oldPort, 'REPLICAOF', '127.0.0.1', BX_REPLICA_PORT]);
   const end = Date.now() + 30000;
+  // A Redis in the middle of a sync or a switch-over may close our connection (sentinel kills
+  // clients): that reading counts as "not yet", the deadlines below still bound the wait.
+  const replInfo = (port) => run('redis-cli', ['-p', port, 'INFO', 'replication']).then((r) => r.stdout, () => '');
   for (;;) {
-    const info = (await run('redis-cli', ['-p', oldPort, 'INFO', 'replication'])).stdout;
+    const info = await replInfo(oldPort);
     if (/role:slave/.test(info) && /master_link_status:up/.test(info) && /master_sync_in_progress:0/.test(info)) break;
     assert.ok(Date.now() < end, `the old primary did not become an in-sync replica: ${info}`);
     await sleep(200);
   }
   let tSwitch, tDemoted;
-  const role = async (port) => /role:(\w+)/.exec((await run('redis-cli', ['-p', port, 'INFO', 'replication'])).stdout)?.[1];
+  const role = async (port) => /role:(\w+)/.exec(await replInfo(port))?.[1];
   const newReplica = (await sentinel('SENTINEL', 'get-master-addr-by-name', 'fault'))[1];
   const { inv } = await scenario(async (g) => {
     tSwitch = Date.now();
