@@ -471,7 +471,7 @@ static int cmd_stats(ctl *c) {
  * for node_exporter's textfile collector or a scrape through a wrapper. */
 static int cmd_metrics(ctl *c) {
     redisReply *r = fcall(c, "bx_stats", 0, NULL);
-    bx_metrics_input in = { "bayeuxctl", NULL, -1, -1, r };
+    bx_metrics_input in = { "bayeuxctl", NULL, -1, -1, r, NULL };
     size_t len;
     char *text = bx_metrics_render(&in, &len);
     freeReplyObject(r);

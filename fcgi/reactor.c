@@ -277,7 +277,7 @@ static void metrics_answer(bx_reactor *r, bx_req *q, const redisReply *broker)
     bx_store_stats st;
     bx_store_get_stats(r->store, &st);
     bx_metrics_input in = { r->worker, &st, (long)bx_parked_count(r->parked),
-                            (long)bx_dispatch_live(r->d), broker };
+                            (long)bx_dispatch_live(r->d), broker, bx_counters_get() };
     size_t len;
     char *text = bx_metrics_render(&in, &len);
     if (text)

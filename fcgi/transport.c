@@ -12,6 +12,7 @@
 #include <strings.h>
 
 #include "cookie.h"
+#include "counters.h"
 #include "log.h"
 #include "query.h"
 
@@ -79,6 +80,7 @@ static const char *headers_close(headers *h)
 int bx_transport_error(const bx_config *cfg, bx_req *q, int status, const char *text)
 {
     headers h;
+    bx_count_http_error(status); /* for the metrics */
     if (headers_open(&h) < 0)
         return bx_req_respond(q, status, "text/plain;charset=UTF-8", NULL, text, strlen(text));
     cors_headers(cfg, q, h.f, 0);

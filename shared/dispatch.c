@@ -16,6 +16,7 @@
 
 #include "channel.h"
 #include "clientid.h"
+#include "counters.h"
 #include "error.h"
 #include "log.h"
 #include "service.h"
@@ -258,6 +259,7 @@ static void message_done(bx_exchange *ex)
     for (size_t i = d->n_ext; i-- > 0;)
         if (d->exts[i]->outgoing)
             d->exts[i]->outgoing(&ex->cur);
+    bx_count_reply(ex->cur.reply); /* errors by type, for the metrics */
     json_array_append_new(ex->replies, ex->cur.reply);
     ex->cur.reply = NULL;
     ex->next++;
@@ -356,6 +358,8 @@ static void add_deliveries(bx_exchange *ex, const redisReply *r, size_t from)
         }
         deliver(ex, m);
     }
+    if (r && r->type == REDIS_REPLY_ARRAY && r->elements > from)
+        bx_count_queue_depth(r->elements - from); /* the session's whole queue + in-flight, for the metrics */
 }
 
 /* ---- /meta/handshake ------------------------------------------------ */

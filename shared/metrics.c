@@ -34,7 +34,7 @@ static void head(buf *b, const char *name, const char *type, const char *help) {
     put(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* The worker label value, escaped as the format wants (\\, \", \n). */
+/* A label value, escaped as the format wants (\\, \", \n). */
 static char *label(const char *v) {
     size_t n = strlen(v ? v : "");
     char *o = malloc(2 * n + 1), *q = o;
@@ -118,6 +118,34 @@ static void render_store(buf *b, const bx_store_stats *s, const char *w) {
     put(b, "bayeux_redis_call_duration_seconds_count{worker=\"%s\"} %llu\n", w, cum);
 }
 
+/* Errors by Bayeux error string and HTTP status, and the queue-depth histogram, of this worker. */
+static void render_counts(buf *b, const bx_counters *c, const char *w) {
+    head(b, "bayeux_errors_total", "counter",
+         "Bayeux replies with successful:false, by error string (\"other\": past the first 48 distinct ones).");
+    for (size_t i = 0; i <= BX_COUNT_ERRORS; i++) {
+        if (i >= c->n_errors && i < BX_COUNT_ERRORS) continue;
+        char *e = label(c->errors[i].error);
+        if (e) put(b, "bayeux_errors_total{worker=\"%s\",error=\"%s\"} %llu\n", w, e, c->errors[i].n);
+        else b->oom = 1;
+        free(e);
+    }
+    head(b, "bayeux_http_errors_total", "counter", "Requests answered with an HTTP error status instead of Bayeux replies.");
+    for (int s = 400; s < 600; s++)
+        if (c->http[s - 400] || s == 400 || s == 413 || s == 500 || s == 503)
+            put(b, "bayeux_http_errors_total{worker=\"%s\",status=\"%d\"} %llu\n", w, s, c->http[s - 400]);
+    head(b, "bayeux_queue_depth", "histogram",
+         "Messages handed to a session in one /meta/connect answer (its queue and in-flight messages; empty answers not observed).");
+    unsigned long long cum = 0;
+    for (int i = 0; i < BX_QUEUE_DEPTH_BUCKETS; i++) {
+        cum += c->depth[i];
+        long le = bx_queue_depth_le(i);
+        if (le >= 0) put(b, "bayeux_queue_depth_bucket{worker=\"%s\",le=\"%ld\"} %llu\n", w, le, cum);
+        else put(b, "bayeux_queue_depth_bucket{worker=\"%s\",le=\"+Inf\"} %llu\n", w, cum);
+    }
+    put(b, "bayeux_queue_depth_sum{worker=\"%s\"} %llu\n", w, c->depth_sum);
+    put(b, "bayeux_queue_depth_count{worker=\"%s\"} %llu\n", w, cum);
+}
+
 char *bx_metrics_render(const bx_metrics_input *in, size_t *len) {
     buf b = { malloc(4096), 0, 4096, 0 };
     char *w = label(in->worker);
@@ -139,6 +167,7 @@ char *bx_metrics_render(const bx_metrics_input *in, size_t *len) {
         put(&b, "bayeux_requests_in_progress{worker=\"%s\"} %ld\n", w, in->exchanges);
     }
     if (in->store) render_store(&b, in->store, w);
+    if (in->counts) render_counts(&b, in->counts, w);
     free(w);
     if (b.oom) {
         free(b.p);

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <hiredis/hiredis.h>
 
+#include "counters.h"
 #include "store.h"
 
 typedef struct bx_metrics_input {
@@ -18,6 +19,7 @@ typedef struct bx_metrics_input {
     long parked;                  /* /meta/connects held by this process now; < 0: left out */
     long exchanges;               /* requests in progress (incl. parked); < 0: left out */
     const redisReply *broker;     /* reply of FCALL bx_stats (flat name, value array); NULL: Redis away */
+    const bx_counters *counts;    /* this process's errors and queue depths; NULL: left out */
 } bx_metrics_input;
 
 /* The text of one scrape (text/plain; version=0.0.4). malloc'd, the caller frees; NULL on OOM. */

@@ -249,16 +249,17 @@ test('10,000 sessions created and abandoned: all keys gone after maxInterval + s
 });
 
 // The metrics endpoint (metricsPath in run.sh's bayeux.conf), after all of the above.
+const scrape = (base = URL1) => new Promise((resolve, reject) => {
+  http.get(new URL('/cometd/metrics', base), { agent: false }, (res) => {
+    let text = '';
+    res.on('data', (c) => { text += c; });
+    res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], text }));
+  }).on('error', reject);
+});
+const value = (text, re) => { const m = new RegExp(`^${re} (\\S+)$`, 'm').exec(text); return m ? Number(m[1]) : NaN; };
+const W = 'worker="[^"]+"';
+
 test('metrics endpoint: Prometheus text with broker counters, worker gauges and a latency histogram', { timeout: 30000 }, async () => {
-  const scrape = () => new Promise((resolve, reject) => {
-    http.get(new URL('/cometd/metrics', URL1), { agent: false }, (res) => {
-      let text = '';
-      res.on('data', (c) => { text += c; });
-      res.on('end', () => resolve({ status: res.statusCode, type: res.headers['content-type'], text }));
-    }).on('error', reject);
-  });
-  const value = (text, re) => { const m = new RegExp(`^${re} (\\S+)$`, 'm').exec(text); return m ? Number(m[1]) : NaN; };
-  const W = 'worker="[^"]+"';
   const a = await scrape();
   assert.equal(a.status, 200, a.text);
   assert.match(a.type, /^text\/plain; version=0\.0\.4/);
@@ -274,4 +275,40 @@ test('metrics endpoint: Prometheus text with broker counters, worker gauges and 
   const b = await scrape();
   assert.equal(value(b.text, 'bayeux_publishes_total') - value(a.text, 'bayeux_publishes_total'), 5, b.text);
   assert.ok(value(b.text, 'bayeux_handshakes_total') > value(a.text, 'bayeux_handshakes_total'), b.text);
+});
+
+// Per-worker counters: everything goes to worker 2 through the second nginx (URL2), so its scrapes
+// see exactly what this test did (nothing else runs now).
+test('metrics: errors by Bayeux error string and HTTP status, queue-depth histogram (per worker)', { timeout: 30000 }, async () => {
+  const err402 = `bayeux_errors_total\\{${W},error="402::session_unknown"\\}`;
+  const http400 = `bayeux_http_errors_total\\{${W},status="400"\\}`;
+  const bucket = (le) => `bayeux_queue_depth_bucket\\{${W},le="${le}"\\}`;
+  const a = await scrape(URL2);
+  assert.equal(a.status, 200, a.text);
+  assert.match(a.text, /^# TYPE bayeux_errors_total counter$/m);
+  assert.match(a.text, /^# TYPE bayeux_queue_depth histogram$/m);
+  // A /meta/connect with a client id nobody handshook: 402::session_unknown.
+  const r = await post(URL2, [{ channel: '/meta/connect', clientId: 'nosuchclient0000', connectionType: 'long-polling', id: '1' }], null, 10000);
+  assert.equal(r.json?.[0]?.error, '402::session_unknown', r.text);
+  // A body that is no message batch (a JSON number): HTTP 400.
+  assert.equal((await post(URL2, 42, null, 10000)).status, 400);
+  // 7 messages queued for a session that is not polling, then one connect takes them all.
+  const N = 7;
+  const sub = await new Session(URL2, 'depth', { ack: false, timeout: TIMEOUT }).open();
+  assert.equal((await sub.call({ channel: '/meta/subscribe', subscription: '/fault/depth' }))?.successful, true);
+  const pub = await new Session(URL1, 'depth-pub', { ack: false, timeout: TIMEOUT }).open();
+  for (let i = 0; i < N; i++) assert.equal((await pub.call({ channel: '/fault/depth', data: { i } }))?.successful, true);
+  const c = await sub.send([sub.connectMessage({ advice: { timeout: 0 } })]);
+  assert.equal(c.json?.filter((m) => m.channel === '/fault/depth').length, N, c.text);
+  await sub.disconnect();
+  await pub.disconnect();
+  const b = await scrape(URL2);
+  const d = (re) => value(b.text, re) - value(a.text, re);
+  assert.equal(d(err402), 1, b.text);
+  assert.equal(d(http400), 1, b.text);
+  assert.equal(d(bucket(5)), 0, b.text);
+  assert.equal(d(bucket(10)), 1, b.text);
+  assert.equal(d(bucket('\\+Inf')), 1, b.text);
+  assert.equal(d(`bayeux_queue_depth_count\\{${W}\\}`), 1, b.text);
+  assert.equal(d(`bayeux_queue_depth_sum\\{${W}\\}`), N, b.text);
 });
