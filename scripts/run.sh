@@ -32,7 +32,7 @@ mkdir -p "$RUN"
 # Refuse to start over another `make run` that still runs from this checkout.
 for f in "$RUN"/*.pid "$RUN"/redis/redis.pid; do
   [ -f "$f" ] || continue
-  if kill -0 "$(cat "$f")" 2>/dev/null; then
+  if bx_pid_alive "$(cat "$f")"; then
     die "$f: pid $(cat "$f") still runs (another make run?); stop it first"
   fi
   rm -f "$f"
@@ -124,13 +124,13 @@ while :; do
   sleep 1 & wait $! 2>/dev/null
   bx_stack_workers_check "$RUN"
   wspid=$(cat "$RUN/ws.pid" 2>/dev/null || true)
-  if [ -n "$BX_STACK_WS_PORT" ] && { [ -z "$wspid" ] || ! kill -0 "$wspid" 2>/dev/null; }; then
+  if [ -n "$BX_STACK_WS_PORT" ] && { [ -z "$wspid" ] || ! bx_pid_alive "$wspid"; }; then
     log "bayeux-ws died; restarting it"
     rm -f "$RUN/ws.pid"
     bx_stack_ws_start "$RUN" || log "bayeux-ws did not restart (see run/ws.log): clients use long-polling"
   fi
   for f in "$RUN/nginx.pid" "$RUN/redis/redis.pid" ${LIGHTTPD_PORT:+"$RUN/lighttpd.pid"}; do
-    if [ ! -f "$f" ] || ! kill -0 "$(cat "$f")" 2>/dev/null; then
+    if [ ! -f "$f" ] || ! bx_pid_alive "$(cat "$f")"; then
       log "$(basename "$f" .pid) exited; stopping the stack"
       exit 1
     fi

@@ -119,10 +119,10 @@ bx_stack_render() {
 bx_stack_wait_pid_gone() {
   local pid=$1 n=$2
   while [ "$n" -gt 0 ]; do
-    kill -0 "$pid" 2>/dev/null || return 0
+    bx_pid_alive "$pid" || return 0
     sleep 0.1; n=$((n - 1))
   done
-  ! kill -0 "$pid" 2>/dev/null
+  ! bx_pid_alive "$pid"
 }
 
 # ---- redis ---------------------------------------------------------------------------------
@@ -150,7 +150,7 @@ bx_stack_worker_start() {
   local dir=$1 i=$2 sock pid
   bx_stack_load "$dir" || return 1
   sock=$(bx_stack_worker_sock "$dir" "$i")
-  if [ -f "$dir/worker$i.pid" ] && kill -0 "$(cat "$dir/worker$i.pid")" 2>/dev/null; then
+  if [ -f "$dir/worker$i.pid" ] && bx_pid_alive "$(cat "$dir/worker$i.pid")"; then
     echo "stack: worker $i already runs (pid $(cat "$dir/worker$i.pid"))" >&2; return 1
   fi
   [ -x "$BX_STACK_BIN" ] || { echo "stack: worker binary $BX_STACK_BIN missing (make all)" >&2; return 1; }
@@ -159,7 +159,7 @@ bx_stack_worker_start() {
   pid=$!
   echo "$pid" > "$dir/worker$i.pid"
   for _ in $(seq 1 100); do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! bx_pid_alive "$pid"; then
       echo "stack: worker $i exited at start; last lines of $dir/worker$i.log:" >&2
       tail -n 20 "$dir/worker$i.log" >&2
       rm -f "$dir/worker$i.pid"; return 1
@@ -200,7 +200,7 @@ bx_stack_workers_check() {
   local dir=$1 i pid
   for i in $(seq 1 "$BX_STACK_WORKERS"); do
     pid=$(cat "$dir/worker$i.pid" 2>/dev/null || true)
-    [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && continue
+    [ -n "$pid" ] && bx_pid_alive "$pid" && continue
     # Reap it (it is our child) so its exit status can be logged.
     local status=unknown
     if [ -n "$pid" ]; then wait "$pid" 2>/dev/null; status=$?; fi
@@ -225,7 +225,7 @@ bx_stack_ws_start() {
   pid=$!
   echo "$pid" > "$dir/ws.pid"
   for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { echo "stack: bayeux-ws exited at start:" >&2; tail -n 20 "$dir/ws.log" >&2; return 1; }
+    bx_pid_alive "$pid" || { echo "stack: bayeux-ws exited at start:" >&2; tail -n 20 "$dir/ws.log" >&2; return 1; }
     (exec 3<>"/dev/tcp/127.0.0.1/$BX_STACK_WS_PORT") 2>/dev/null && return 0
     sleep 0.05
   done
@@ -348,7 +348,7 @@ bx_stack_wait_http() {
   local host=$1 port=$2 pid=$3 name=$4 log=$5
   [ "$host" = 0.0.0.0 ] && host=127.0.0.1
   for _ in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || { echo "stack: $name exited at start:" >&2; tail -n 20 "$log" >&2; return 1; }
+    bx_pid_alive "$pid" || { echo "stack: $name exited at start:" >&2; tail -n 20 "$log" >&2; return 1; }
     curl -s -o /dev/null --max-time 1 "http://$host:$port/" && return 0
     sleep 0.05
   done

@@ -29,15 +29,27 @@ bx_start_redis() {
   echo "redis-server did not start on port $port" >&2; cat "$dir/redis.log" >&2; return 1
 }
 
+# bx_pid_alive PID → 0 while PID runs. A zombie (exited, not yet reaped) counts as gone: kill -0
+# succeeds on one, and an orphan's zombie waits for PID 1 to reap it (1-2 s here).
+bx_pid_alive() {
+  local st
+  kill -0 "$1" 2>/dev/null || return 1
+  [ -r "/proc/$1/stat" ] || return 0 # no procfs: kill -0 is all there is
+  read -r st 2>/dev/null < "/proc/$1/stat" || return 1
+  st=${st##*) } # "pid (comm) S ...": comm may hold spaces and parentheses
+  case ${st%% *} in Z|X) return 1 ;; esac
+  return 0
+}
+
 # bx_stop_pidfile FILE → TERM, wait up to 5 s, then KILL.
 bx_stop_pidfile() {
   local f=$1 pid
   [ -f "$f" ] || return 0
   pid=$(cat "$f")
-  if kill -0 "$pid" 2>/dev/null; then
+  if bx_pid_alive "$pid"; then
     kill "$pid" 2>/dev/null || true
-    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do bx_pid_alive "$pid" || break; sleep 0.1; done
+    bx_pid_alive "$pid" && kill -9 "$pid" 2>/dev/null
   fi
   rm -f "$f"
 }
