@@ -25,7 +25,8 @@
 #   BX_STACK_READ_TIMEOUT  seconds a web server waits on a quiet worker (timeout + maxNetworkDelay + 5)
 #   BX_STACK_REDIS_PORT    redis-server port
 #   BX_STACK_REDIS_AOF     1: AOF everysec under DIR/redis (make run); 0: no persistence (tests)
-#   BX_STACK_FAIL_TIMEOUT  seconds nginx skips a worker that refused a connection (5)
+#   BX_STACK_FAIL_TIMEOUT  seconds nginx skips bayeux-ws or a worker on another host after a failed
+#                          connect (5); local worker sockets are never skipped (max_fails=0)
 #   BX_STACK_KEEPALIVE     idle FastCGI connections nginx keeps per worker process (32; 0 = off:
 #                          fastcgi_keep_conn off, one connection per request)
 #   BX_STACK_WS_BIN   bayeux-ws binary (build/bin/bayeux-ws)
@@ -265,15 +266,22 @@ bx_stack_tls_cert() {
   chmod 0600 "$d/key.pem"
 }
 
-# nginx upstream lines, one per worker socket. max_fails=0: nginx never marks a local worker down
-# (a refused connect on a Unix socket costs microseconds and the request goes to the next worker);
-# with max_fails=1 a rolling restart could leave both workers marked down at once: "no live
-# upstreams", 502 (seen in tests/fault).
+# nginx upstream line of one worker (the private stack and `nginx-site` share it). A Unix socket gets
+# max_fails=0: nginx never marks a local worker down (a refused connect on a Unix socket costs
+# microseconds and the request goes to the next worker); with max_fails=1 a rolling restart could
+# leave both workers marked down at once: "no live upstreams", 502 (seen in tests/fault). A worker on
+# another host keeps max_fails=1: a host that is down can cost a connect timeout per request.
+bx_stack_upstream_server() { # SOCKET-PATH|HOST:PORT
+  case $1 in
+    /*) printf '    server unix:%s max_fails=0;\n' "$1" ;;
+    *) printf '    server %s max_fails=1 fail_timeout=%ss;\n' "$1" "${BX_STACK_FAIL_TIMEOUT:-5}" ;;
+  esac
+}
+
+# nginx upstream lines, one per worker socket.
 bx_stack_nginx_upstreams() { # DIR N
   local i
-  for i in $(seq 1 "$2"); do
-    printf '    server unix:%s max_fails=0;\n' "$(bx_stack_worker_sock "$1" "$i")"
-  done
+  for i in $(seq 1 "$2"); do bx_stack_upstream_server "$(bx_stack_worker_sock "$1" "$i")"; done
 }
 
 # bx_stack_nginx_site OUT LISTEN UPSTREAMS [TLS_PORT CERT KEY] → the site file (shared by the private
@@ -396,10 +404,7 @@ USAGE
          return 2 ;;
     esac
   done
-  for s in ${sockets//,/ }; do
-    if [[ $s == /* ]]; then s="unix:$s"; fi
-    ups+="    server $s max_fails=1 fail_timeout=5s;"$'\n'
-  done
+  for s in ${sockets//,/ }; do ups+=$(bx_stack_upstream_server "${s#unix:}")$'\n'; done
   BX_STACK_WWW=$www BX_STACK_MAX_BODY=$max BX_STACK_READ_TIMEOUT=$(( (timeout + delay) / 1000 + 5 )) \
     bx_stack_nginx_site - "$listen" "${ups%$'\n'}"
 }
