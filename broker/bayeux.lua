@@ -509,6 +509,44 @@ local function drain(_, args)
   return reply
 end
 
+-- keys: P{cid}:s P{cid}:q P{cid}:f  Pparked
+-- args: prefix cid token ttl_ms
+-- returns: {"gone"} | {"superseded"} | {"msgs", batch, msg...} | {"parked", 0}
+-- Websocket push (CometD sends queued messages in their own frames while /meta/connect stays
+-- held): the queue moves to the in-flight list under a new batch, the request stays parked and
+-- Pparked lists it again, so the next publish wakes this worker again. Only the messages moved
+-- now are returned: older in-flight batches are being written by this worker and are resent by
+-- the next connect if their bx_confirm never comes.
+local function push(_, args)
+  local fn = 'bx_push'
+  arg_count(fn, args, 4, 4)
+  local P = arg_prefix(fn, args[1])
+  local cid = arg_id(fn, 'cid', args[2])
+  local token = arg_id(fn, 'token', args[3])
+  local ttl = arg_int(fn, 'ttl_ms', args[4], 1)
+  local k, sk = K(P), SK(P, cid)
+
+  local sess = load_session(sk)
+  if not sess then return { 'gone' } end
+  if sess.k ~= token then return { 'superseded' } end
+  need(k.parked, 'hash')
+  local queued, _, has_sentinel = drain_read(sk)
+
+  -- writes
+  redis.call('HSET', k.parked, cid, sess.w)
+  if #queued == 0 then
+    if not has_sentinel then
+      queue_reset(sk, false)
+      expire_session(sk, ttl)
+    end
+    return { 'parked', 0 }
+  end
+  local reply = { 'msgs' }
+  drain_write(sk, queued, {}, 0, reply, has_sentinel)
+  expire_session(sk, ttl)
+  return reply
+end
+
 -- keys: P{cid}:f
 -- args: prefix cid batch
 -- returns: number of in-flight messages dropped (tag <= batch)
@@ -1300,6 +1338,7 @@ reg('bx_version', function() return VERSION end, true)
 reg('bx_handshake', handshake)
 reg('bx_connect', connect)
 reg('bx_drain', drain)
+reg('bx_push', push)
 reg('bx_confirm', confirm)
 reg('bx_subscribe', subscribe)
 reg('bx_unsubscribe', unsubscribe)

@@ -77,6 +77,7 @@ struct bx_exchange {
     int done;
     bx_service_call *svc; /* service handler call in progress (service.h) */
     char *authorization;  /* HTTP Authorization header value, or NULL (bx_exchange_set_authorization) */
+    bx_exchange_push_fn *push; /* websocket push (bx_exchange_set_push), or NULL */
     /* identity of ident_cid for channel authorizers, loaded by bx_session_auth when a rule needs it */
     char ident_cid[BX_ID_MAX_LEN + 1];
     int ident_auth;
@@ -624,6 +625,37 @@ static void drain_done(bx_exchange *ex, const redisReply *r)
     connect_reply(ex, rint_at(r, 1), advice);
 }
 
+/* Websocket push after a wake-up: the messages go out now and the connect stays held. */
+static void push_done(bx_exchange *ex, const redisReply *r)
+{
+    if (!is_status(r, "msgs")) { /* parked (nothing new), superseded, gone, broker down: as a drain */
+        drain_done(ex, r);
+        return;
+    }
+    add_deliveries(ex, r, 2);
+    bx_debug("connect c=%s token %s stays held: %zu messages pushed (batch %lld)", ex->cid, ex->token,
+             json_array_size(ex->deliveries), rint_at(r, 1));
+    ex->push(ex, rint_at(r, 1), ex->hooks.arg);
+    json_array_clear(ex->deliveries);
+    connect_parked(ex);
+}
+
+/* CometD pushes outside /meta/connect unless the session delivers on connects only (ack extension). */
+static int push_allowed(const bx_exchange *ex)
+{
+    return ex->push && !ex->cur.ack_connect && !topts(ex)->metaConnectDeliverOnly;
+}
+
+static void push(bx_exchange *ex)
+{
+    args a = {0};
+    ex->drain_why = PEND_WAKE;
+    args_add(&a, ex->cid);
+    args_add(&a, ex->token);
+    args_addl(&a, ttl_ms(ex));
+    call(ex, "bx_push", &a, push_done);
+}
+
 static void drain(bx_exchange *ex, int why)
 {
     args a = {0};
@@ -657,7 +689,10 @@ static void handle_pending(bx_exchange *ex)
         ex->pend &= ~why;
         if (why != PEND_WAKE)
             ex->pend &= ~PEND_WAKE; /* a final drain takes everything anyway */
-        drain(ex, why);
+        if (why == PEND_WAKE && push_allowed(ex))
+            push(ex);
+        else
+            drain(ex, why);
     }
 }
 
@@ -1201,6 +1236,11 @@ int bx_exchange_set_authorization(bx_exchange *ex, const char *value)
     return value && !ex->authorization ? -1 : 0;
 }
 
+void bx_exchange_set_push(bx_exchange *ex, bx_exchange_push_fn *fn)
+{
+    ex->push = fn;
+}
+
 bx_services *bx_dispatch_services(bx_dispatch *d)
 {
     return d->services;
@@ -1316,20 +1356,24 @@ static void confirm_done(const redisReply *r, const char *err, void *arg)
         bx_warn("bx_confirm failed: %s (the batch will be sent again)", err ? err : "?");
 }
 
-void bx_exchange_confirm(bx_exchange *ex)
+void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch)
 {
-    if (ex->confirm_batch <= 0 || !ex->cid[0] || ex->d->closed)
+    if (batch <= 0 || !cid[0] || d->closed)
         return;
     char err[160], num[24];
-    snprintf(num, sizeof num, "%lld", ex->confirm_batch);
-    const char *argv[2] = { ex->cid, num };
-    size_t lens[2] = { strlen(ex->cid), strlen(num) };
-    ex->d->live++; /* a confirm in flight keeps the worker from exiting before it is sent */
-    if (bx_store_fcall(ex->d->store, "bx_confirm", 2, argv, lens, confirm_done, ex->d, err, sizeof err) < 0) {
-        ex->d->live--;
-        bx_warn("c=%s: bx_confirm of batch %lld not sent: %s (it will be sent again)", ex->cid,
-                ex->confirm_batch, err);
+    snprintf(num, sizeof num, "%lld", batch);
+    const char *argv[2] = { cid, num };
+    size_t lens[2] = { strlen(cid), strlen(num) };
+    d->live++; /* a confirm in flight keeps the worker from exiting before it is sent */
+    if (bx_store_fcall(d->store, "bx_confirm", 2, argv, lens, confirm_done, d, err, sizeof err) < 0) {
+        d->live--;
+        bx_warn("c=%s: bx_confirm of batch %lld not sent: %s (it will be sent again)", cid, batch, err);
     }
+}
+
+void bx_exchange_confirm(bx_exchange *ex)
+{
+    bx_dispatch_confirm(ex->d, ex->cid, ex->confirm_batch);
     ex->confirm_batch = 0;
 }
 

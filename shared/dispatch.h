@@ -3,9 +3,10 @@
  * A transport parses a request body into a bx_batch and hands it to an exchange.
  * The exchange runs each message in order, asynchronously on the store's event
  * base: validate → incoming extensions → session check + one broker call →
- * reply → outgoing extensions (bayeux-notes.md §2.2). Deliveries only ride on
+ * reply → outgoing extensions (bayeux-notes.md §2.2). Deliveries ride on
  * /meta/connect replies (our broker drains queues there), which is CometD's
- * metaConnectDeliverOnly ordering for every transport.
+ * metaConnectDeliverOnly ordering, except that a transport with a push hook
+ * (websocket) gets messages written while its connect stays held.
  *
  * A lone /meta/connect may be held: the exchange reports BX_EX_PARKED and the
  * transport keeps the request (its timer, its connection watch) and forwards
@@ -46,6 +47,14 @@ typedef struct bx_exchange_hooks {
     void *arg;
 } bx_exchange_hooks;
 
+/* Websocket push: after a wake-up of a held connect of a session without the ack extension (and
+ * without metaConnectDeliverOnly), the broker moves the queue to in-flight batch `batch` (bx_push)
+ * and this is called (with the hooks' arg) with the messages as the exchange's deliveries
+ * (bx_exchange_delivery_count, bx_exchange_frame with replies=0), valid during the call only; the
+ * connect stays held. Write them, then bx_dispatch_confirm(cid, batch) once they reached the kernel.
+ * Must not free or abandon ex. */
+typedef void bx_exchange_push_fn(bx_exchange *ex, long long batch, void *arg);
+
 /* Facts about the request the transport knows. Strings are copied. */
 typedef struct bx_request_info {
     bx_transport transport;
@@ -71,6 +80,9 @@ bx_exchange *bx_exchange_new(bx_dispatch *d, bx_batch *batch, const bx_request_i
 /* Before start: the request's HTTP Authorization header (copied; "Bearer <jwt>" authenticates a handshake,
  * shared/auth.h). 0 ok, -1 OOM. */
 int bx_exchange_set_authorization(bx_exchange *ex, const char *value);
+/* Before start: push messages to a held connect through fn (NULL, the default: deliveries only ride
+ * on the connect reply). */
+void bx_exchange_set_push(bx_exchange *ex, bx_exchange_push_fn *fn);
 /* Run the pipeline; hooks->state reports the outcome (possibly before this returns). */
 void bx_exchange_start(bx_exchange *ex);
 /* Free ex; in a final state, before start, or parked with no broker call in flight (teardown). */
@@ -102,6 +114,9 @@ const char *bx_exchange_new_browser(const bx_exchange *ex);
 /* Call after the reply was handed to the web server: confirms the delivered batch for sessions
  * without the ack extension (bx_confirm), so it is not sent again. Fire and forget. */
 void bx_exchange_confirm(bx_exchange *ex);
+/* Confirm in-flight batch `batch` of session cid (copied) once it was written (websocket push).
+ * Fire and forget; counts in bx_dispatch_live until the broker answers. */
+void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch);
 
 /* Wake-up channel payload from the store ("w cid...", "s token", "d token"): calls find to map
  * a client id (kind 'c') or token (kind 't') to a parked exchange, then forwards the event. */

@@ -32,8 +32,12 @@
 
 enum { ST_UPGRADE, ST_OPEN, ST_CLOSING, ST_LINGER };
 
+typedef struct wsgroup wsgroup;
+
 typedef struct wsx {
     bx_ws_conn *c;       /* NULL once the connection is gone */
+    wsgroup *g;          /* the frame it is a part of (a connect batched with others), or NULL */
+    int part;            /* its part in g: 0 before the connect, 1 the connect, 2 after it */
     bx_exchange *ex;
     struct event *timer; /* hold timeout of a parked connect */
     int registered;      /* in the parked table */
@@ -42,6 +46,15 @@ typedef struct wsx {
     int released;        /* a /meta/disconnect of its session asked it to answer first */
     struct wsx *prev, *next;
 } wsx;
+
+/* A pushed batch waiting for its bytes to reach the kernel before bx_confirm (a socket that dies
+ * first leaves the batch in flight: the session's next connect sends it again). */
+typedef struct pushed {
+    char cid[BX_ID_MAX_LEN + 1];
+    long long batch;
+    uint64_t mark;       /* confirm once c->written reaches it; 0 = frames still queued in wslay */
+    struct pushed *next;
+} pushed;
 
 struct bx_ws_conn {
     bx_ws_server *srv;
@@ -58,6 +71,9 @@ struct bx_ws_conn {
     int reading_paused;
     size_t n_ex;
     wsx *exs;
+    uint64_t added, written; /* bytes handed to the output buffer / taken from it by the kernel */
+    pushed *confirms, **confirms_tail; /* oldest first */
+    struct evbuffer_cb_entry *out_cb;
     bx_ws_conn *prev, *next;
 };
 
@@ -89,6 +105,10 @@ static void leave(bx_ws_conn *c)
         conn_free(c);
         return;
     }
+    if (c->ws && wslay_event_get_queued_msg_count(c->ws) == 0)
+        for (pushed *p = c->confirms; p; p = p->next)
+            if (!p->mark)
+                p->mark = c->added; /* every pushed frame is in the output buffer now */
     if (c->ws && c->state == ST_OPEN && wslay_event_get_close_sent(c->ws)) {
         unsigned code = wslay_event_get_status_code_sent(c->ws);
         /* 1002 bad framing, 1007 bad UTF-8, 1009 too big come from wslay itself: say so here */
@@ -154,13 +174,14 @@ static int send_text(bx_ws_conn *c, const char *text, size_t len)
     return 0;
 }
 
-/* Write the reply of ex: deliveries ws.messagesPerFrame per frame, then all replies in one. 0 all queued. */
-static int send_reply(bx_ws_conn *c, bx_exchange *ex)
+/* Write the deliveries of ex ws.messagesPerFrame per frame, then (replies=1) all its replies in one
+ * (with the last deliveries). 0 all queued. */
+static int send_frames(bx_ws_conn *c, bx_exchange *ex, int replies)
 {
     size_t n = bx_exchange_delivery_count(ex), per = (size_t)c->srv->cfg->wsMessagesPerFrame, len = 0;
-    for (size_t i = 0; i <= n; i += per) {
+    for (size_t i = 0; i < n || replies; i += per) {
         int last = i + per > n;
-        char *s = bx_exchange_frame(ex, i, last ? n - i : per, last, &len);
+        char *s = bx_exchange_frame(ex, i, last ? n - i : per, last && replies, &len);
         int rc = s ? send_text(c, s, len) : -1;
         free(s);
         if (rc < 0)
@@ -169,6 +190,60 @@ static int send_reply(bx_ws_conn *c, bx_exchange *ex)
             break;
     }
     return 0;
+}
+
+/* Confirm every pushed batch whose bytes the kernel has taken (oldest first). */
+static void confirm_written(bx_ws_conn *c)
+{
+    while (c->confirms && c->confirms->mark && c->written >= c->confirms->mark) {
+        pushed *p = c->confirms;
+        c->confirms = p->next;
+        if (!c->confirms)
+            c->confirms_tail = &c->confirms;
+        bx_debug("ws#%lu: c=%s pushed batch %lld written: confirmed", c->id, p->cid, p->batch);
+        bx_dispatch_confirm(c->srv->d, p->cid, p->batch);
+        free(p);
+    }
+}
+
+/* Output buffer accounting: bytes added, and bytes written to the socket (deleted). */
+static void on_output(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    bx_ws_conn *c = arg;
+    c->added += info->n_added;
+    c->written += info->n_deleted;
+    if (info->n_deleted)
+        confirm_written(c);
+}
+
+/* bx_push gave messages for the held connect of x: frame them now; the connect stays held. */
+static void on_push(bx_exchange *ex, long long batch, void *arg)
+{
+    wsx *x = arg;
+    bx_ws_conn *c = x->c;
+    if (!c || c->state != ST_OPEN || c->drop) {
+        bx_debug("ws push c=%s batch %lld not sent (connection gone): stays in flight", bx_exchange_client_id(ex),
+                 batch);
+        return;
+    }
+    pushed *p = calloc(1, sizeof *p);
+    if (!p)
+        bx_error("ws#%lu: out of memory: pushed batch %lld of c=%s stays in flight (sent again by its next "
+                 "connect)", c->id, batch, bx_exchange_client_id(ex));
+    else if (send_frames(c, ex, 0) < 0)
+        free(p);
+    else {
+        snprintf(p->cid, sizeof p->cid, "%s", bx_exchange_client_id(ex));
+        p->batch = batch;
+        *c->confirms_tail = p;
+        c->confirms_tail = &p->next;
+        bx_debug("ws#%lu: c=%s batch %lld: %zu messages pushed", c->id, p->cid, batch,
+                 bx_exchange_delivery_count(ex));
+    }
+    /* write (or drop) from the loop: leave() may free the connection, which would abandon ex under
+     * the dispatch callback that called us */
+    bufferevent_trigger(c->bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
 }
 
 static void on_hold(bx_exchange *ex, void *arg)
@@ -187,6 +262,83 @@ static void on_hold_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd, (void)what;
     wsx *x = arg;
     bx_exchange_expire(x->ex);
+}
+
+/* ---- a /meta/connect batched with other messages ------------------------------ */
+
+/* CometD holds such a connect too over websocket (§2.7), and sends the replies of the whole frame
+ * together once the connect is answered (its reply last). The pipeline holds only a lone connect, so
+ * the frame runs as up to three exchanges in order: the messages before the connect, the connect
+ * alone, the messages after it (started once the connect is held or answered). Deliveries go out
+ * as each part ends; the replies wait here for the last part. */
+struct wsgroup {
+    bx_batch todo[3];   /* parts not started yet */
+    int next;           /* first part not started */
+    int live;           /* parts started and not final */
+    int held;           /* the connect part is live and held */
+    int stepping, again;
+    int failed;         /* out of memory collecting replies: close 1011 at the end */
+    json_t *replies;    /* replies of the parts that ended, in that order */
+};
+
+static int start_exchange(bx_ws_conn *c, bx_batch *b, wsgroup *g, int part);
+static void close_with(bx_ws_conn *c, uint16_t code, const char *reason);
+
+/* Start the parts that may run now; send the frame's replies once every part is final. */
+static void group_step(bx_ws_conn *c, wsgroup *g)
+{
+    if (g->stepping) { /* a part started here ended at once: the outer call goes on */
+        g->again = 1;
+        return;
+    }
+    g->stepping = 1;
+    do {
+        g->again = 0;
+        while (g->next < 3 && g->live == g->held) { /* nothing runs but a held connect */
+            int part = g->next++;
+            if (!g->todo[part].n)
+                continue;
+            if (!c || c->state != ST_OPEN || c->drop) {
+                bx_batch_free(&g->todo[part]);
+                continue;
+            }
+            g->live++;
+            if (start_exchange(c, &g->todo[part], g, part) < 0)
+                g->live--;
+        }
+    } while (g->again);
+    g->stepping = 0;
+    if (g->live > 0 || g->next < 3)
+        return;
+    if (c && c->state == ST_OPEN && !c->drop) {
+        size_t len = 0;
+        char *txt = g->failed ? NULL : json_array_size(g->replies) ? bx_json_dump(g->replies, &len) : NULL;
+        if (txt)
+            send_text(c, txt, len);
+        else if (json_array_size(g->replies) || g->failed)
+            close_with(c, 1011, "out of memory");
+        free(txt);
+    }
+    json_decref(g->replies);
+    free(g);
+}
+
+/* Part x of its group ended (REPLY: its replies join the frame's). */
+static void group_part_end(wsx *x, bx_exchange *ex, int answered)
+{
+    wsgroup *g = x->g;
+    g->live--;
+    if (x->part == 1)
+        g->held = 0;
+    if (!answered)
+        return;
+    size_t len = 0;
+    char *txt = bx_exchange_frame(ex, bx_exchange_delivery_count(ex), 0, 1, &len); /* replies only */
+    json_t *arr = txt ? json_loadb(txt, len, 0, NULL) : NULL;
+    if (!arr || json_array_extend(g->replies, arr) < 0)
+        g->failed = 1;
+    json_decref(arr);
+    free(txt);
 }
 
 static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
@@ -208,26 +360,36 @@ static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
         if (!x->timer || evtimer_add(x->timer, &tv) < 0) {
             bx_error("connect token %s: no timer (out of memory); answering now", bx_exchange_token(ex));
             bx_exchange_expire(ex);
+        } else if (x->g && x->part == 1 && !x->g->held) {
+            bx_debug("ws#%lu: c=%s batched connect held; the rest of its frame goes on", c->id,
+                     bx_exchange_client_id(ex));
+            x->g->held = 1;
+            group_step(c, x->g);
         }
         break;
     case BX_EX_REPLY:
         if (c && x->handshake)
             snprintf(c->session, sizeof c->session, "%s", bx_exchange_client_id(ex));
-        if (c && c->state == ST_OPEN && !c->drop && send_reply(c, ex) == 0)
+        if (c && c->state == ST_OPEN && !c->drop && send_frames(c, ex, !x->g) == 0)
             bx_exchange_confirm(ex);
         else
             bx_debug("ws reply c=%s not sent (connection gone): delivered messages stay in flight",
                      bx_exchange_client_id(ex));
-        wsx_free(x);
-        break;
+        /* fall through */
     case BX_EX_HTTP_ERROR: /* only a superseded connect: CometD drops it silently over websocket */
-        bx_debug("ws connect c=%s token %s superseded: dropped without reply", bx_exchange_client_id(ex),
-                 bx_exchange_token(ex));
+        if (st == BX_EX_HTTP_ERROR)
+            bx_debug("ws connect c=%s token %s superseded: dropped without reply", bx_exchange_client_id(ex),
+                     bx_exchange_token(ex));
+        /* fall through */
+    case BX_EX_GONE: {
+        wsgroup *g = x->g;
+        if (g)
+            group_part_end(x, ex, st == BX_EX_REPLY);
         wsx_free(x);
+        if (g)
+            group_step(c, g);
         break;
-    case BX_EX_GONE:
-        wsx_free(x);
-        break;
+    }
     }
     if (c)
         leave(c);
@@ -312,22 +474,63 @@ static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
         close_with(c, 1011, "bad message");
         return;
     }
-    wsx *x = calloc(1, sizeof *x);
-    if (x)
-        x->handshake = batch.n == 1 && !strcmp(bx_msg_channel(batch.msgs[0]) ? bx_msg_channel(batch.msgs[0]) : "",
-                                                "/meta/handshake");
     if (cfg->wsRequireHandshakePerConnection)
         own_session_only(c, &batch);
     release_held_before_disconnect(c, &batch);
-    bx_request_info info = { BX_TR_WEBSOCKET, 0, c->browser[0] ? c->browser : NULL };
-    bx_exchange_hooks hooks = { on_hold, on_state, x };
-    if (!x || !(x->ex = bx_exchange_new(c->srv->d, &batch, &info, &hooks))) {
+    size_t connects = 0, at = 0;
+    for (size_t i = 0; i < batch.n; i++)
+        if (bx_msg_channel(batch.msgs[i]) && !strcmp(bx_msg_channel(batch.msgs[i]), "/meta/connect"))
+            connects++, at = i;
+    if (batch.n == 1 || connects != 1) { /* several connects in one frame: none is held, as over HTTP */
+        start_exchange(c, &batch, NULL, 0);
+        return;
+    }
+    wsgroup *g = calloc(1, sizeof *g);
+    size_t from[3] = { 0, at, at + 1 }, to[3] = { at, at + 1, batch.n };
+    for (int p = 0; g && p < 3; p++) {
+        size_t n = to[p] - from[p];
+        if (n && !(g->todo[p].msgs = malloc(n * sizeof *batch.msgs)))
+            break;
+        if (n)
+            memcpy(g->todo[p].msgs, batch.msgs + from[p], n * sizeof *batch.msgs);
+        g->todo[p].n = n;
+    }
+    if (!g || !(g->replies = json_array()) || g->todo[0].n + g->todo[1].n + g->todo[2].n != batch.n) {
+        if (g)
+            for (int p = 0; p < 3; p++)
+                free(g->todo[p].msgs);
+        free(g);
         bx_batch_free(&batch);
-        free(x);
         bx_error("ws#%lu: out of memory: close 1011", c->id);
         close_with(c, 1011, "out of memory");
         return;
     }
+    free(batch.msgs); /* the messages now belong to the parts */
+    bx_debug("ws#%lu: /meta/connect batched with %zu other messages: run in parts", c->id, batch.n - 1);
+    group_step(c, g);
+}
+
+/* New exchange for the messages of b (stolen) as part of g (NULL: a whole frame), started. 0 started,
+ * -1 out of memory (close 1011 queued). */
+static int start_exchange(bx_ws_conn *c, bx_batch *b, wsgroup *g, int part)
+{
+    wsx *x = calloc(1, sizeof *x);
+    if (x) {
+        const char *ch = bx_msg_channel(b->msgs[0]);
+        x->handshake = b->n == 1 && ch && !strcmp(ch, "/meta/handshake");
+        x->g = g;
+        x->part = part;
+    }
+    bx_request_info info = { BX_TR_WEBSOCKET, 0, c->browser[0] ? c->browser : NULL };
+    bx_exchange_hooks hooks = { on_hold, on_state, x };
+    if (!x || !(x->ex = bx_exchange_new(c->srv->d, b, &info, &hooks))) {
+        bx_batch_free(b);
+        free(x);
+        bx_error("ws#%lu: out of memory: close 1011", c->id);
+        close_with(c, 1011, "out of memory");
+        return -1;
+    }
+    bx_exchange_set_push(x->ex, on_push);
     if (c->authorization && bx_exchange_set_authorization(x->ex, c->authorization) < 0)
         bx_error("ws#%lu: out of memory copying the Authorization header (handshake without it)", c->id);
     x->c = c;
@@ -341,6 +544,7 @@ static void on_text(bx_ws_conn *c, const uint8_t *msg, size_t len)
         bufferevent_disable(c->bev, EV_READ);
     }
     bx_exchange_start(x->ex); /* x may be gone after this */
+    return 0;
 }
 
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
@@ -520,6 +724,13 @@ bx_ws_conn *bx_ws_conn_new(bx_ws_server *s, evutil_socket_t fd, const char *peer
     }
     c->srv = s;
     c->id = ++s->next_conn_id;
+    c->confirms_tail = &c->confirms;
+    if (!(c->out_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), on_output, c))) {
+        bx_error("ws: out of memory for a new connection from %s", peer);
+        bufferevent_free(c->bev);
+        free(c);
+        return NULL;
+    }
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     c->next = s->conns;
     if (s->conns)
@@ -568,6 +779,13 @@ static void conn_free(bx_ws_conn *c)
     if (c->ws)
         wslay_event_context_free(c->ws);
     free(c->authorization);
+    for (pushed *p = c->confirms, *next; p; p = next) {
+        next = p->next;
+        bx_debug("ws#%lu: c=%s pushed batch %lld not written before the close: stays in flight", c->id, p->cid,
+                 p->batch);
+        free(p);
+    }
+    evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->out_cb);
     bufferevent_free(c->bev);
     free(c);
 }

@@ -3,9 +3,11 @@
  *
  * Each inbound text frame (a JSON array of Bayeux messages) becomes one exchange of the
  * shared pipeline (dispatch.h, transport websocket, no HTTP rules); its replies go back in
- * one frame, deliveries before them ws.messagesPerFrame per frame. A held /meta/connect
- * stays with its connection until answered, superseded (dropped silently, as CometD) or the
- * connection ends (unparked, queue kept for the next connection of that session). */
+ * one frame, deliveries before them ws.messagesPerFrame per frame (a frame with a /meta/connect
+ * among other messages runs as up to three exchanges so the connect can be held). A held
+ * /meta/connect stays with its connection until answered, superseded (dropped silently, as
+ * CometD) or the connection ends (unparked, queue kept for the next connection of that session);
+ * meanwhile messages published to its session are pushed (bx_push) and confirmed once written. */
 #ifndef BX_WS_CONN_H
 #define BX_WS_CONN_H
 

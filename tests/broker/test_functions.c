@@ -145,6 +145,57 @@ static void test_drain_parked_and_final(void **state) {
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "parked", NULL), 0);
 }
 
+/* One message published on /chat/p wakes w1; bx_push then returns just it as batch `batch`. */
+static void push_one(redisContext *w1, const char *msg, long long batch) {
+    assert_int_equal(publish_n("", "/chat/p", msg), 1);
+    t_wake_expect(w1, "w p1");
+    redisReply *r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(r->elements, 3);
+    assert_int_equal(t_int(r, 1), batch);
+    assert_string_equal(t_str(r, 2), msg);
+    freeReplyObject(r);
+    /* still parked and listed for wake-ups again: the next publish wakes w1 again */
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{p1}:s", "w", NULL), 1);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "p1", NULL), 1);
+}
+
+/* bx_push (websocket): the queue goes out as a new in-flight batch while the connect stays parked,
+ * so every later publish wakes the worker again; a batch never confirmed comes back on the next connect. */
+static void test_push_stays_parked(void **state) {
+    (void)state;
+    redisContext *w1 = t_wake_listen("w1");
+    t_session(S, "p1", "");
+    t_subscribe(S, "p1", "/chat/p");
+    redisReply *r = t_connect(S, "p1", "w1", "tok");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    /* Nothing queued: stays parked. */
+    r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    push_one(w1, "{\"m\":1}", 1);
+    /* Only the newly queued message: batch 1 is still in flight (not confirmed), not sent twice here. */
+    push_one(w1, "{\"m\":2}", 2);
+    /* Neither batch confirmed (the socket died before its writes completed): the next connect
+     * resends both, in order. */
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p1}:f", NULL), 2);
+    r = t_connect(S, "p1", "w1", "tok2");
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(r->elements, 6);
+    assert_string_equal(t_str(r, 4), "{\"m\":1}");
+    assert_string_equal(t_str(r, 5), "{\"m\":2}");
+    freeReplyObject(r);
+    /* A push by a superseded token or for a gone session changes nothing. */
+    r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "superseded");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_push", "nope", "tok", T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "gone");
+    freeReplyObject(r);
+    redisFree(w1);
+}
+
 static void test_supersede(void **state) {
     (void)state;
     redisContext *w1 = t_wake_listen("w1");
@@ -687,6 +738,7 @@ int main(void) {
         cmocka_unit_test_setup(test_handshake_connect_park, setup),
         cmocka_unit_test_setup(test_publish_wakes_once_per_worker, setup),
         cmocka_unit_test_setup(test_drain_parked_and_final, setup),
+        cmocka_unit_test_setup(test_push_stays_parked, setup),
         cmocka_unit_test_setup(test_supersede, setup),
         cmocka_unit_test_setup(test_disconnect_notifies_and_removes_all, setup),
         cmocka_unit_test_setup(test_inflight_ack, setup),

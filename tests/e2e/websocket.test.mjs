@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CometD } from 'cometd';
-import { SERVER_URL, handshake, subscribe, publish, disconnect, Inbox, uniq } from './lib/bayeux.mjs';
+import { SERVER_URL, handshake, subscribe, publish, disconnect, newClient, Inbox, uniq } from './lib/bayeux.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const STACK_DIR = process.env.BX_E2E_STACK_DIR;
@@ -49,6 +49,26 @@ describe('transport negotiation with bayeux-ws', () => {
     assert.equal(c.getTransport().type, 'websocket');
     await roundTrip(c);
   });
+
+  // bayeux-ws pushes messages outside /meta/connect, except for ack sessions (delivered on connects,
+  // as CometD's metaConnectDeliveryOnly): both must reach the official client once each, in order.
+  for (const ack of [false, true]) {
+    test(`messages published while the connect is held arrive once, in order (ack ${ack})`, async () => {
+      const ch = `/e2e/${uniq()}/push`;
+      const c = newClient({ transport: 'websocket', ack });
+      const pub = newClient({ transport: 'websocket' });
+      clients.push(c, pub);
+      await handshake(c);
+      await handshake(pub);
+      const inbox = new Inbox(ch);
+      await subscribe(c, ch, inbox.fn);
+      await new Promise((r) => setTimeout(r, 300)); // its /meta/connect is held now
+      for (let i = 0; i < 20; i++) await publish(pub, ch, { i });
+      await inbox.waitFor(20, 5000);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.deepEqual(inbox.data().map((d) => d.i), [...Array(20).keys()]);
+    });
+  }
 
   test('with bayeux-ws stopped it falls back to long-polling and works', { timeout: 60000 }, async () => {
     assert.ok(STACK_DIR, 'needs the private stack of tests/e2e/run.sh');

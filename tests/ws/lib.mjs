@@ -160,6 +160,22 @@ export function rawUpgrade(headers = {}, path = '/cometd') {
   });
 }
 
+// A raw TCP connection straight to bayeux-ws (no nginx): {sock, got} where got is everything read so far
+// (latin1), until the caller removes the 'data' listener.
+export async function direct() {
+  const [host, port] = process.env.BX_WS_DIRECT.split(':');
+  const sock = net.connect(Number(port), host);
+  sock.on('error', () => {});
+  await new Promise((r) => sock.once('connect', r));
+  const d = { sock, got: '' };
+  sock.on('data', (b) => { d.got += b.toString('latin1'); });
+  return d;
+}
+
+// The request head of a plain upgrade (extra header lines end with \r\n).
+export const upgradeHead = (extra = '') => 'GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n' +
+  `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
+
 // One client frame (masked unless mask=false).
 export function frame(opcode, payload, { mask = true, fin = true } = {}) {
   const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);

@@ -69,7 +69,7 @@ for f in tests/ws/[0-9]*.test.mjs; do
   [ "$keep" = 1 ] && files+=("$f")
 done
 failed=0
-BX_URL=http://127.0.0.1:$nginx_port BX_WS_DIRECT=127.0.0.1:$BX_STACK_WS_PORT \
+BX_URL=http://127.0.0.1:$nginx_port BX_WS_DIRECT=127.0.0.1:$BX_STACK_WS_PORT BX_REDIS_PORT=$redis_port BX_REDIS_PREFIX=wst: \
   node --test --test-concurrency=1 --test-reporter=spec "${files[@]}" || failed=1
 
 if grep -lE 'ERROR: (Address|Leak)Sanitizer|runtime error:|SUMMARY: .*Sanitizer' "$tmp"/ws*.log "$tmp"/worker*.log 2>/dev/null; then
