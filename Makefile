@@ -28,10 +28,10 @@ LIB_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen/bayeux_
 FCGI_SRC := $(wildcard fcgi/*.c)
 FCGI_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(FCGI_SRC))
 CTL_SRC  := $(wildcard ctl/*.c)
-# bayeux-ws: WebSocket front-end (wslay framing, libcrypto SHA-1); shares fcgi/parked.c (the parked table).
+# bayeux-ws: WebSocket front-end (wslay framing, libcrypto SHA-1, zlib permessage-deflate); shares fcgi/parked.c.
 WS_SRC   := $(wildcard ws/*.c)
 WS_OBJ   := $(patsubst %.c,$(BUILD)/obj/%.o,$(WS_SRC) fcgi/parked.c)
-WS_LIBS  := -lwslay $(shell pkg-config --libs libcrypto 2>/dev/null)
+WS_LIBS  := -lwslay $(shell pkg-config --libs libcrypto zlib 2>/dev/null)
 CTL_OBJ  := $(patsubst %.c,$(BUILD)/obj/%.o,$(CTL_SRC))
 # Unit tests: one binary per tests/unit/test_*.c (cmocka, no servers).
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -86,8 +86,8 @@ $(BUILD)/bin/bayeux-ws: $(WS_OBJ) $(BUILD)/libbx.a
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(WS_OBJ) $(BUILD)/libbx.a $(LIBS) $(WS_LIBS)
 
-# bayeux-ws's upgrade rules are unit-tested directly (not part of libbx).
-$(BUILD)/tests/test_ws_upgrade: $(BUILD)/obj/tests/unit/test_ws_upgrade.o $(BUILD)/obj/ws/upgrade.o $(BUILD)/libbx.a
+# bayeux-ws's upgrade rules and deflate bodies are unit-tested directly (not part of libbx).
+$(BUILD)/tests/test_ws_upgrade: $(BUILD)/obj/tests/unit/test_ws_upgrade.o $(BUILD)/obj/ws/upgrade.o $(BUILD)/obj/ws/deflate.o $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $^ $(LIBS) $(WS_LIBS) -lcmocka
 

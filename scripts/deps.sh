@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 PKGS="build-essential pkg-config clang libclang-rt-14-dev libfcgi-dev libhiredis-dev libjansson-dev libcmocka-dev libjwt-dev
-      libevent-dev libwslay-dev libssl-dev redis-server redis-sentinel redis-tools nginx lighttpd openssl curl gnuplot-nox wrk chromium nodejs npm python3-redis ${BX_EXTRA_PKGS:-}"
+      libevent-dev libwslay-dev libssl-dev zlib1g-dev redis-server redis-sentinel redis-tools nginx lighttpd openssl curl gnuplot-nox wrk chromium nodejs npm python3-redis ${BX_EXTRA_PKGS:-}"
 missing=()
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -129,6 +129,7 @@ static const row rows[] = {
     { "ws.messagesPerFrame", T_LONG, S_GLOBAL, G(wsMessagesPerFrame), 1, 1000000, "1", NULL },
     { "ws.maxOutboundBytes", T_LONG, S_GLOBAL, G(wsMaxOutboundBytes), 1024, 1L << 30, "4194304", NULL },
     { "ws.requireHandshakePerConnection", T_BOOL, S_GLOBAL, G(wsRequireHandshakePerConnection), 0, 1, "false", NULL },
+    { "ws.enableExtension.permessage-deflate", T_BOOL, S_GLOBAL, G(wsPermessageDeflate), 0, 1, "true", NULL },
 };
 #define NROWS (sizeof rows / sizeof rows[0])
 _Static_assert(NROWS <= BX_CONFIG_MAX_KEYS, "raise BX_CONFIG_MAX_KEYS in config.h");

@@ -91,6 +91,7 @@ typedef struct bx_config {
     long wsMessagesPerFrame;    /* queued messages per outbound frame; 1 */
     long wsMaxOutboundBytes;    /* ours: bytes queued to a client that does not read, then close; 4 MiB */
     int  wsRequireHandshakePerConnection; /* 0: a new connection may continue a session by clientId */
+    int  wsPermessageDeflate;   /* ws.enableExtension.permessage-deflate: accept RFC 7692 offers; 1 */
     /* private to config.c: how specific the prefix was that set each (key, transport),
      * so "long-polling.timeout" beats "timeout" whatever the order of the lines */
     unsigned char set_level[BX_CONFIG_MAX_KEYS][BX_TR_COUNT];

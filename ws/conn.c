@@ -21,6 +21,7 @@
 #include <event2/event.h>
 #include <wslay/wslay.h>
 
+#include "deflate.h"
 #include "log.h"
 #include "message.h"
 #include "upgrade.h"
@@ -29,6 +30,7 @@
 #define CLOSE_WRITE_S      5  /* to read our last bytes once we close */
 #define LINGER_S           2  /* to close its side after ours */
 #define MAX_LIVE_EXCHANGES 64 /* frames in progress per connection before we stop reading */
+#define DEFLATE_MIN 128       /* shorter frames go out uncompressed (RFC 7692 lets each message choose) */
 
 enum { ST_UPGRADE, ST_OPEN, ST_CLOSING, ST_LINGER };
 
@@ -69,6 +71,7 @@ struct bx_ws_conn {
     int depth;           /* nested entry points */
     int drop;            /* free without a close frame (client not reading, I/O error) */
     int reading_paused;
+    int deflate;         /* permessage-deflate negotiated: our window bits, 0 none */
     size_t n_ex;
     wsx *exs;
     uint64_t added, written; /* bytes handed to the output buffer / taken from it by the kernel */
@@ -165,8 +168,15 @@ static int send_text(bx_ws_conn *c, const char *text, size_t len)
         c->drop = 1;
         return -1;
     }
-    struct wslay_event_msg m = { WSLAY_TEXT_FRAME, (const uint8_t *)text, len };
-    int rc = wslay_event_queue_msg(c->ws, &m);
+    unsigned char *z = NULL;
+    size_t zlen = 0;
+    char err[160];
+    if (c->deflate && len >= DEFLATE_MIN && bx_ws_deflate(text, len, c->deflate, &z, &zlen, err, sizeof err) < 0)
+        bx_warn("ws#%lu: %s: frame sent uncompressed", c->id, err);
+    int compressed = z && zlen < len;
+    struct wslay_event_msg m = { WSLAY_TEXT_FRAME, compressed ? z : (const uint8_t *)text, compressed ? zlen : len };
+    int rc = wslay_event_queue_msg_ex(c->ws, &m, compressed ? WSLAY_RSV1_BIT : WSLAY_RSV_NONE);
+    free(z); /* wslay copied it */
     if (rc != 0) {
         bx_debug("ws#%lu: frame not queued (wslay %d: connection closing)", c->id, rc);
         return -1;
@@ -547,13 +557,64 @@ static int start_exchange(bx_ws_conn *c, bx_batch *b, wsgroup *g, int part)
     return 0;
 }
 
+/* RFC 3629 UTF-8 (no overlongs, no surrogates, at most U+10FFFF): wslay checks plain text frames only. */
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        unsigned char b = s[i];
+        size_t k = b < 0x80 ? 0 : (b & 0xe0) == 0xc0 ? 1 : (b & 0xf0) == 0xe0 ? 2 : (b & 0xf8) == 0xf0 ? 3 : 4;
+        if (k == 4 || i + k >= n)
+            return 0;
+        unsigned cp = k == 0 ? b : k == 1 ? b & 0x1fu : k == 2 ? b & 0x0fu : b & 0x07u;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80)
+                return 0;
+            cp = cp << 6 | (s[i + j] & 0x3fu);
+        }
+        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) || cp > 0x10ffff ||
+            (cp >= 0xd800 && cp <= 0xdfff))
+            return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* A permessage-deflate message (RSV1): inflate within ws.maxMessageSize, then as any text frame. */
+static void on_compressed(bx_ws_conn *c, const uint8_t *msg, size_t len)
+{
+    size_t max = (size_t)c->srv->cfg->tr[BX_TR_WEBSOCKET].maxMessageSize, n = 0;
+    char *text = NULL;
+    int rc = bx_ws_inflate(msg, len, max, &text, &n);
+    if (rc == BX_WS_INFLATE_TOO_BIG) {
+        bx_info("ws#%lu %s: compressed message of %zu bytes inflates past ws.maxMessageSize %zu: close 1009",
+                c->id, c->peer, len, max);
+        close_with(c, 1009, "message too big");
+    } else if (rc == BX_WS_INFLATE_CORRUPT) {
+        bx_info("ws#%lu %s: compressed message of %zu bytes is not valid deflate data: close 1007", c->id, c->peer,
+                len);
+        close_with(c, 1007, "bad compressed data");
+    } else if (rc != BX_WS_INFLATE_OK) {
+        bx_error("ws#%lu: out of memory inflating %zu bytes: close 1011", c->id, len);
+        close_with(c, 1011, "out of memory");
+    } else if (!utf8_valid((const unsigned char *)text, n)) {
+        bx_info("ws#%lu %s: compressed text message is not UTF-8: close 1007", c->id, c->peer);
+        close_with(c, 1007, "invalid UTF-8");
+    } else {
+        on_text(c, (const uint8_t *)text, n);
+    }
+    free(text);
+}
+
 static void on_msg(wslay_event_context_ptr ctx, const struct wslay_event_on_msg_recv_arg *arg, void *user)
 {
     (void)ctx;
     bx_ws_conn *c = user;
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
-        on_text(c, arg->msg, arg->msg_length);
+        if (arg->rsv & WSLAY_RSV1_BIT)
+            on_compressed(c, arg->msg, arg->msg_length);
+        else
+            on_text(c, arg->msg, arg->msg_length);
         break;
     case WSLAY_BINARY_FRAME:
         bx_info("ws#%lu %s: binary frame of %zu bytes: close 1003", c->id, c->peer, arg->msg_length);
@@ -631,6 +692,9 @@ static void reply_upgrade(bx_ws_conn *c, const bx_ws_upgrade *u)
         return;
     }
     wslay_event_config_set_max_recv_msg_length(c->ws, (uint64_t)c->srv->cfg->tr[BX_TR_WEBSOCKET].maxMessageSize);
+    c->deflate = u->deflate;
+    if (c->deflate)
+        wslay_event_config_set_allowed_rsv_bits(c->ws, WSLAY_RSV1_BIT); /* RSV1: a compressed message */
     c->state = ST_OPEN;
     long idle = c->srv->cfg->wsIdleTimeout;
     struct timeval tv = { idle / 1000, (idle % 1000) * 1000 };
@@ -659,6 +723,8 @@ static void read_upgrade(bx_ws_conn *c)
         bx_ws_upgrade_parse(head, len, c->srv->cfg->browserCookieName, &u);
         free(head);
     }
+    if (!c->srv->cfg->wsPermessageDeflate)
+        u.deflate = 0; /* ws.enableExtension.permessage-deflate = false: offers are declined */
     c->authorization = u.authorization; /* taken over (freed with c) */
     u.authorization = NULL;
     reply_upgrade(c, &u);

@@ -14,6 +14,7 @@
 #include <event2/listener.h>
 
 #include "conn.h"
+#include "deflate.h"
 #include "log.h"
 
 #define STOP_GRACE_MS 5000 /* close handshakes and broker calls in flight after SIGTERM */
@@ -235,5 +236,6 @@ void bx_ws_server_free(bx_ws_server *s)
         event_free(s->stopcheck);
     if (s->base)
         event_base_free(s->base);
+    bx_ws_deflate_cleanup();
     free(s);
 }

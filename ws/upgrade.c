@@ -56,6 +56,72 @@ static char *trim(char *s)
     return s;
 }
 
+/* One permessage-deflate offer "permessage-deflate; p1; p2=v" (RFC 7692 §7.1): our window bits when
+ * we can accept it (server_no_context_takeover and client_no_context_takeover are always answered, so
+ * both are fine either way), 0 to decline it: unknown or repeated parameters, a value where none
+ * belongs, a window outside 8..15, or server_max_window_bits=8 (zlib's raw deflate has no 256-byte
+ * window). *named: the offer limited our window (echo server_max_window_bits). */
+static int deflate_offer(char *offer, int *named)
+{
+    char *save = NULL, *name = strtok_r(offer, ";", &save);
+    if (!name || strcasecmp(trim(name), "permessage-deflate") != 0)
+        return 0;
+    int bits = 15, seen = 0;
+    *named = 0;
+    for (char *p = strtok_r(NULL, ";", &save); p; p = strtok_r(NULL, ";", &save)) {
+        char *eq = strchr(p, '='), *val = NULL;
+        if (eq) {
+            *eq = '\0';
+            val = trim(eq + 1);
+            size_t vl = strlen(val);
+            if (vl >= 2 && val[0] == '"' && val[vl - 1] == '"') { /* quoted-string form */
+                val[vl - 1] = '\0';
+                val++;
+            }
+        }
+        p = trim(p);
+        int bit = !strcasecmp(p, "server_no_context_takeover") ? 1 : !strcasecmp(p, "client_no_context_takeover") ? 2
+                : !strcasecmp(p, "server_max_window_bits") ? 4 : !strcasecmp(p, "client_max_window_bits") ? 8 : 0;
+        if (!bit || (seen & bit))
+            return 0;
+        seen |= bit;
+        if (bit <= 2 && val)
+            return 0;
+        if (bit >= 4 && val) {
+            if (strlen(val) > 2 || val[0] < '1' || val[0] > '9' || (val[1] && (val[1] < '0' || val[1] > '9')))
+                return 0;
+            int v = atoi(val);
+            if (v < 8 || v > 15)
+                return 0;
+            if (bit == 4)
+                bits = v;
+        } else if (bit == 4) {
+            return 0; /* server_max_window_bits needs a value */
+        }
+    }
+    if (bits < 9)
+        return 0;
+    *named = (seen & 4) != 0;
+    return bits;
+}
+
+/* Sec-WebSocket-Extensions value (one header line): take the first acceptable offer. */
+static void read_extensions(bx_ws_upgrade *out, const char *v)
+{
+    while (*v && !out->deflate) {
+        size_t n = strcspn(v, ",");
+        char offer[256];
+        if (n < sizeof offer) {
+            memcpy(offer, v, n);
+            offer[n] = '\0';
+            int named = 0;
+            out->deflate = deflate_offer(offer, &named);
+            out->deflate_server_bits = out->deflate && named;
+        }
+        v += n + (v[n] == ',');
+    }
+}
+
 static int verdict(bx_ws_upgrade *out, int status, const char *reason)
 {
     out->status = status;
@@ -69,6 +135,7 @@ typedef struct heads {
     int keys;
     const char *cookie_name;
     char *browser; /* [BX_ID_MAX_LEN + 1] */
+    bx_ws_upgrade *out; /* extension offers are judged as they come */
 } heads;
 
 /* "a=1; name=value; b=2": copy the value of name into h->browser when it is a usable id. */
@@ -117,6 +184,8 @@ static int read_headers(char *s, heads *h)
             h->keys++;
         } else if (!strcasecmp(line, "Cookie")) {
             read_cookie(h, val);
+        } else if (!strcasecmp(line, "Sec-WebSocket-Extensions")) {
+            read_extensions(h->out, val);
         } else if (!strcasecmp(line, "Authorization")) {
             h->auth = val;
         } else if (!strcasecmp(line, "X-Forwarded-Proto")) {
@@ -161,7 +230,7 @@ int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_
         free(s);
         return verdict(out, 400, "not HTTP/1.1");
     }
-    heads h = { .cookie_name = cookie, .browser = out->browser };
+    heads h = { .cookie_name = cookie, .browser = out->browser, .out = out };
     int rc;
     if (read_headers(eol + 1, &h) < 0)
         rc = verdict(out, 400, "malformed header line");
@@ -178,6 +247,8 @@ int bx_ws_upgrade_parse(const char *head, size_t len, const char *cookie, bx_ws_
     else
         rc = verdict(out, 101, "ok");
     out->secure = h.proto && !strcasecmp(h.proto, "https");
+    if (rc != 101)
+        out->deflate = out->deflate_server_bits = 0;
     if (rc == 101 && h.auth && *h.auth && !(out->authorization = strdup(h.auth)))
         rc = verdict(out, 400, "out of memory");
     if (h.fwd)
@@ -217,15 +288,21 @@ int bx_ws_accept_key(const char *key, size_t keylen, char *out, size_t outlen)
 
 char *bx_ws_upgrade_response(const bx_ws_upgrade *u, const bx_config *cfg, const char *new_browser, size_t *len)
 {
-    char *s = NULL, *cookie = NULL;
+    char *s = NULL, *cookie = NULL, ext[192] = "";
     int n;
     switch (u->status) {
     case 101:
         /* the same cookie the HTTP transports set: a later long-poll fallback keeps the session */
         if (new_browser && !(cookie = bx_cookie_header(cfg, new_browser, u->secure)))
             return NULL;
+        if (u->deflate && u->deflate_server_bits)
+            snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                     "client_no_context_takeover; server_max_window_bits=%d\r\n", u->deflate);
+        else if (u->deflate)
+            snprintf(ext, sizeof ext, "Sec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                     "client_no_context_takeover\r\n");
         n = asprintf(&s, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         "Sec-WebSocket-Accept: %s\r\n%s\r\n", u->accept, cookie ? cookie : "");
+                         "Sec-WebSocket-Accept: %s\r\n%s%s\r\n", u->accept, ext, cookie ? cookie : "");
         free(cookie);
         break;
     case 426:

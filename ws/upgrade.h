@@ -20,6 +20,8 @@ typedef struct bx_ws_upgrade {
     char browser[BX_ID_MAX_LEN + 1]; /* browser cookie value when valid, else "" */
     int secure;          /* X-Forwarded-Proto: https (nginx in front terminated TLS) */
     char *authorization; /* Authorization header value (malloc'd, see bx_ws_upgrade_clear), NULL if none */
+    int deflate;         /* permessage-deflate accepted: our LZ77 window bits (9..15), 0 none (RFC 7692) */
+    int deflate_server_bits; /* the offer named server_max_window_bits: echo it in the response */
 } bx_ws_upgrade;
 
 /* Judge one request head of len bytes (through the empty line; need not be NUL-terminated);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "../../ws/deflate.h"
 #include "../../ws/upgrade.h"
 
 #define OK_HEAD "GET /cometd HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: keep-alive, Upgrade\r\n" \
@@ -119,6 +120,99 @@ static void test_responses(void **state) {
     bx_config_free(&cfg);
 }
 
+/* permessage-deflate offers (RFC 7692 §7.1): the first acceptable one wins, bad ones are declined. */
+static void test_deflate_negotiation(void **state) {
+    (void)state;
+    static const struct { const char *ext; int bits, named; } cases[] = {
+        { "permessage-deflate", 15, 0 },
+        { "permessage-deflate; client_max_window_bits", 15, 0 },  /* browsers' offer */
+        { "Permessage-Deflate ; client_max_window_bits=10; server_no_context_takeover", 15, 0 },
+        { "permessage-deflate; client_no_context_takeover", 15, 0 },
+        { "permessage-deflate; server_max_window_bits=10", 10, 1 },
+        { "permessage-deflate; server_max_window_bits=\"12\"", 12, 1 },
+        { "x-webkit-deflate-frame, permessage-deflate", 15, 0 },
+        { "permessage-deflate; server_max_window_bits=8, permessage-deflate", 15, 0 }, /* 8: next offer */
+        { "permessage-deflate; server_max_window_bits=8", 0, 0 },   /* zlib has no 256-byte raw window */
+        { "permessage-deflate; server_max_window_bits", 0, 0 },     /* value required */
+        { "permessage-deflate; server_max_window_bits=16", 0, 0 },
+        { "permessage-deflate; client_max_window_bits=7", 0, 0 },
+        { "permessage-deflate; client_max_window_bits=015", 0, 0 },
+        { "permessage-deflate; server_no_context_takeover=1", 0, 0 }, /* no value allowed */
+        { "permessage-deflate; server_no_context_takeover; server_no_context_takeover", 0, 0 },
+        { "permessage-deflate; foo", 0, 0 },
+        { "deflate-frame", 0, 0 },
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char head[512];
+        snprintf(head, sizeof head, OK_HEAD "Sec-WebSocket-Extensions: %s\r\n\r\n", cases[i].ext);
+        bx_ws_upgrade u;
+        assert_int_equal(judge(head, &u), 101);
+        if (u.deflate != cases[i].bits || u.deflate_server_bits != cases[i].named)
+            fail_msg("%s: bits %d named %d", cases[i].ext, u.deflate, u.deflate_server_bits);
+    }
+    /* offers over two header lines; the answer names both no_context_takeover parameters */
+    bx_ws_upgrade u;
+    assert_int_equal(judge(OK_HEAD "Sec-WebSocket-Extensions: foo\r\nSec-WebSocket-Extensions: permessage-deflate; "
+                           "server_max_window_bits=11\r\n\r\n", &u), 101);
+    assert_int_equal(u.deflate, 11);
+    bx_config cfg;
+    assert_int_equal(bx_config_defaults(&cfg), 0);
+    assert_int_equal(cfg.wsPermessageDeflate, 1);
+    size_t len;
+    char *r = bx_ws_upgrade_response(&u, &cfg, NULL, &len);
+    assert_non_null(strstr(r, "\r\nSec-WebSocket-Extensions: permessage-deflate; server_no_context_takeover; "
+                              "client_no_context_takeover; server_max_window_bits=11\r\n"));
+    free(r);
+    assert_int_equal(judge(OK_HEAD "\r\n", &u), 101);
+    assert_int_equal(u.deflate, 0);
+    r = bx_ws_upgrade_response(&u, &cfg, NULL, &len);
+    assert_null(strstr(r, "Sec-WebSocket-Extensions"));
+    free(r);
+    bx_config_free(&cfg);
+    /* a refused upgrade negotiates nothing */
+    assert_int_equal(judge("GET / HTTP/1.1\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n", &u), 400);
+    assert_int_equal(u.deflate, 0);
+}
+
+/* Message bodies round-trip; inflating never goes past max + 1 bytes (a zip bomb is refused early). */
+static void test_deflate_bodies(void **state) {
+    (void)state;
+    char err[160], *text = NULL;
+    unsigned char *z = NULL;
+    size_t zlen = 0, n = 0;
+    const char *msg = "[{\"channel\":\"/chat\",\"data\":\"hello hello hello hello hello hello hello\"}]";
+    for (int bits = 9; bits <= 15; bits++) {
+        assert_int_equal(bx_ws_deflate(msg, strlen(msg), bits, &z, &zlen, err, sizeof err), 0);
+        assert_true(zlen < strlen(msg));
+        assert_int_equal(bx_ws_inflate(z, zlen, 1000, &text, &n), BX_WS_INFLATE_OK);
+        assert_int_equal(n, strlen(msg));
+        assert_string_equal(text, msg);
+        free(text);
+        free(z);
+    }
+    assert_int_equal(bx_ws_deflate(msg, strlen(msg), 8, &z, &zlen, err, sizeof err), -1);
+    /* "A" x 8 MiB compresses to a few KiB: refused as soon as the output passes max */
+    size_t big = 8u << 20;
+    char *bomb = malloc(big);
+    assert_non_null(bomb);
+    memset(bomb, 'A', big);
+    assert_int_equal(bx_ws_deflate(bomb, big, 15, &z, &zlen, err, sizeof err), 0);
+    free(bomb);
+    assert_true(zlen < 65536);
+    assert_int_equal(bx_ws_inflate(z, zlen, 65536, &text, &n), BX_WS_INFLATE_TOO_BIG);
+    assert_null(text);
+    assert_int_equal(bx_ws_inflate(z, zlen, big, &text, &n), BX_WS_INFLATE_OK); /* exactly max is fine */
+    assert_int_equal(n, big);
+    free(text);
+    free(z);
+    /* not deflate data; an empty message (just the tail) */
+    assert_int_equal(bx_ws_inflate("\xff\xff\xff\xff", 4, 1000, &text, &n), BX_WS_INFLATE_CORRUPT);
+    assert_int_equal(bx_ws_inflate("", 0, 1000, &text, &n), BX_WS_INFLATE_OK);
+    assert_int_equal(n, 0);
+    free(text);
+    bx_ws_deflate_cleanup();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_accept_key),
@@ -126,6 +220,8 @@ int main(void) {
         cmocka_unit_test(test_refusals),
         cmocka_unit_test(test_hostile_bytes),
         cmocka_unit_test(test_responses),
+        cmocka_unit_test(test_deflate_negotiation),
+        cmocka_unit_test(test_deflate_bodies),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

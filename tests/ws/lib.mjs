@@ -177,10 +177,10 @@ export const upgradeHead = (extra = '') => 'GET /cometd HTTP/1.1\r\nHost: x\r\nU
   `Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n${extra}\r\n`;
 
 // One client frame (masked unless mask=false).
-export function frame(opcode, payload, { mask = true, fin = true } = {}) {
+export function frame(opcode, payload, { mask = true, fin = true, rsv1 = false } = {}) {
   const p = Buffer.isBuffer(payload) ? payload : Buffer.from(payload);
   const len = p.length;
-  const hdr = [(fin ? 0x80 : 0) | opcode];
+  const hdr = [(fin ? 0x80 : 0) | (rsv1 ? 0x40 : 0) | opcode];
   const m = mask ? 0x80 : 0;
   if (len < 126) hdr.push(m | len);
   else if (len < 65536) hdr.push(m | 126, len >> 8, len & 255);
