@@ -641,28 +641,39 @@ end
 -- Fan-out core shared by publish and deliver; the hot loop of the broker. Per recipient
 -- it costs one LLEN and one RPUSH (the queue's sentinel makes LLEN tell a live session
 -- from a gone one); which recipients are parked comes from one HMGET on Pparked.
--- Read phase for one recipient: 'gone' (no session), 'full' (max_queue reached),
--- or 'ok' with its queue appended to acc.
-local function recipient_read(P, cid, max_queue, acc)
+-- Probe one recipient's queue: nil when the session is gone, else {q, legacy, len, msgs}
+-- (len = messages queued now, without the sentinel; msgs = what this call will append).
+local function recipient_probe(P, cid)
   local base = P .. '{' .. cid .. '}:'
   local q = base .. 'q'
   local len = redis.pcall('LLEN', q)
   if type(len) == 'table' then rd('list', q, 'LLEN') end -- raises the error naming the key
-  local legacy = false
+  local legacy
   if len == 0 then
     -- No queue: the session is gone, or an older library made it (no sentinel).
-    if rd('hash', base .. 's', 'HLEN') == 0 then return 'gone' end
-    legacy, len = true, 1
+    if rd('hash', base .. 's', 'HLEN') == 0 then return nil end
+    legacy, len = base .. 's', 1
   end
-  if max_queue > 0 and len - 1 >= max_queue then return 'full' end
-  local n = acc.n + 1
-  acc.n, acc.id[n], acc.q[n] = n, cid, q
-  if legacy then acc.legacy[n] = base .. 's' end
-  return 'ok'
+  return { q = q, legacy = legacy, len = len - 1, msgs = {} }
 end
 
 local function recipients_new()
-  return { n = 0, id = {}, q = {}, legacy = {} }
+  return { n = 0, id = {}, q = {}, legacy = {}, msgs = {} }
+end
+
+local function recipient_add(acc, cid, p, msgs)
+  local n = acc.n + 1
+  acc.n, acc.id[n], acc.q[n], acc.legacy[n], acc.msgs[n] = n, cid, p.q, p.legacy, msgs
+end
+
+-- Read phase for one recipient of one message: 'gone' (no session), 'full' (max_queue
+-- reached), or 'ok' with its queue appended to acc.
+local function recipient_read(P, cid, max_queue, acc)
+  local p = recipient_probe(P, cid)
+  if not p then return 'gone' end
+  if max_queue > 0 and p.len >= max_queue then return 'full' end
+  recipient_add(acc, cid, p, nil)
+  return 'ok'
 end
 
 -- Read phase, last step: which accepted recipients hold a parked poll not woken yet.
@@ -681,17 +692,20 @@ local function recipients_parked(k, acc)
   return parked
 end
 
--- Write phase: queue the message for every accepted recipient; the parked ones leave
--- Pparked (they are being woken: one wake-up per poll).
+-- Write phase: queue the message (or the recipient's own list, acc.msgs) for every accepted
+-- recipient in one RPUSH each; the parked ones leave Pparked (they are being woken: one wake-up per poll).
 local function recipients_write(k, acc, message, parked)
   for i = 1, acc.n do
-    local s = acc.legacy[i]
-    if s then
-      redis.call('RPUSH', acc.q[i], SENTINEL, message)
-      local ttl = redis.call('PTTL', s)
-      if ttl > 0 then redis.call('PEXPIRE', acc.q[i], ttl) end
+    local s, msgs = acc.legacy[i], acc.msgs[i]
+    if s then redis.call('RPUSH', acc.q[i], SENTINEL) end
+    if msgs then
+      chunked('RPUSH', acc.q[i], msgs, 1, #msgs)
     else
       redis.call('RPUSH', acc.q[i], message)
+    end
+    if s then
+      local ttl = redis.call('PTTL', s)
+      if ttl > 0 then redis.call('PEXPIRE', acc.q[i], ttl) end
     end
   end
   if #parked > 0 then
@@ -701,21 +715,122 @@ local function recipients_write(k, acc, message, parked)
   end
 end
 
--- A publish seen again: the same message id and the same text among the session's last
+-- Replayed publishes: the same message id and the same text among the session's last
 -- RECENT_PUBLISHES. nginx replays a POST that a stopping or dying worker never answered
 -- (fastcgi_next_upstream non_idempotent); this makes the replay harmless. The text is part of the
--- key because some clients reuse message ids.
+-- key because some clients reuse message ids. Read phase: returns the items not seen before and
+-- the new value of field pm (nil: unchanged), which the caller writes in its write phase.
 local RECENT_PUBLISHES = 32
-local function publish_seen(sk, mid, message)
-  local tag = mid .. ':' .. redis.sha1hex(message):sub(1, 12)
+local function replay_filter(sk, items)
   local recent = redis.call('HGET', sk.s, 'pm') or ''
-  if (' ' .. recent .. ' '):find(' ' .. tag .. ' ', 1, true) then return true end
-  local list = {}
-  for w in recent:gmatch('%S+') do list[#list + 1] = w end
-  list[#list + 1] = tag
-  while #list > RECENT_PUBLISHES do table.remove(list, 1) end
-  redis.call('HSET', sk.s, 'pm', table.concat(list, ' '))
-  return false
+  local list, seen, fresh = {}, {}, {}
+  for w in recent:gmatch('%S+') do
+    list[#list + 1] = w
+    seen[w] = true
+  end
+  local changed = false
+  for _, it in ipairs(items) do
+    if not it.mid then
+      fresh[#fresh + 1] = it
+    else
+      local tag = it.mid .. ':' .. redis.sha1hex(it.message):sub(1, 12)
+      if not seen[tag] then
+        seen[tag], changed = true, true
+        list[#list + 1] = tag
+        fresh[#fresh + 1] = it
+      end
+    end
+  end
+  if not changed then return fresh, nil end
+  local first = math.max(1, #list - RECENT_PUBLISHES + 1)
+  return fresh, table.concat(list, ' ', first, #list)
+end
+
+-- Publish items in order ({sets = {Pch:<channel>, Pch:<wildcard>...}, message}) from cid (nil:
+-- server-side). A recipient gets all of its messages in one RPUSH and at most one wake-up.
+-- Runs its read phase, then calls before_writes() (the caller's own writes), then writes.
+-- Returns deliveries, dropped (max_queue), workers woken.
+local function publish_items(k, cid, btp, max_queue, items, before_writes)
+  local members_of, probe, order, stale, stale_seen = {}, {}, {}, {}, {}
+  local dropped, deliveries = 0, 0
+  for _, it in ipairs(items) do
+    local seen = {}
+    for _, set in ipairs(it.sets) do
+      local members = members_of[set]
+      if not members then
+        members = rd('set', set, 'SMEMBERS')
+        members_of[set] = members
+      end
+      for _, m in ipairs(members) do
+        if btp or m ~= cid then
+          local p = probe[m]
+          if p == nil then
+            p = recipient_probe(k.P, m) or false
+            probe[m] = p
+            if p then order[#order + 1] = m end
+          end
+          if not p then
+            local key = set .. ' ' .. m
+            if not stale_seen[key] then
+              stale_seen[key] = true
+              stale[#stale + 1] = { set, m }
+            end
+          elseif not seen[m] then
+            seen[m] = true
+            if max_queue > 0 and p.len + #p.msgs >= max_queue then
+              dropped = dropped + 1
+            else
+              p.msgs[#p.msgs + 1] = it.message
+              deliveries = deliveries + 1
+            end
+          end
+        end
+      end
+    end
+  end
+  local acc = recipients_new()
+  for _, m in ipairs(order) do
+    if #probe[m].msgs > 0 then recipient_add(acc, m, probe[m], probe[m].msgs) end
+  end
+  local parked = recipients_parked(k, acc)
+
+  -- writes
+  before_writes()
+  for _, s in ipairs(stale) do redis.call('SREM', s[1], s[2]) end
+  recipients_write(k, acc, nil, parked)
+  local woken = wake_workers(k, parked)
+  stat(k, 'publishes', #items)
+  stat(k, 'deliveries', deliveries)
+  stat(k, 'dropped', dropped)
+  stat(k, 'wakes', woken)
+  return deliveries, dropped, woken
+end
+
+-- One publish item from args[i]: channel message mid nwild wildcard... (bx_publish_batch);
+-- returns the item and the index after it.
+local function batch_item(fn, k, args, i, n)
+  if i + 3 > #args then fail(fn, 'message ' .. n .. ': channel message mid nwild expected') end
+  local channel = arg_channel(fn, 'message ' .. n .. ' channel', args[i])
+  local it = { message = arg_nonempty(fn, 'message ' .. n .. ' message', args[i + 1]), sets = { k.ch(channel) } }
+  if args[i + 2] ~= '' then it.mid = arg_id(fn, 'message ' .. n .. ' mid', args[i + 2]) end
+  local nwild = arg_int(fn, 'message ' .. n .. ' nwild', args[i + 3], 0)
+  if i + 3 + nwild > #args then fail(fn, 'message ' .. n .. ': ' .. nwild .. ' wildcards expected') end
+  for j = 1, nwild do
+    it.sets[#it.sets + 1] = k.ch(arg_channel(fn, 'message ' .. n .. ' wildcard ' .. j, args[i + 3 + j]))
+  end
+  return it, i + 4 + nwild
+end
+
+-- The publisher's side of a publish: unknown session → nil; else the items not replayed,
+-- and the publisher's writes (touch, pm) to run first in the write phase.
+local function publisher_side(fn, args, items, k)
+  local _, sk, sess, cid, max_interval, ttl = session_check(fn, args)
+  if not sess then return nil end
+  local fresh, pm = replay_filter(sk, items)
+  return fresh, cid, function()
+    if pm then redis.call('HSET', sk.s, 'pm', pm) end
+    touch_write(k, sk, cid, max_interval, ttl)
+  end
 end
 
 -- keys: P{cid}:s (publisher)  Pch:<channel> Pch:<wildcard>...  P{rcpt}:s P{rcpt}:q  Pexpiry Pstats  Pwake:<W>
@@ -728,67 +843,64 @@ local function publish(_, args)
   arg_count(fn, args, 9)
   local server_side = args[2] == ''
   local P = arg_prefix(fn, args[1])
-  local channel = arg_channel(fn, 'channel', args[6])
-  local message = arg_nonempty(fn, 'message', args[7])
+  local k = K(P)
+  local it = { sets = { k.ch(arg_channel(fn, 'channel', args[6])) }, message = arg_nonempty(fn, 'message', args[7]) }
   local btp = arg_flag(fn, 'broadcast_to_publisher', args[8])
   local max_queue = arg_int(fn, 'max_queue', args[9])
-  local first_wild, mid = 10, nil
+  local first_wild = 10
   if args[10] and args[10]:sub(1, 1) == '#' then
-    mid = arg_id(fn, 'message id', args[10]:sub(2))
+    it.mid = arg_id(fn, 'message id', args[10]:sub(2))
     first_wild = 11
   end
-  for i = first_wild, #args do arg_channel(fn, 'wildcard ' .. (i - first_wild + 1), args[i]) end
-  local k, sk, sess, cid, max_interval, ttl
+  for i = first_wild, #args do
+    it.sets[#it.sets + 1] = k.ch(arg_channel(fn, 'wildcard ' .. (i - first_wild + 1), args[i]))
+  end
+  local items, cid, writes = { it }, nil, function() end
   if server_side then
     arg_id(fn, 'browser', args[3], true)
     arg_int(fn, 'max_interval_ms', args[4], 0)
     arg_int(fn, 'ttl_ms', args[5], 0)
-    k = K(P)
+    it.mid = nil
   else
-    k, sk, sess, cid, max_interval, ttl = session_check(fn, args)
-    if not sess then return { 'unknown' } end
+    items, cid, writes = publisher_side(fn, args, items, k)
+    if not items then return { 'unknown' } end
   end
   need(k.stats, 'hash')
-  if mid and not server_side and publish_seen(sk, mid, message) then
-    touch_write(k, sk, cid, max_interval, ttl)
+  if #items == 0 then
+    writes()
     stat(k, 'replays', 1)
     return { 'ok', 0, 0, 0, 'duplicate' }
   end
+  local n, dropped, woken = publish_items(k, cid, btp, max_queue, items, writes)
+  return { 'ok', n, dropped, woken }
+end
 
-  -- read: recipients, each once, in order of the lookups
-  local sets = { k.ch(channel) }
-  for i = first_wild, #args do sets[#sets + 1] = k.ch(args[i]) end
-  local seen, stale, acc = {}, {}, recipients_new()
-  local dropped = 0
-  for _, set in ipairs(sets) do
-    local members = rd('set', set, 'SMEMBERS')
-    for _, m in ipairs(members) do
-      if not seen[m] and (btp or m ~= cid) then
-        seen[m] = true
-        local r = recipient_read(P, m, max_queue, acc)
-        if r == 'gone' then
-          stale[#stale + 1] = m
-        elseif r == 'full' then
-          dropped = dropped + 1
-        end
-      end
-    end
+-- keys: as bx_publish, for every message
+-- args: prefix cid browser max_interval_ms ttl_ms broadcast_to_publisher max_queue n
+--       then n times: channel message mid('' = none) nwild wildcard...
+-- returns: {"ok", deliveries, dropped, workers_woken, replays} | {"unknown"}
+local function publish_batch(_, args)
+  local fn = 'bx_publish_batch'
+  arg_count(fn, args, 12)
+  local k = K(arg_prefix(fn, args[1]))
+  local btp = arg_flag(fn, 'broadcast_to_publisher', args[6])
+  local max_queue = arg_int(fn, 'max_queue', args[7])
+  local n = arg_int(fn, 'n', args[8], 1)
+  local items, i = {}, 9
+  for m = 1, n do items[m], i = batch_item(fn, k, args, i, m) end
+  if i ~= #args + 1 then fail(fn, 'wrong number of arguments after message ' .. n) end
+  local fresh, cid, writes = publisher_side(fn, args, items, k)
+  if not fresh then return { 'unknown' } end
+  need(k.stats, 'hash')
+  local replays = #items - #fresh
+  local deliveries, dropped, woken = 0, 0, 0
+  if #fresh > 0 then
+    deliveries, dropped, woken = publish_items(k, cid, btp, max_queue, fresh, writes)
+  else
+    writes()
   end
-
-  local parked = recipients_parked(k, acc)
-
-  -- writes
-  for _, m in ipairs(stale) do
-    for _, set in ipairs(sets) do redis.call('SREM', set, m) end
-  end
-  recipients_write(k, acc, message, parked)
-  local woken = wake_workers(k, parked)
-  if not server_side then touch_write(k, sk, cid, max_interval, ttl) end
-  stat(k, 'publishes', 1)
-  stat(k, 'deliveries', acc.n)
-  stat(k, 'dropped', dropped)
-  stat(k, 'wakes', woken)
-  return { 'ok', acc.n, dropped, woken }
+  stat(k, 'replays', replays)
+  return { 'ok', deliveries, dropped, woken, replays }
 end
 
 -- keys: P{cid}:s P{cid}:q  Pstats  Pwake:<W>
@@ -1343,6 +1455,7 @@ reg('bx_confirm', confirm)
 reg('bx_subscribe', subscribe)
 reg('bx_unsubscribe', unsubscribe)
 reg('bx_publish', publish)
+reg('bx_publish_batch', publish_batch)
 reg('bx_deliver', deliver)
 reg('bx_touch', touch)
 reg('bx_disconnect', disconnect)

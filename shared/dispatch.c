@@ -51,6 +51,13 @@ struct bx_dispatch {
     bx_auth *auth;         /* security policy (auth.h) */
 };
 
+/* Argument vector for one FCALL; strings owned here, freed by args_free. */
+typedef struct args {
+    char **v;
+    size_t *len;
+    int n, cap, oom;
+} args;
+
 typedef void step_fn(bx_exchange *ex, const redisReply *r);
 
 struct bx_exchange {
@@ -86,6 +93,22 @@ struct bx_exchange {
     int advice_due;      /* the held connect's reply must carry the full advice */
     const char *local_error; /* error to reply after a session check succeeds */
     long long confirm_batch;
+    /* Broadcasts of this batch waiting to go to the broker together (see group_add): one
+     * bx_publish_batch means one RPUSH and at most one wake-up per recipient per batch. */
+    struct {
+        args a;              /* per message: channel text mid nwild wildcard... */
+        bx_msgctx *ctx;      /* the grouped messages; their replies are already in ex->replies */
+        size_t n, cap, bytes;
+        size_t sent;         /* messages of the group in flight */
+        void (*then)(bx_exchange *ex); /* runs once the group in flight is answered */
+        char cid[BX_ID_MAX_LEN + 1];
+    } group;
+    /* A broker call held back until the group is answered (call() sends the group first). */
+    struct {
+        const char *fn;
+        args a;
+        step_fn *k;
+    } deferred;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -145,13 +168,6 @@ static int is_status(const redisReply *r, const char *s)
     const char *st = rstatus(r);
     return st && strcmp(st, s) == 0;
 }
-
-/* Argument vector for one FCALL; strings owned here, freed by args_free. */
-typedef struct args {
-    char **v;
-    size_t *len;
-    int n, cap, oom;
-} args;
 
 static void args_add(args *a, const char *s)
 {
@@ -277,10 +293,23 @@ static void on_store_reply(const redisReply *r, const char *err, void *arg)
     k(ex, r); /* may finish (and free) ex */
 }
 
-/* One broker call; its continuation k always runs exactly once (synchronously if the store is down). */
+static void group_flush(bx_exchange *ex, void (*then)(bx_exchange *ex));
+static void do_publish(bx_exchange *ex);
+static void deferred_send(bx_exchange *ex);
+
+/* One broker call; its continuation k always runs exactly once (synchronously if the store is down).
+ * Grouped broadcasts of the batch go first, so the broker sees the batch's messages in order. */
 static void call(bx_exchange *ex, const char *fn, args *a, step_fn *k)
 {
     char err[160] = "";
+    if (ex->group.n > 0) {
+        ex->deferred.fn = fn;
+        ex->deferred.a = *a;
+        ex->deferred.k = k;
+        memset(a, 0, sizeof *a);
+        group_flush(ex, deferred_send);
+        return;
+    }
     ex->k = k;
     ex->busy = 1;
     if (a->oom || ex->d->closed) {
@@ -991,17 +1020,91 @@ static void answer_status(bx_exchange *ex, const redisReply *r)
         bx_reply_ok(reply(ex));
 }
 
-static void publish_done(bx_exchange *ex, const redisReply *r)
+/* A message id the broker accepts as an argument ([A-Za-z0-9_.-]{1,64}); others are not
+ * used for replay detection (a hostile id must not fail the whole group). */
+static int mid_usable(const char *mid)
 {
-    answer_status(ex, r);
-    bx_debug("publish %s c=%s: %s (%lld recipients, %lld dropped)", ex->cur.channel,
-             bx_msg_client_id(ex->cur.msg), !r ? "broker down" : rstatus(r) ? rstatus(r) : "?",
-             rint_at(r, 1), rint_at(r, 2));
-    complete(ex);
+    size_t n = mid ? strlen(mid) : 0;
+    if (n == 0 || n > BX_ID_MAX_LEN)
+        return 0;
+    return strspn(mid, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-") == n;
 }
 
+/* Broadcasts per bx_publish_batch, and the text size after which a group is sent anyway. */
+#define GROUP_MAX 256
+#define GROUP_BYTES (512 * 1024)
+
+static void group_answer(bx_exchange *ex, bx_msgctx *c, const redisReply *r)
+{
+    if (!r) {
+        bx_reply_fail(c->reply, BX_ERR_BROKER_UNAVAILABLE);
+        json_object_set_new(c->reply, "advice",
+                            json_pack("{sssi}", "reconnect", "retry", "interval", BX_BROKER_RETRY_INTERVAL));
+    } else if (is_status(r, "unknown")) {
+        bx_reply_fail(c->reply, BX_ERR_SESSION_UNKNOWN);
+    } else {
+        bx_reply_ok(c->reply);
+    }
+    /* outgoing extensions see the reply with its outcome, as for any other message */
+    for (size_t i = ex->d->n_ext; i-- > 0;)
+        if (ex->d->exts[i]->outgoing)
+            ex->d->exts[i]->outgoing(c);
+}
+
+
+static void group_done(bx_exchange *ex, const redisReply *r)
+{
+    size_t n = ex->group.sent;
+    if (!r)
+        bx_warn("publish of %zu messages: broker unavailable: reconnect retry", n);
+    else
+        bx_debug("publish c=%s: %zu messages → %s (%lld deliveries, %lld dropped, %lld workers woken, %lld replays)",
+                 ex->group.cid, n, rstatus(r) ? rstatus(r) : "?", rint_at(r, 1), rint_at(r, 2), rint_at(r, 3),
+                 rint_at(r, 4));
+    for (size_t i = 0; i < n; i++)
+        group_answer(ex, &ex->group.ctx[i], r);
+    ex->group.sent = 0;
+    ex->group.then(ex);
+}
+
+static void deferred_send(bx_exchange *ex)
+{
+    args a = ex->deferred.a;
+    memset(&ex->deferred.a, 0, sizeof ex->deferred.a);
+    call(ex, ex->deferred.fn, &a, ex->deferred.k);
+}
+
+/* Send the grouped broadcasts in one bx_publish_batch; then() runs once they are answered. */
+static void group_flush(bx_exchange *ex, void (*then)(bx_exchange *ex))
+{
+    const bx_config *cfg = ex->d->cfg;
+    args a = {0};
+    args_add(&a, ex->group.cid);
+    args_add(&a, session_browser(ex));
+    args_addl(&a, topts(ex)->maxInterval);
+    args_addl(&a, ttl_ms(ex));
+    args_addl(&a, cfg->broadcastToPublisher);
+    args_addl(&a, topts(ex)->maxQueue);
+    args_addl(&a, (long long)ex->group.n);
+    for (int i = 0; i < ex->group.a.n; i++)
+        args_add(&a, ex->group.a.v[i]);
+    args_free(&ex->group.a);
+    memset(&ex->group.a, 0, sizeof ex->group.a);
+    ex->group.then = then;
+    ex->group.sent = ex->group.n;
+    ex->group.n = 0; /* call() must not see a group: this is it */
+    ex->group.bytes = 0;
+    call(ex, "bx_publish_batch", &a, group_done);
+}
+
+/* Queue this broadcast in the batch's group (answered with the group); a group of another
+ * publisher, or a full one, is sent first. */
 static void broadcast(bx_exchange *ex, const char *cid, const char *name)
 {
+    if (ex->group.n > 0 && strcmp(ex->group.cid, cid) != 0) {
+        group_flush(ex, do_publish); /* this message is handled again after the group */
+        return;
+    }
     char **wild = NULL;
     json_t *delivery = bx_delivery_from_publish(ex->cur.msg);
     char *text = NULL;
@@ -1011,31 +1114,46 @@ static void broadcast(bx_exchange *ex, const char *cid, const char *name)
         text = bx_json_dump(delivery, &len);
         json_decref(delivery);
     }
-    if (!text || bx_channel_wildcards(name, &wild) < 0) {
+    if (ex->group.n == ex->group.cap) {
+        size_t cap = ex->group.cap ? 2 * ex->group.cap : 8;
+        bx_msgctx *c = realloc(ex->group.ctx, cap * sizeof *c);
+        if (c) {
+            ex->group.ctx = c;
+            ex->group.cap = cap;
+        }
+    }
+    if (!text || ex->group.n == ex->group.cap || bx_channel_wildcards(name, &wild) < 0) {
         free(text);
         reply_broker_down(ex, "out of memory");
         complete(ex);
         return;
     }
-    const bx_config *cfg = ex->d->cfg;
-    args a = {0};
-    session_args(ex, &a, cid);
-    args_add(&a, name);
-    args_add(&a, text);
-    args_addl(&a, cfg->broadcastToPublisher);
-    args_addl(&a, topts(ex)->maxQueue);
+    size_t nwild = 0;
+    while (wild[nwild])
+        nwild++;
     /* the message id lets the broker drop a replayed request (nginx retries an unanswered POST) */
     const char *mid = bx_msg_id(ex->cur.msg);
-    if (mid && *mid && strlen(mid) <= BX_ID_MAX_LEN) {
-        char midarg[BX_ID_MAX_LEN + 2];
-        snprintf(midarg, sizeof midarg, "#%s", mid);
-        args_add(&a, midarg);
-    }
-    for (size_t i = 0; wild[i]; i++)
-        args_add(&a, wild[i]);
+    args *a = &ex->group.a;
+    args_add(a, name);
+    args_add(a, text);
+    args_add(a, mid_usable(mid) ? mid : "");
+    args_addl(a, (long long)nwild);
+    for (size_t i = 0; i < nwild; i++)
+        args_add(a, wild[i]);
     bx_channel_wildcards_free(wild);
     free(text);
-    call(ex, "bx_publish", &a, publish_done);
+    if (ex->group.n == 0)
+        snprintf(ex->group.cid, sizeof ex->group.cid, "%s", cid);
+    ex->group.ctx[ex->group.n++] = ex->cur;
+    ex->group.bytes += len;
+    json_array_append_new(ex->replies, ex->cur.reply); /* in request order; the outcome comes later */
+    ex->cur.reply = NULL;
+    ex->next++;
+    bx_debug("publish %s c=%s: grouped (%zu in group)", name, cid, ex->group.n);
+    if (ex->group.n >= GROUP_MAX || ex->group.bytes >= GROUP_BYTES)
+        group_flush(ex, run);
+    else
+        run(ex);
 }
 
 static void do_publish(bx_exchange *ex)
@@ -1171,8 +1289,12 @@ static void run(bx_exchange *ex)
     while (!ex->busy && !ex->parked && !ex->done && ex->next < ex->batch.n)
         start_message(ex);
     ex->running = 0;
-    if (!ex->busy && !ex->parked && !ex->done && ex->next >= ex->batch.n)
-        finish(ex, BX_EX_REPLY);
+    if (!ex->busy && !ex->parked && !ex->done && ex->next >= ex->batch.n) {
+        if (ex->group.n > 0)
+            group_flush(ex, run);
+        else
+            finish(ex, BX_EX_REPLY);
+    }
 }
 
 /* ---- public ------------------------------------------------------------ */
@@ -1300,6 +1422,9 @@ void bx_exchange_free(bx_exchange *ex)
     free(ex->authorization);
     bx_batch_free(&ex->batch);
     json_decref(ex->cur.reply);
+    args_free(&ex->group.a);
+    free(ex->group.ctx);
+    args_free(&ex->deferred.a);
     json_decref(ex->replies);
     json_decref(ex->deliveries);
     free(ex->browser);

@@ -607,6 +607,67 @@ static long long cmd_calls(const char *name) {
     return n;
 }
 
+/* bx_publish_batch: a request's broadcasts in one call — order kept per recipient, one RPUSH
+ * and one wake-up per recipient, max_queue counted across the batch, replays skipped. */
+static void test_publish_batch(void **state) {
+    (void)state;
+    redisContext *w1 = t_wake_listen("w1");
+    t_session(S, "bp", "");
+    t_session(S, "b1", "");
+    t_session(S, "b2", "");
+    t_subscribe(S, "b1", "/room/a");
+    t_subscribe(S, "b1", "/room/b");
+    t_subscribe(S, "b2", "/room/*");
+    redisReply *r = t_connect(S, "b1", "w1", "tk1");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    long long calls = cmd_calls("rpush");
+    r = t_fcall(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "3", "4",
+                "/room/a", "a1", "1", "2", "/room/*", "/room/**",
+                "/room/b", "b1", "2", "0",
+                "/room/a", "a2", "", "1", "/room/*",
+                "/room/a", "a1", "1", "1", "/room/*", /* replay of message 1 */
+                NULL);
+    assert_string_equal(t_str(r, 0), "ok");
+    /* b1 gets a1 b1 a2; b2 (subscribed to the wildcard) gets a1 a2 */
+    assert_int_equal(t_int(r, 1), 5);
+    assert_int_equal(t_int(r, 2), 0);
+    assert_int_equal(t_int(r, 3), 1); /* one worker woken, once */
+    assert_int_equal(t_int(r, 4), 1); /* one replay */
+    freeReplyObject(r);
+    assert_int_equal(cmd_calls("rpush") - calls, 2); /* one RPUSH per recipient */
+    t_wake_expect(w1, "w b1");
+    assert_null(t_wake_next(w1));
+    r = t_cmd(S, "LRANGE", T_PREFIX "{b1}:q", "1", "-1", NULL);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(r->element[0]->str, "a1");
+    assert_string_equal(r->element[1]->str, "b1");
+    assert_string_equal(r->element[2]->str, "a2");
+    freeReplyObject(r);
+    assert_int_equal(t_queued(S, "b2"), 2);
+    /* max_queue 3 counts what the same call queued: b2 (2 queued) takes x1 and drops x2;
+     * b1 (3 queued) drops both */
+    r = t_fcall(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "3", "2",
+                "/room/a", "x1", "", "1", "/room/*", "/room/a", "x2", "", "1", "/room/*", NULL);
+    assert_int_equal(t_int(r, 1), 1);
+    assert_int_equal(t_int(r, 2), 3);
+    freeReplyObject(r);
+    assert_int_equal(t_queued(S, "b1"), 3);
+    assert_int_equal(t_queued(S, "b2"), 3);
+    /* unknown publisher: nothing queued */
+    r = t_fcall(S, "bx_publish_batch", "nobody", "", T_EXPIRY, T_TTL, "1", "-1", "1", "/room/a", "z", "", "0", NULL);
+    assert_string_equal(t_str(r, 0), "unknown");
+    freeReplyObject(r);
+    /* a wrong count or a short item is an argument error, before anything is written */
+    assert_non_null(strstr(t_fcall_err(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "-1", "2",
+                                       "/room/a", "z", "", "0", NULL), "message 2"));
+    assert_non_null(strstr(t_fcall_err(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "-1", "1",
+                                       "/room/a", "z", "", "0", "/extra", NULL), "wrong number"));
+    assert_int_equal(t_queued(S, "b2"), 3);
+    redisFree(w1);
+}
+
+
 static void test_commands_per_publish_flat(void **state) {
     (void)state;
     const char *workers[] = { "wa", "wb", "wc" };
@@ -745,6 +806,7 @@ int main(void) {
         cmocka_unit_test_setup(test_max_queue, setup),
         cmocka_unit_test_setup(test_wildcard_fanout_once, setup),
         cmocka_unit_test_setup(test_publish_replay_dropped, setup),
+        cmocka_unit_test_setup(test_publish_batch, setup),
         cmocka_unit_test_setup(test_subscribe_unsubscribe, setup),
         cmocka_unit_test_setup(test_multi_clients, setup),
         cmocka_unit_test_setup(test_ttl_on_every_session_key, setup),
