@@ -160,11 +160,11 @@ local function stat(k, name, n)
 end
 
 -- Load the session hash fields we need; nil when the session does not exist.
--- Fields: st b t w k bn.
+-- Fields: st b t w k bn pk.
 local function load_session(sk)
-  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn')
+  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn', 'pk')
   if not v[1] then return nil end
-  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6] }
+  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6], pk = v[7] }
 end
 
 -- The browser check of API.md: empty browser argument = skip.
@@ -299,21 +299,45 @@ local function removal_write(plan)
   end
 end
 
--- Notify the workers holding parked polls of these sessions: one PUBLISH per worker.
--- parked: list of {cid, worker}, already taken out of Pparked.
+-- Notify the workers holding parked polls of these sessions: at most two PUBLISHes per worker.
+-- parked: list of {cid, worker[, push]}, already taken out of Pparked (recipients_parked).
+-- Plain entries: "w cid1 cid2 ..." (the worker drains them). Pushed entries (their messages are
+-- in-flight already, see recipients_write) travel in one "p" payload per worker, answered
+-- without another broker call:
+--   p <npool> <nsess>\n  then npool times <len>:<message>  then nsess times \n<cid> <token> <batch> <i,j,...>
+-- (i, j: 1-based indexes into the pool, in delivery order).
 local function wake_workers(k, parked)
   local by_worker, order = {}, {}
   for _, p in ipairs(parked) do
     local w = p[2]
     if not by_worker[w] then
-      by_worker[w] = { 'w' }
+      by_worker[w] = { plain = { 'w' }, pool = {}, index = {}, sess = {} }
       order[#order + 1] = w
     end
-    local l = by_worker[w]
-    l[#l + 1] = p[1]
+    local b = by_worker[w]
+    local push = p[3]
+    if push and push.batch then
+      local idx = {}
+      for i, m in ipairs(push.msgs) do
+        local j = b.index[m]
+        if not j then
+          j = #b.pool + 1
+          b.pool[j], b.index[m] = #m .. ':' .. m, j
+        end
+        idx[i] = j
+      end
+      b.sess[#b.sess + 1] = '\n' .. p[1] .. ' ' .. push.token .. ' ' .. push.batch .. ' ' .. table.concat(idx, ',')
+    else
+      b.plain[#b.plain + 1] = p[1]
+    end
   end
   for _, w in ipairs(order) do
-    redis.call('PUBLISH', k.wake(w), table.concat(by_worker[w], ' '))
+    local b = by_worker[w]
+    if #b.plain > 1 then redis.call('PUBLISH', k.wake(w), table.concat(b.plain, ' ')) end
+    if #b.sess > 0 then
+      redis.call('PUBLISH', k.wake(w), 'p ' .. #b.pool .. ' ' .. #b.sess .. '\n' .. table.concat(b.pool) ..
+                 table.concat(b.sess))
+    end
   end
   return #order
 end
@@ -433,6 +457,7 @@ local function connect(_, args)
     unpark(k, sk, cid, sess)
   end
   redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now)
+  if sess.pk then redis.call('HDEL', sk.s, 'pk') end
   if pending == 0 and not has_sentinel then queue_reset(sk, false) end
   for _, m in ipairs(held_stale) do redis.call('SREM', k.held(sess.b), m) end
   stat(k, 'connects', 1)
@@ -481,7 +506,10 @@ local function drain(_, args)
 
   local sess = load_session(sk)
   if not sess then return { 'gone' } end
-  if sess.k ~= token then return { 'superseded' } end
+  -- pushed: a publish moved messages for this poll to in-flight and unparked it (wake_workers);
+  -- the worker drains instead of answering from the wake-up (it was busy, or the wake-up was lost)
+  local pushed = sess.k ~= token and sess.pk == token
+  if sess.k ~= token and not pushed then return { 'superseded' } end
   need(k.expiry, 'zset')
   need(k.parked, 'hash')
   if sess.b ~= '' then need(k.held(sess.b), 'set') end
@@ -490,11 +518,12 @@ local function drain(_, args)
   -- writes
   local now = now_ms()
   local reply
+  if pushed then redis.call('HDEL', sk.s, 'pk') end
   if #queued + #inflight > 0 then
     unpark(k, sk, cid, sess)
     reply = { 'msgs' }
     drain_write(sk, queued, inflight, 0, reply, has_sentinel)
-  elseif final then
+  elseif final or pushed then
     unpark(k, sk, cid, sess)
     if not has_sentinel then queue_reset(sk, false) end
     reply = { 'empty', 0 }
@@ -677,16 +706,31 @@ local function recipient_read(P, cid, max_queue, acc)
 end
 
 -- Read phase, last step: which accepted recipients hold a parked poll not woken yet.
--- Returns the list of {cid, worker} for wake_workers.
+-- Returns the list of {cid, worker, push} for wake_workers. push (nil: plain wake-up) is set for
+-- an HTTP poll whose queue and in-flight list are empty: recipients_write then moves its messages
+-- straight to in-flight and the wake-up carries them (one broker call less per delivery).
+-- Websocket polls stay parked while messages are pushed to them, so they get plain wake-ups.
 local function recipients_parked(k, acc)
   local parked = {}
   if acc.n == 0 then return parked end
   need(k.parked, 'hash')
+  local count = {} -- a recipient listed twice (private messages to oneself) gets a plain wake-up
+  for j = 1, acc.n do count[acc.id[j]] = (count[acc.id[j]] or 0) + 1 end
   local i = 0
   for _, part in ipairs(chunked('HMGET', k.parked, acc.id, 1, acc.n)) do
     for _, w in ipairs(part) do
       i = i + 1
-      if w then parked[#parked + 1] = { acc.id[i], w } end
+      if w then
+        local sk = SK(k.P, acc.id[i])
+        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'b')
+        local push
+        if v[1] and v[2] ~= 'websocket' and not acc.legacy[i] and count[acc.id[i]] == 1 and
+           rd('list', sk.q, 'LLEN') == 1 and rd('list', sk.f, 'LLEN') == 0 then
+          if v[3] and v[3] ~= '' then need(k.held(v[3]), 'set') end
+          push = { i = i, token = v[1], browser = v[3] or '', sk = sk }
+        end
+        parked[#parked + 1] = { acc.id[i], w, push }
+      end
     end
   end
   return parked
@@ -695,17 +739,38 @@ end
 -- Write phase: queue the message (or the recipient's own list, acc.msgs) for every accepted
 -- recipient in one RPUSH each; the parked ones leave Pparked (they are being woken: one wake-up per poll).
 local function recipients_write(k, acc, message, parked)
-  for i = 1, acc.n do
-    local s, msgs = acc.legacy[i], acc.msgs[i]
-    if s then redis.call('RPUSH', acc.q[i], SENTINEL) end
-    if msgs then
-      chunked('RPUSH', acc.q[i], msgs, 1, #msgs)
-    else
-      redis.call('RPUSH', acc.q[i], message)
+  local pushed = {}
+  for _, p in ipairs(parked) do
+    local push = p[3]
+    if push then
+      pushed[push.i] = true
+      local sk = push.sk
+      push.msgs = acc.msgs[push.i] or { message }
+      push.batch = redis.call('HINCRBY', sk.s, 'bn', 1)
+      local tagged, tag = {}, push.batch .. '|'
+      for j, m in ipairs(push.msgs) do tagged[j] = tag .. m end
+      chunked('RPUSH', sk.f, tagged, 1, #tagged)
+      local ttl = redis.call('PTTL', sk.s)
+      if ttl > 0 then redis.call('PEXPIRE', sk.f, ttl) end
+      -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
+      redis.call('HDEL', sk.s, 'w', 'k')
+      redis.call('HSET', sk.s, 'pk', push.token)
+      if push.browser ~= '' then redis.call('SREM', k.held(push.browser), p[1]) end
     end
-    if s then
-      local ttl = redis.call('PTTL', s)
-      if ttl > 0 then redis.call('PEXPIRE', acc.q[i], ttl) end
+  end
+  for i = 1, acc.n do
+    if not pushed[i] then
+      local s, msgs = acc.legacy[i], acc.msgs[i]
+      if s then redis.call('RPUSH', acc.q[i], SENTINEL) end
+      if msgs then
+        chunked('RPUSH', acc.q[i], msgs, 1, #msgs)
+      else
+        redis.call('RPUSH', acc.q[i], message)
+      end
+      if s then
+        local ttl = redis.call('PTTL', s)
+        if ttl > 0 then redis.call('PEXPIRE', acc.q[i], ttl) end
+      end
     end
   end
   if #parked > 0 then

@@ -374,25 +374,29 @@ static void deliver(bx_exchange *ex, json_t *m)
     json_array_append_new(ex->deliveries, m);
 }
 
+/* Add one queued message (JSON text) for the client; one that does not parse is skipped. */
+static void deliver_text(bx_exchange *ex, const char *s, size_t len, size_t i)
+{
+    json_error_t jerr;
+    json_t *m = s ? json_loadb(s, len, 0, &jerr) : NULL;
+    if (!m) {
+        bx_warn("c=%s: queued message %zu is not JSON, skipped", ex->cid, i);
+        return;
+    }
+    deliver(ex, m);
+}
+
 /* Append messages r[from..] (JSON text) to the deliveries. */
 static void add_deliveries(bx_exchange *ex, const redisReply *r, size_t from)
 {
     for (size_t i = from; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         size_t len = 0;
         const char *s = rstr(r, i, &len);
-        json_error_t jerr;
-        json_t *m = s ? json_loadb(s, len, 0, &jerr) : NULL;
-        if (!m) {
-            bx_warn("c=%s: queued message %zu is not JSON, skipped", ex->cid, i);
-            continue;
-        }
-        deliver(ex, m);
+        deliver_text(ex, s, len, i);
     }
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements > from)
         bx_count_queue_depth(r->elements - from); /* the session's whole queue + in-flight, for the metrics */
 }
-
-/* ---- /meta/handshake ------------------------------------------------ */
 
 static void handshake_done(bx_exchange *ex, const redisReply *r)
 {
@@ -1504,8 +1508,135 @@ void bx_exchange_confirm(bx_exchange *ex)
 
 /* ---- wake-up payloads -------------------------------------------------- */
 
+/* A message of a "p" payload's pool (borrowed from the payload). */
+typedef struct pooled {
+    const char *s;
+    size_t len;
+} pooled;
+
+/* Messages pushed for a parked poll: they are in its in-flight list as batch. A poll that is
+ * idle and parked is answered with them now; any other state drains instead (bx_drain knows
+ * the pushed token), so nothing depends on this wake-up arriving. */
+static void exchange_push(bx_exchange *ex, long long batch, const pooled *pool, const size_t *idx, size_t n)
+{
+    if (ex->done)
+        return;
+    if (!ex->parked || ex->busy || ex->pend) {
+        bx_debug("connect c=%s token %s: pushed batch %lld while %s → drain", ex->cid, ex->token, batch,
+                 ex->busy ? "a broker call is in flight" : !ex->parked ? "not parked yet" : "events pending");
+        event(ex, PEND_WAKE);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        deliver_text(ex, pool[idx[i]].s, pool[idx[i]].len, i);
+    json_t *advice = ex->advice_due ? full_advice(ex) : NULL;
+    bx_debug("connect c=%s token %s released (push): %zu messages, batch %lld", ex->cid, ex->token,
+             json_array_size(ex->deliveries), batch);
+    connect_reply(ex, batch, advice);
+}
+
+/* Parse an unsigned decimal at *p (< end) up to a delimiter; -1 when malformed or huge. */
+static long long parse_num(const char **p, const char *end)
+{
+    long long v = 0;
+    const char *s = *p;
+    while (s < end && *s >= '0' && *s <= '9') {
+        if (v > 100000000000000LL)
+            return -1;
+        v = v * 10 + (*s++ - '0');
+    }
+    if (s == *p)
+        return -1;
+    *p = s;
+    return v;
+}
+
+/* Read one space-free word at *p into out (at most cap-1 chars); 0 when malformed. */
+static int parse_word(const char **p, const char *end, char *out, size_t cap)
+{
+    const char *s = *p;
+    while (s < end && *s != ' ' && *s != '\n')
+        s++;
+    size_t n = (size_t)(s - *p);
+    if (n == 0 || n >= cap)
+        return 0;
+    memcpy(out, *p, n);
+    out[n] = '\0';
+    *p = s;
+    return 1;
+}
+
+/* "p <npool> <nsess>\n" <len>:<message>... ("\n<cid> <token> <batch> <i,j,...>")... */
+static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg)
+{
+    const char *p = payload + 2, *end = payload + len;
+    long long npool = parse_num(&p, end);
+    long long nsess = (p < end && *p == ' ') ? (p++, parse_num(&p, end)) : -1;
+    /* every pool entry takes at least 3 bytes, every session line at least 8 */
+    if (npool < 0 || nsess < 0 || p >= end || *p++ != '\n' || npool > (long long)len / 3 ||
+        nsess > (long long)len / 8) {
+        bx_warn("push wake-up payload not understood (%zu bytes)", len);
+        return;
+    }
+    pooled *pool = calloc((size_t)npool + 1, sizeof *pool);
+    size_t *idx = calloc((size_t)npool + 1, sizeof *idx);
+    if (!pool || !idx) {
+        bx_error("out of memory reading a push wake-up of %zu bytes: its polls are drained at their timeout", len);
+        free(pool);
+        free(idx);
+        return;
+    }
+    for (long long i = 0; i < npool; i++) {
+        long long n = parse_num(&p, end);
+        if (n < 1 || p >= end || *p++ != ':' || n > end - p) {
+            bx_warn("push wake-up: pool entry %lld malformed", i + 1);
+            goto out;
+        }
+        pool[i].s = p;
+        pool[i].len = (size_t)n;
+        p += n;
+    }
+    for (long long i = 0; i < nsess; i++) {
+        char cid[BX_ID_MAX_LEN + 1], token[BX_ID_MAX_LEN + 1];
+        long long batch;
+        size_t n = 0;
+        int ok = p < end && *p++ == '\n' && parse_word(&p, end, cid, sizeof cid) && p < end && *p++ == ' ' &&
+                 parse_word(&p, end, token, sizeof token) && p < end && *p++ == ' ' &&
+                 (batch = parse_num(&p, end)) >= 1 && p < end && *p++ == ' ';
+        while (ok) {
+            long long j = parse_num(&p, end);
+            if (j < 1 || j > npool || n >= (size_t)npool) {
+                ok = 0;
+                break;
+            }
+            idx[n++] = (size_t)(j - 1);
+            if (p < end && *p == ',')
+                p++;
+            else
+                break;
+        }
+        if (!ok) {
+            bx_warn("push wake-up: session entry %lld malformed", i + 1);
+            goto out;
+        }
+        bx_exchange *ex = find('t', token, arg);
+        if (!ex || strcmp(ex->cid, cid) != 0)
+            bx_debug("push wake-up for c=%s token %s: nothing parked here (its batch %lld stays in-flight)", cid,
+                     token, batch);
+        else
+            exchange_push(ex, batch, pool, idx, n);
+    }
+out:
+    free(pool);
+    free(idx);
+}
+
 void bx_dispatch_wake(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg)
 {
+    if (len >= 2 && payload[0] == 'p' && payload[1] == ' ') {
+        wake_push(payload, len, find, arg);
+        return;
+    }
     if (len < 3 || payload[1] != ' ') {
         bx_warn("wake-up payload not understood (%zu bytes)", len);
         return;

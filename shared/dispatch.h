@@ -118,8 +118,9 @@ void bx_exchange_confirm(bx_exchange *ex);
  * Fire and forget; counts in bx_dispatch_live until the broker answers. */
 void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch);
 
-/* Wake-up channel payload from the store ("w cid...", "s token", "d token"): calls find to map
- * a client id (kind 'c') or token (kind 't') to a parked exchange, then forwards the event. */
+/* Wake-up channel payload from the store ("w cid...", "s token", "d token", or "p ..." carrying
+ * the messages of pushed polls, broker/API.md): calls find to map a client id (kind 'c') or token
+ * (kind 't') to a parked exchange, then forwards the event. The payload is only read. */
 typedef bx_exchange *bx_exchange_find_fn(char kind, const char *key, void *arg);
 void bx_dispatch_wake(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg);
 

@@ -226,4 +226,40 @@ static inline void t_wake_expect(redisContext *c, const char *want) {
     free(p);
 }
 
+/* A pushed poll of a "p" wake payload (broker/API.md): its messages in delivery order. */
+typedef struct t_push {
+    char cid[65], token[65];
+    long long batch;
+    int n;
+    char msg[64][128];
+} t_push;
+
+/* Parse a "p" payload holding exactly one session; 0 on success, -1 when malformed. */
+static inline int t_push_parse(const char *p, t_push *out) {
+    int npool, nsess, used = 0;
+    char pool[64][128];
+    memset(out, 0, sizeof *out);
+    if (sscanf(p, "p %d %d\n%n", &npool, &nsess, &used) != 2 || nsess != 1 || npool < 1 || npool > 64) return -1;
+    p += used;
+    for (int i = 0; i < npool; i++) {
+        int len = 0;
+        if (sscanf(p, "%d:%n", &len, &used) != 1 || len < 1 || len > 127) return -1;
+        p += used;
+        memcpy(pool[i], p, (size_t)len);
+        pool[i][len] = 0;
+        p += len;
+    }
+    if (sscanf(p, "\n%64s %64s %lld %n", out->cid, out->token, &out->batch, &used) != 3) return -1;
+    p += used;
+    for (;;) {
+        int j = 0;
+        if (sscanf(p, "%d%n", &j, &used) != 1 || j < 1 || j > npool || out->n >= 64) return -1;
+        strcpy(out->msg[out->n++], pool[j - 1]);
+        p += used;
+        if (*p != ',') break;
+        p++;
+    }
+    return *p ? -1 : 0;
+}
+
 #endif

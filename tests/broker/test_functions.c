@@ -88,7 +88,9 @@ static void test_publish_wakes_once_per_worker(void **state) {
     for (int i = 0; i < 3; i++) {
         t_session(S, ids[i], "");
         t_subscribe(S, ids[i], "/chat/a");
-        redisReply *r = t_connect(S, ids[i], workers[i], ids[i]);
+        /* a1, a2: long-polling (pushed); a3: websocket (stays parked on push: plain wake-up) */
+        redisReply *r = t_fcall(S, "bx_connect", ids[i], "", workers[i], ids[i], "-1", "1", T_TIMEOUT, T_EXPIRY,
+                                T_TTL, "-1", i < 2 ? "long-polling" : "websocket", NULL);
         assert_string_equal(t_str(r, 0), "parked");
         freeReplyObject(r);
     }
@@ -96,15 +98,44 @@ static void test_publish_wakes_once_per_worker(void **state) {
     assert_int_equal(t_int(r, 1), 3);
     assert_int_equal(t_int(r, 3), 2); /* workers woken */
     freeReplyObject(r);
-    char *p = t_wake_next(w1); /* set order: either way round */
+    /* One payload for both polls of w1, the message once in its pool (set order: either way round). */
+    char *p = t_wake_next(w1);
     assert_non_null(p);
-    assert_true(strcmp(p, "w a1 a2") == 0 || strcmp(p, "w a2 a1") == 0);
+    assert_true(strcmp(p, "p 1 2\n7:{\"m\":1}\na1 a1 1 1\na2 a2 1 1") == 0 ||
+                strcmp(p, "p 1 2\n7:{\"m\":1}\na2 a2 1 1\na1 a1 1 1") == 0);
     free(p);
+    /* pushed: in-flight as batch 1, unparked, the token remembered as pk */
+    r = t_cmd(S, "LRANGE", T_PREFIX "{a1}:f", "0", "-1", NULL);
+    assert_int_equal(r->elements, 1);
+    assert_string_equal(r->element[0]->str, "1|{\"m\":1}");
+    freeReplyObject(r);
+    r = t_cmd(S, "HMGET", T_PREFIX "{a1}:s", "w", "k", "pk", NULL);
+    assert_int_equal(r->element[0]->type, REDIS_REPLY_NIL);
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_NIL);
+    assert_string_equal(t_str(r, 2), "a1");
+    freeReplyObject(r);
+    /* the worker that could not answer from the payload drains by the pushed token */
+    r = t_fcall(S, "bx_drain", "a2", "a2", "0", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(t_str(r, 2), "{\"m\":1}");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{a2}:s", "pk", NULL), 0);
+    /* the next connect clears pk; the in-flight batch answered from the payload is confirmed */
+    freeReplyObject(t_fcall(S, "bx_confirm", "a1", "1", NULL));
+    r = t_connect(S, "a1", "w1", "a1b");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{a1}:s", "pk", NULL), 0);
     t_wake_expect(w2, "w a3");
-    assert_int_equal(t_cmd_int(S, "HLEN", T_PREFIX "parked", NULL), 0); /* all three woken */
+    assert_int_equal(t_cmd_int(S, "HLEN", T_PREFIX "parked", NULL), 1); /* all three woken; a1 parked again */
     /* Already notified and not drained yet: a second publish queues but does not wake again. */
     assert_int_equal(publish_n("", "/chat/a", "{\"m\":2}"), 3);
     assert_null(t_wake_next(w2));
+    p = t_wake_next(w1); /* a1 parked again: pushed */
+    assert_non_null(p);
+    assert_string_equal(p, "p 1 1\n7:{\"m\":2}\na1 a1b 2 1");
+    free(p);
     /* The woken worker drains: both messages, then the session is no longer parked. */
     r = t_fcall(S, "bx_drain", "a3", "a3", "0", T_EXPIRY, T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "msgs");
@@ -636,23 +667,23 @@ static void test_publish_batch(void **state) {
     assert_int_equal(t_int(r, 4), 1); /* one replay */
     freeReplyObject(r);
     assert_int_equal(cmd_calls("rpush") - calls, 2); /* one RPUSH per recipient */
-    t_wake_expect(w1, "w b1");
+    t_wake_expect(w1, "p 3 1\n2:a12:b12:a2\nb1 tk1 1 1,2,3"); /* pushed: b1's messages in order */
     assert_null(t_wake_next(w1));
-    r = t_cmd(S, "LRANGE", T_PREFIX "{b1}:q", "1", "-1", NULL);
+    r = t_cmd(S, "LRANGE", T_PREFIX "{b1}:f", "0", "-1", NULL);
     assert_int_equal(r->elements, 3);
-    assert_string_equal(r->element[0]->str, "a1");
-    assert_string_equal(r->element[1]->str, "b1");
-    assert_string_equal(r->element[2]->str, "a2");
+    assert_string_equal(r->element[0]->str, "1|a1");
+    assert_string_equal(r->element[1]->str, "1|b1");
+    assert_string_equal(r->element[2]->str, "1|a2");
     freeReplyObject(r);
     assert_int_equal(t_queued(S, "b2"), 2);
     /* max_queue 3 counts what the same call queued: b2 (2 queued) takes x1 and drops x2;
-     * b1 (3 queued) drops both */
+     * b1 (its 3 in-flight, none queued: in-flight does not count, as in CometD) takes both */
     r = t_fcall(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "3", "2",
                 "/room/a", "x1", "", "1", "/room/*", "/room/a", "x2", "", "1", "/room/*", NULL);
-    assert_int_equal(t_int(r, 1), 1);
-    assert_int_equal(t_int(r, 2), 3);
+    assert_int_equal(t_int(r, 1), 3);
+    assert_int_equal(t_int(r, 2), 1);
     freeReplyObject(r);
-    assert_int_equal(t_queued(S, "b1"), 3);
+    assert_int_equal(t_queued(S, "b1"), 2);
     assert_int_equal(t_queued(S, "b2"), 3);
     /* unknown publisher: nothing queued */
     r = t_fcall(S, "bx_publish_batch", "nobody", "", T_EXPIRY, T_TTL, "1", "-1", "1", "/room/a", "z", "", "0", NULL);

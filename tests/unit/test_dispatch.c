@@ -388,11 +388,45 @@ static void test_publish_args(void **state)
     bx_exchange *ex = ex_new("[{\"channel\":\"/a/b\",\"clientId\":\"c1\",\"id\":\"9\",\"data\":{\"t\":1},"
                              "\"ext\":{\"x\":1}}]", "b1");
     bx_exchange_start(ex);
-    assert_non_null(strstr(calls[0].text, "bx_publish c1 b1 10000 "));
-    assert_non_null(strstr(calls[0].text, " /a/b {\"channel\":\"/a/b\",\"data\":{\"t\":1},\"ext\":{\"x\":1}} 1 -1 "
-                                          "#9 /a/* /a/** /**")); /* the id lets the broker drop a replay */
-    answer(0, mk("siii", "ok", 2LL, 0LL, 1LL));
+    assert_non_null(strstr(calls[0].text, "bx_publish_batch c1 b1 10000 "));
+    assert_non_null(strstr(calls[0].text, " 1 -1 1 /a/b {\"channel\":\"/a/b\",\"data\":{\"t\":1},\"ext\":{\"x\":1}} "
+                                          "9 3 /a/* /a/** /**")); /* the id lets the broker drop a replay */
+    answer(0, mk("siiii", "ok", 2LL, 0LL, 1LL, 0LL));
     assert_string_equal(body, "[{\"channel\":\"/a/b\",\"id\":\"9\",\"successful\":true}]");
+    bx_exchange_free(ex);
+}
+
+/* Consecutive broadcasts of a request go in one bx_publish_batch; a message that needs another
+ * broker call sends the group first; replies stay in request order; a message without id has none. */
+static void test_publish_group(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new("[{\"channel\":\"/a\",\"clientId\":\"c1\",\"id\":\"1\",\"data\":1},"
+                             "{\"channel\":\"/b\",\"clientId\":\"c1\",\"data\":2},"
+                             "{\"channel\":\"/meta/bad\",\"clientId\":\"c1\",\"id\":\"3\"},"
+                             "{\"channel\":\"/meta/subscribe\",\"clientId\":\"c1\",\"id\":\"4\",\"subscription\":\"/s\"},"
+                             "{\"channel\":\"/c\",\"clientId\":\"c1\",\"id\":\"5\",\"data\":3}]", "b1");
+    bx_exchange_start(ex);
+    assert_int_equal(n_calls, 1);
+    assert_non_null(strstr(calls[0].text, " 1 -1 2 /a {\"channel\":\"/a\",\"data\":1} 1 2 /* /** "
+                                          "/b {\"channel\":\"/b\",\"data\":2}  2 /* /**"));
+    answer(0, mk("siiii", "ok", 2LL, 0LL, 1LL, 0LL));
+    assert_int_equal(n_calls, 2); /* the unknown meta channel's session touch, sent after the group's answer */
+    assert_non_null(strstr(calls[1].text, "bx_touch c1 b1"));
+    answer(1, mk_status("ok"));
+    assert_int_equal(n_calls, 3);
+    assert_non_null(strstr(calls[2].text, "bx_subscribe c1 b1"));
+    answer(2, mk("si", "ok", 1LL));
+    assert_int_equal(n_calls, 4); /* the last publish: a group of its own at the end of the batch */
+    assert_non_null(strstr(calls[3].text, "bx_publish_batch c1 b1 "));
+    assert_non_null(strstr(calls[3].text, " 1 /c {\"channel\":\"/c\",\"data\":3} 5 2 /* /**"));
+    answer(3, mk("s", "unknown"));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_non_null(strstr(body, "[{\"channel\":\"/a\",\"id\":\"1\",\"successful\":true},"
+                                 "{\"channel\":\"/b\",\"successful\":true},"
+                                 "{\"channel\":\"/meta/bad\",\"id\":\"3\",\"successful\":false"));
+    assert_non_null(strstr(body, "{\"channel\":\"/c\",\"id\":\"5\",\"successful\":false,\"error\":\"402::"));
+    assert_true(strstr(body, "\"id\":\"4\"") < strstr(body, "\"id\":\"5\""));
     bx_exchange_free(ex);
 }
 
@@ -503,6 +537,65 @@ static void test_wake_payloads(void **state)
     bx_dispatch_wake("d 18 trailing-not-nul", 4, find_rec, NULL);
     bx_dispatch_wake("x", 1, find_rec, NULL);
     assert_string_equal(found, "c:c1 c:c2 t:17 t:18 ");
+    /* push payloads: well-formed ones look their polls up by token; malformed ones stop at the
+     * first bad entry (no read past the payload: ASan checks) */
+    found[0] = '\0';
+    const char *ok = "p 2 2\n3:{a}2:{}\nc1 t1 4 1,2\nc2 t2 9 2";
+    bx_dispatch_wake(ok, strlen(ok), find_rec, NULL);
+    assert_string_equal(found, "t:t1 t:t2 ");
+    static const char *bad[] = {
+        "p", "p ", "p 1", "p 1 1", "p 1 1\n", "p 1 1\n3:{a", "p 1 1\n9:{a}\nc1 t1 1 1", "p 1 1\n3:{a}\nc1 t1 1 2",
+        "p 1 1\n3:{a}\nc1 t1 0 1", "p 1 1\n3:{a}\nc1 t1 1", "p 1 1\n3:{a}\nc1", "p 99999 1\n3:{a}\nc1 t1 1 1",
+        "p 1 1\n0:\nc1 t1 1 1", "p -1 1\n", "p 1 1\n3:{a}\nc1 t1 1 1,", "p 1 2\n3:{a}\nc1 t1 1 1",
+    };
+    found[0] = '\0';
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char *copy = malloc(strlen(bad[i])); /* exactly the payload's bytes: no NUL to lean on */
+        memcpy(copy, bad[i], strlen(bad[i]));
+        bx_dispatch_wake(copy, strlen(bad[i]), find_rec, NULL);
+        free(copy);
+    }
+    /* only the one entry that is complete before the bad part ("p 1 2 ...") was looked up */
+    assert_string_equal(found, "t:t1 ");
+}
+
+static bx_exchange *the_ex;
+static bx_exchange *find_the(char kind, const char *key, void *arg)
+{
+    (void)arg;
+    return kind == 't' && strcmp(key, bx_exchange_token(the_ex)) == 0 ? the_ex : NULL;
+}
+
+/* A parked poll answered from a push payload without a broker call, confirmed as batch;
+ * a poll with a drain in flight drains again instead (bx_drain knows the pushed token). */
+static void test_push_answers_parked(void **state)
+{
+    (void)state;
+    bx_exchange *ex = the_ex = parked_connect(CONNECT("3", ""), 0);
+    char p[256];
+    int n = snprintf(p, sizeof p, "p 2 1\n25:{\"channel\":\"/a\",\"data\":1}25:{\"channel\":\"/a\",\"data\":2}\n"
+                     "c1 %s 5 2,1", bx_exchange_token(ex));
+    bx_dispatch_wake(p, (size_t)n, find_the, NULL);
+    assert_int_equal(n_calls, 1);
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":2},{\"channel\":\"/a\",\"data\":1},"
+                              "{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true}]");
+    bx_exchange_confirm(ex);
+    assert_string_equal(calls[1].text, "bx_confirm c1 5");
+    bx_exchange_free(ex);
+    answer(1, mk("i", 2LL));
+
+    ex = the_ex = parked_connect(CONNECT("4", ""), 2);
+    bx_exchange_expire(ex); /* final drain in flight */
+    assert_int_equal(n_calls, 4);
+    n = snprintf(p, sizeof p, "p 1 1\n25:{\"channel\":\"/a\",\"data\":1}\nc1 %s 6 1", bx_exchange_token(ex));
+    bx_dispatch_wake(p, (size_t)n, find_the, NULL);
+    assert_int_equal(n_calls, 4); /* nothing answered from the payload, nothing sent yet */
+    answer(3, mk("sis", "msgs", 6LL, "{\"channel\":\"/a\",\"data\":1}"));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":1},{\"channel\":\"/meta/connect\",\"id\":\"4\","
+                              "\"successful\":true}]");
+    bx_exchange_free(ex);
 }
 
 int main(void)
@@ -521,10 +614,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_broker_down_retry_advice, setup, teardown),
         cmocka_unit_test_setup_teardown(test_batch_connect_not_held_and_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_publish_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_publish_group, setup, teardown),
         cmocka_unit_test_setup_teardown(test_local_answers_without_broker, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unsubscribe_missing_and_meta, setup, teardown),
         cmocka_unit_test_setup_teardown(test_disconnect_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp_and_timesync, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_answers_parked, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
