@@ -146,13 +146,19 @@ local function chunked(cmd, key, list, first, last)
   return out
 end
 
--- Session keys all get the same safety-net TTL.
-local function expire_session(sk, ttl)
+-- Session keys all get the same safety-net TTL. With sess and now (the hot paths bx_connect and
+-- bx_drain), only when the last refresh (field tx) is older than a quarter of it: five PEXPIREs per
+-- poll were a quarter of the broker's commands. Keys created between refreshes get their TTL
+-- where they are created (drain_write, recipients_write). Returns whether it refreshed.
+local function expire_session(sk, ttl, sess, now)
+  if sess and now and sess.tx and now - sess.tx < ttl / 4 then return false end
   redis.call('PEXPIRE', sk.s, ttl)
   redis.call('PEXPIRE', sk.subs, ttl)
   redis.call('PEXPIRE', sk.q, ttl)
   redis.call('PEXPIRE', sk.f, ttl)
   redis.call('PEXPIRE', sk.m, ttl)
+  if sess and now then redis.call('HSET', sk.s, 'tx', now) end
+  return true
 end
 
 local function stat(k, name, n)
@@ -160,11 +166,12 @@ local function stat(k, name, n)
 end
 
 -- Load the session hash fields we need; nil when the session does not exist.
--- Fields: st b t w k bn pk.
+-- Fields: st b t w k bn pk tx ('' pk = none).
 local function load_session(sk)
-  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn', 'pk')
+  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn', 'pk', 'tx')
   if not v[1] then return nil end
-  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6], pk = v[7] }
+  local pk = v[7] ~= '' and v[7] or nil
+  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6], pk = pk, tx = tonumber(v[8]) }
 end
 
 -- The browser check of API.md: empty browser argument = skip.
@@ -222,7 +229,7 @@ end
 
 -- Write phase of a drain: every queued message moves to the in-flight list tagged
 -- with a new batch number. Appends batch and every in-flight JSON (oldest first) to out.
-local function drain_write(sk, queued, inflight, dropped, out, has_sentinel)
+local function drain_write(sk, queued, inflight, dropped, out, has_sentinel, ttl)
   local batch = redis.call('HINCRBY', sk.s, 'bn', 1)
   out[#out + 1] = batch
   for i = dropped + 1, #inflight do
@@ -236,7 +243,8 @@ local function drain_write(sk, queued, inflight, dropped, out, has_sentinel)
       tagged[i] = tag .. queued[i]
       out[#out + 1] = queued[i]
     end
-    chunked('RPUSH', sk.f, tagged, 1, #tagged) -- the caller's expire_session gives it its TTL
+    chunked('RPUSH', sk.f, tagged, 1, #tagged)
+    if #inflight - dropped == 0 then redis.call('PEXPIRE', sk.f, ttl) end -- created just now
   end
   if #queued > 0 or not has_sentinel then queue_reset(sk, has_sentinel) end
   return batch
@@ -456,8 +464,8 @@ local function connect(_, args)
     redis.call('PUBLISH', k.wake(sess.w), 's ' .. sess.k)
     unpark(k, sk, cid, sess)
   end
-  redis.call('HSET', sk.s, 'st', 'c', 't', transport, 'ls', now)
-  if sess.pk then redis.call('HDEL', sk.s, 'pk') end
+  local fields = { 'st', 'c', 't', transport, 'ls', now }
+  if sess.pk then fields[7], fields[8] = 'pk', '' end
   if pending == 0 and not has_sentinel then queue_reset(sk, false) end
   for _, m in ipairs(held_stale) do redis.call('SREM', k.held(sess.b), m) end
   stat(k, 'connects', 1)
@@ -466,12 +474,15 @@ local function connect(_, args)
   if pending > 0 then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1] = 'msgs'
-    drain_write(sk, queued, inflight, dropped, reply, has_sentinel)
+    drain_write(sk, queued, inflight, dropped, reply, has_sentinel, ttl)
   elseif want_park and sess.b ~= '' and max_spb >= 0 and held_live >= max_spb then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1], reply[4] = 'multi', 0
   elseif want_park then
-    redis.call('HSET', sk.s, 'w', worker, 'k', token)
+    -- xm, tl: what a publish that pushes to this poll needs (its expiry and TTL, recipients_write)
+    local n = #fields
+    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'w', worker, 'k', token
+    fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'xm', expiry_ms, 'tl', ttl
     redis.call('HSET', k.parked, cid, worker)
     -- only HTTP polls count against maxSessionsPerBrowser (websocket passes -1), as in CometD
     if sess.b ~= '' and max_spb >= 0 then
@@ -484,9 +495,9 @@ local function connect(_, args)
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1], reply[4] = 'empty', 0
   end
+  redis.call('HSET', sk.s, unpack(fields))
   redis.call('ZADD', k.expiry, expiry, cid)
-  expire_session(sk, ttl)
-  if sess.b ~= '' then redis.call('PEXPIRE', k.browser(sess.b), ttl) end
+  if expire_session(sk, ttl, sess, now) and sess.b ~= '' then redis.call('PEXPIRE', k.browser(sess.b), ttl) end
   return reply
 end
 
@@ -518,11 +529,11 @@ local function drain(_, args)
   -- writes
   local now = now_ms()
   local reply
-  if pushed then redis.call('HDEL', sk.s, 'pk') end
+  if pushed then redis.call('HSET', sk.s, 'pk', '') end
   if #queued + #inflight > 0 then
     unpark(k, sk, cid, sess)
     reply = { 'msgs' }
-    drain_write(sk, queued, inflight, 0, reply, has_sentinel)
+    drain_write(sk, queued, inflight, 0, reply, has_sentinel, ttl)
   elseif final or pushed then
     unpark(k, sk, cid, sess)
     if not has_sentinel then queue_reset(sk, false) end
@@ -534,7 +545,7 @@ local function drain(_, args)
   end
   redis.call('HSET', sk.s, 'ls', now)
   redis.call('ZADD', k.expiry, now + expiry_ms, cid)
-  expire_session(sk, ttl)
+  expire_session(sk, ttl, sess, now)
   return reply
 end
 
@@ -722,12 +733,14 @@ local function recipients_parked(k, acc)
       i = i + 1
       if w then
         local sk = SK(k.P, acc.id[i])
-        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'b')
+        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'b', 'xm', 'tl')
         local push
         if v[1] and v[2] ~= 'websocket' and not acc.legacy[i] and count[acc.id[i]] == 1 and
            rd('list', sk.q, 'LLEN') == 1 and rd('list', sk.f, 'LLEN') == 0 then
           if v[3] and v[3] ~= '' then need(k.held(v[3]), 'set') end
-          push = { i = i, token = v[1], browser = v[3] or '', sk = sk }
+          need(k.expiry, 'zset')
+          push = { i = i, token = v[1], browser = v[3] or '', sk = sk, xm = tonumber(v[4]) or 0,
+                   tl = tonumber(v[5]) }
         end
         parked[#parked + 1] = { acc.id[i], w, push }
       end
@@ -739,7 +752,8 @@ end
 -- Write phase: queue the message (or the recipient's own list, acc.msgs) for every accepted
 -- recipient in one RPUSH each; the parked ones leave Pparked (they are being woken: one wake-up per poll).
 local function recipients_write(k, acc, message, parked)
-  local pushed = {}
+  local pushed, zadd = {}, {}
+  local now = #parked > 0 and now_ms() or 0
   for _, p in ipairs(parked) do
     local push = p[3]
     if push then
@@ -750,14 +764,20 @@ local function recipients_write(k, acc, message, parked)
       local tagged, tag = {}, push.batch .. '|'
       for j, m in ipairs(push.msgs) do tagged[j] = tag .. m end
       chunked('RPUSH', sk.f, tagged, 1, #tagged)
-      local ttl = redis.call('PTTL', sk.s)
+      local ttl = push.tl or redis.call('PTTL', sk.s)
       if ttl > 0 then redis.call('PEXPIRE', sk.f, ttl) end
       -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
       redis.call('HDEL', sk.s, 'w', 'k')
       redis.call('HSET', sk.s, 'pk', push.token)
       if push.browser ~= '' then redis.call('SREM', k.held(push.browser), p[1]) end
+      -- answered now: the session expires maxInterval after this, as after a drain
+      if push.xm > 0 then -- 0: parked by an older library version, its expiry stays
+        zadd[#zadd + 1] = now + push.xm
+        zadd[#zadd + 1] = p[1]
+      end
     end
   end
+  if #zadd > 0 then chunked('ZADD', k.expiry, zadd, 1, #zadd) end
   for i = 1, acc.n do
     if not pushed[i] then
       local s, msgs = acc.legacy[i], acc.msgs[i]

@@ -49,6 +49,7 @@ struct bx_dispatch {
     json_t *supported; /* handshake supportedConnectionTypes */
     bx_services *services; /* handlers of /service/ channels (service.h) */
     bx_auth *auth;         /* security policy (auth.h) */
+    int delivery_hooks;    /* an extension changes delivered messages: they must be parsed */
 };
 
 /* Argument vector for one FCALL; strings owned here, freed by args_free. */
@@ -58,6 +59,15 @@ typedef struct args {
     int n, cap, oom;
 } args;
 
+/* Delivered messages as JSON text: queued messages go from the broker's reply to the response
+ * body without being parsed (jansson's parse and dump were a third of a worker's time). */
+typedef struct texts {
+    char **s;
+    size_t *len;
+    size_t n, cap;
+    int oom;
+} texts;
+
 typedef void step_fn(bx_exchange *ex, const redisReply *r);
 
 struct bx_exchange {
@@ -66,7 +76,7 @@ struct bx_exchange {
     size_t next;         /* message in progress */
     bx_msgctx cur;
     json_t *replies;     /* replies in request order */
-    json_t *deliveries;  /* delivered messages, written before the replies */
+    texts deliveries;    /* delivered messages (JSON text), written before the replies */
     bx_request_info info;
     char *browser;       /* copy of info.browser if it is a usable id, else NULL */
     char *new_browser;   /* generated at handshake, to be set as cookie */
@@ -365,18 +375,63 @@ static void session_args(bx_exchange *ex, args *a, const char *cid)
 
 /* ---- deliveries ----------------------------------------------------- */
 
+/* Append s (malloc'd, taken over; NULL = out of memory) to t. */
+static void texts_take(texts *t, char *s, size_t len)
+{
+    if (s && t->n == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 16;
+        char **v = realloc(t->s, cap * sizeof *v);
+        if (v)
+            t->s = v;
+        size_t *l = v ? realloc(t->len, cap * sizeof *l) : NULL;
+        if (l) {
+            t->len = l;
+            t->cap = cap;
+        }
+    }
+    if (!s || t->n == t->cap) {
+        free(s);
+        t->oom = 1;
+        return;
+    }
+    t->s[t->n] = s;
+    t->len[t->n++] = len;
+}
+
+static void texts_free(texts *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        free(t->s[i]);
+    free(t->s);
+    free(t->len);
+}
+
 /* Add one message for the client (steals m): delivery hooks of the extensions, then the list. */
 static void deliver(bx_exchange *ex, json_t *m)
 {
     for (size_t i = ex->d->n_ext; i-- > 0;)
         if (ex->d->exts[i]->delivery)
             ex->d->exts[i]->delivery(m);
-    json_array_append_new(ex->deliveries, m);
+    size_t len = 0;
+    char *text = bx_json_dump(m, &len);
+    json_decref(m);
+    texts_take(&ex->deliveries, text, len);
 }
 
-/* Add one queued message (JSON text) for the client; one that does not parse is skipped. */
+/* Add one queued message (JSON text) for the client; one that does not parse is skipped.
+ * Every writer of the queues is ours and writes JSON objects, so unless an extension changes
+ * delivered messages the text goes out as it is (the braces are checked, not the rest). */
 static void deliver_text(bx_exchange *ex, const char *s, size_t len, size_t i)
 {
+    if (!ex->d->delivery_hooks && s && len >= 2 && s[0] == '{' && s[len - 1] == '}') {
+        char *copy = malloc(len + 1);
+        if (copy) {
+            memcpy(copy, s, len);
+            copy[len] = '\0';
+        }
+        texts_take(&ex->deliveries, copy, len);
+        return;
+    }
     json_error_t jerr;
     json_t *m = s ? json_loadb(s, len, 0, &jerr) : NULL;
     if (!m) {
@@ -564,7 +619,7 @@ static void connect_done(bx_exchange *ex, const redisReply *r)
     }
     add_deliveries(ex, r, 4);
     bx_debug("connect c=%s answered now: %s, %zu messages (batch %lld, first %lld, transport changed %lld)",
-             ex->cid, rstatus(r) ? rstatus(r) : "?", json_array_size(ex->deliveries), batch, rint_at(r, 1), tc);
+             ex->cid, rstatus(r) ? rstatus(r) : "?", ex->deliveries.n, batch, rint_at(r, 1), tc);
     connect_reply(ex, batch, advice);
 }
 
@@ -654,7 +709,7 @@ static void drain_done(bx_exchange *ex, const redisReply *r)
     json_t *advice = why == PEND_SHUTDOWN || ex->advice_due ? full_advice(ex) : NULL;
     bx_debug("connect c=%s token %s released (%s): %zu messages, batch %lld", ex->cid, ex->token,
              why == PEND_SHUTDOWN ? "shutdown" : why == PEND_EXPIRE ? "timeout" : "wake-up",
-             json_array_size(ex->deliveries), rint_at(r, 1));
+             ex->deliveries.n, rint_at(r, 1));
     connect_reply(ex, rint_at(r, 1), advice);
 }
 
@@ -1339,6 +1394,9 @@ bx_dispatch *bx_dispatch_new(const bx_config *cfg, bx_store *store, const char *
         d->exts[d->n_ext++] = &bx_ext_timesync;
     if (cfg->timestampExtension)
         d->exts[d->n_ext++] = &bx_ext_timestamp;
+    for (size_t i = 0; i < d->n_ext; i++)
+        if (d->exts[i]->delivery)
+            d->delivery_hooks = 1;
     return d;
 }
 
@@ -1386,7 +1444,7 @@ bx_exchange *bx_exchange_new(bx_dispatch *d, bx_batch *batch, const bx_request_i
                              const bx_exchange_hooks *hooks)
 {
     bx_exchange *ex = calloc(1, sizeof *ex);
-    if (!ex || !(ex->replies = json_array()) || !(ex->deliveries = json_array())) {
+    if (!ex || !(ex->replies = json_array())) {
         if (ex) {
             json_decref(ex->replies);
             free(ex);
@@ -1430,7 +1488,7 @@ void bx_exchange_free(bx_exchange *ex)
     free(ex->group.ctx);
     args_free(&ex->deferred.a);
     json_decref(ex->replies);
-    json_decref(ex->deliveries);
+    texts_free(&ex->deliveries);
     free(ex->browser);
     free(ex->new_browser);
     free(ex);
@@ -1452,29 +1510,51 @@ const char *bx_exchange_new_browser(const bx_exchange *ex)
 
 char *bx_exchange_body(const bx_exchange *ex, size_t *len)
 {
-    return bx_exchange_frame(ex, 0, json_array_size(ex->deliveries), 1, len);
+    return bx_exchange_frame(ex, 0, ex->deliveries.n, 1, len);
 }
 
 size_t bx_exchange_delivery_count(const bx_exchange *ex)
 {
-    return json_array_size(ex->deliveries);
+    return ex->deliveries.n;
 }
 
 char *bx_exchange_frame(const bx_exchange *ex, size_t from, size_t n, int replies, size_t *len)
 {
-    json_t *all = json_array();
-    for (size_t i = from; all && i < json_array_size(ex->deliveries) && i - from < n; i++)
-        if (json_array_append(all, json_array_get(ex->deliveries, i)) < 0) {
-            json_decref(all);
-            all = NULL;
-        }
-    if (!all || (replies && json_array_extend(all, ex->replies) < 0)) {
-        json_decref(all);
+    const texts *t = &ex->deliveries;
+    if (t->oom)
+        return NULL;
+    char *rep = NULL;
+    size_t rlen = 0;
+    if (replies && json_array_size(ex->replies) > 0 && !(rep = bx_json_dump(ex->replies, &rlen)))
+        return NULL;
+    size_t end = from > t->n ? t->n : (n > t->n - from ? t->n : from + n);
+    size_t total = 2 + rlen; /* "[" "]" and the replies without their brackets, plus commas */
+    for (size_t i = from; i < end; i++)
+        total += t->len[i] + 1;
+    char *out = malloc(total + 1);
+    if (!out) {
+        free(rep);
         return NULL;
     }
-    char *s = bx_json_dump(all, len);
-    json_decref(all);
-    return s;
+    size_t o = 0;
+    out[o++] = '[';
+    for (size_t i = from; i < end; i++) {
+        if (o > 1)
+            out[o++] = ',';
+        memcpy(out + o, t->s[i], t->len[i]);
+        o += t->len[i];
+    }
+    if (rep && rlen > 2) {
+        if (o > 1)
+            out[o++] = ',';
+        memcpy(out + o, rep + 1, rlen - 2);
+        o += rlen - 2;
+    }
+    out[o++] = ']';
+    out[o] = '\0';
+    free(rep);
+    *len = o;
+    return out;
 }
 
 static void confirm_done(const redisReply *r, const char *err, void *arg)
@@ -1531,7 +1611,7 @@ static void exchange_push(bx_exchange *ex, long long batch, const pooled *pool, 
         deliver_text(ex, pool[idx[i]].s, pool[idx[i]].len, i);
     json_t *advice = ex->advice_due ? full_advice(ex) : NULL;
     bx_debug("connect c=%s token %s released (push): %zu messages, batch %lld", ex->cid, ex->token,
-             json_array_size(ex->deliveries), batch);
+             ex->deliveries.n, batch);
     connect_reply(ex, batch, advice);
 }
 

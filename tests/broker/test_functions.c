@@ -94,9 +94,16 @@ static void test_publish_wakes_once_per_worker(void **state) {
         assert_string_equal(t_str(r, 0), "parked");
         freeReplyObject(r);
     }
-    redisReply *r = publish("", "/chat/a", "{\"m\":1}", "-1");
+    redisReply *r = t_cmd(S, "ZSCORE", T_PREFIX "expiry", "a1", NULL);
+    long long parked_expiry = atoll(r->str); /* park time + timeout + expiry */
+    freeReplyObject(r);
+    r = publish("", "/chat/a", "{\"m\":1}", "-1");
     assert_int_equal(t_int(r, 1), 3);
     assert_int_equal(t_int(r, 3), 2); /* workers woken */
+    freeReplyObject(r);
+    /* answered by the push: it expires maxInterval after now, not after the poll's timeout */
+    r = t_cmd(S, "ZSCORE", T_PREFIX "expiry", "a1", NULL);
+    assert_true(atoll(r->str) <= parked_expiry - atoll(T_TIMEOUT) + 1000);
     freeReplyObject(r);
     /* One payload for both polls of w1, the message once in its pool (set order: either way round). */
     char *p = t_wake_next(w1);
@@ -120,13 +127,13 @@ static void test_publish_wakes_once_per_worker(void **state) {
     assert_int_equal(r->elements, 3);
     assert_string_equal(t_str(r, 2), "{\"m\":1}");
     freeReplyObject(r);
-    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{a2}:s", "pk", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "HSTRLEN", T_PREFIX "{a2}:s", "pk", NULL), 0); /* cleared */
     /* the next connect clears pk; the in-flight batch answered from the payload is confirmed */
     freeReplyObject(t_fcall(S, "bx_confirm", "a1", "1", NULL));
     r = t_connect(S, "a1", "w1", "a1b");
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
-    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{a1}:s", "pk", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "HSTRLEN", T_PREFIX "{a1}:s", "pk", NULL), 0);
     t_wake_expect(w2, "w a3");
     assert_int_equal(t_cmd_int(S, "HLEN", T_PREFIX "parked", NULL), 1); /* all three woken; a1 parked again */
     /* Already notified and not drained yet: a second publish queues but does not wake again. */
