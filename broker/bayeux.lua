@@ -582,7 +582,7 @@ local function push(_, args)
     return { 'parked', 0 }
   end
   local reply = { 'msgs' }
-  drain_write(sk, queued, {}, 0, reply, has_sentinel)
+  drain_write(sk, queued, {}, 0, reply, has_sentinel, ttl)
   expire_session(sk, ttl)
   return reply
 end

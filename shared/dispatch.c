@@ -398,10 +398,17 @@ static void texts_take(texts *t, char *s, size_t len)
     t->len[t->n++] = len;
 }
 
-static void texts_free(texts *t)
+/* Forget the texts (kept allocated for reuse). */
+static void texts_clear(texts *t)
 {
     for (size_t i = 0; i < t->n; i++)
         free(t->s[i]);
+    t->n = 0;
+}
+
+static void texts_free(texts *t)
+{
+    texts_clear(t);
     free(t->s);
     free(t->len);
 }
@@ -722,9 +729,9 @@ static void push_done(bx_exchange *ex, const redisReply *r)
     }
     add_deliveries(ex, r, 2);
     bx_debug("connect c=%s token %s stays held: %zu messages pushed (batch %lld)", ex->cid, ex->token,
-             json_array_size(ex->deliveries), rint_at(r, 1));
+             ex->deliveries.n, rint_at(r, 1));
     ex->push(ex, rint_at(r, 1), ex->hooks.arg);
-    json_array_clear(ex->deliveries);
+    texts_clear(&ex->deliveries);
     connect_parked(ex);
 }
 
@@ -1108,6 +1115,7 @@ static void group_answer(bx_exchange *ex, bx_msgctx *c, const redisReply *r)
     for (size_t i = ex->d->n_ext; i-- > 0;)
         if (ex->d->exts[i]->outgoing)
             ex->d->exts[i]->outgoing(c);
+    bx_count_reply(c->reply); /* errors by type, for the metrics (message_done ran before the outcome) */
 }
 
 
@@ -1609,6 +1617,8 @@ static void exchange_push(bx_exchange *ex, long long batch, const pooled *pool, 
     }
     for (size_t i = 0; i < n; i++)
         deliver_text(ex, pool[idx[i]].s, pool[idx[i]].len, i);
+    if (n > 0)
+        bx_count_queue_depth(n); /* the session's whole queue (queue and in-flight were empty), for the metrics */
     json_t *advice = ex->advice_due ? full_advice(ex) : NULL;
     bx_debug("connect c=%s token %s released (push): %zu messages, batch %lld", ex->cid, ex->token,
              ex->deliveries.n, batch);

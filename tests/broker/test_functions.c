@@ -205,7 +205,9 @@ static void test_push_stays_parked(void **state) {
     redisContext *w1 = t_wake_listen("w1");
     t_session(S, "p1", "");
     t_subscribe(S, "p1", "/chat/p");
-    redisReply *r = t_connect(S, "p1", "w1", "tok");
+    /* a websocket poll (long-polling ones are pushed by the publish itself: 'p' wake-ups) */
+    redisReply *r = t_fcall(S, "bx_connect", "p1", "", "w1", "tok", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                            "websocket", NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
     /* Nothing queued: stays parked. */
@@ -218,7 +220,8 @@ static void test_push_stays_parked(void **state) {
     /* Neither batch confirmed (the socket died before its writes completed): the next connect
      * resends both, in order. */
     assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p1}:f", NULL), 2);
-    r = t_connect(S, "p1", "w1", "tok2");
+    r = t_fcall(S, "bx_connect", "p1", "", "w1", "tok2", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1", "websocket",
+                NULL);
     assert_string_equal(t_str(r, 0), "msgs");
     assert_int_equal(r->elements, 6);
     assert_string_equal(t_str(r, 4), "{\"m\":1}");
