@@ -227,10 +227,20 @@ local function queue_reset(sk, has_sentinel)
   end
 end
 
+-- A new batch number for the session (field bn, sess.bn is its value as loaded). It is the
+-- time in ms unless that is not above the last one: batch numbers never go backwards, even
+-- when Redis restarts from an older state (AOF rolled back, failover to a lagging replica),
+-- so a client's ext.ack from before can never match, and drop, a batch it has not seen.
+local function next_batch(sk, bn, now)
+  local b = math.max((tonumber(bn) or 0) + 1, now)
+  redis.call('HSET', sk.s, 'bn', string.format('%d', b))
+  return b
+end
+
 -- Write phase of a drain: every queued message moves to the in-flight list tagged
 -- with a new batch number. Appends batch and every in-flight JSON (oldest first) to out.
-local function drain_write(sk, queued, inflight, dropped, out, has_sentinel, ttl)
-  local batch = redis.call('HINCRBY', sk.s, 'bn', 1)
+local function drain_write(sk, queued, inflight, dropped, out, has_sentinel, ttl, bn, now)
+  local batch = next_batch(sk, bn, now)
   out[#out + 1] = batch
   for i = dropped + 1, #inflight do
     local _, json = inflight_split(inflight[i])
@@ -238,7 +248,7 @@ local function drain_write(sk, queued, inflight, dropped, out, has_sentinel, ttl
   end
   if #queued > 0 then
     local tagged = {}
-    local tag = batch .. '|'
+    local tag = string.format('%d|', batch)
     for i = 1, #queued do
       tagged[i] = tag .. queued[i]
       out[#out + 1] = queued[i]
@@ -334,7 +344,7 @@ local function wake_workers(k, parked)
         end
         idx[i] = j
       end
-      b.sess[#b.sess + 1] = '\n' .. p[1] .. ' ' .. push.token .. ' ' .. push.batch .. ' ' .. table.concat(idx, ',')
+      b.sess[#b.sess + 1] = string.format('\n%s %s %d %s', p[1], push.token, push.batch, table.concat(idx, ','))
     else
       b.plain[#b.plain + 1] = p[1]
     end
@@ -474,7 +484,7 @@ local function connect(_, args)
   if pending > 0 then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1] = 'msgs'
-    drain_write(sk, queued, inflight, dropped, reply, has_sentinel, ttl)
+    drain_write(sk, queued, inflight, dropped, reply, has_sentinel, ttl, sess.bn, now)
   elseif want_park and sess.b ~= '' and max_spb >= 0 and held_live >= max_spb then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1], reply[4] = 'multi', 0
@@ -533,7 +543,7 @@ local function drain(_, args)
   if #queued + #inflight > 0 then
     unpark(k, sk, cid, sess)
     reply = { 'msgs' }
-    drain_write(sk, queued, inflight, 0, reply, has_sentinel, ttl)
+    drain_write(sk, queued, inflight, 0, reply, has_sentinel, ttl, sess.bn, now)
   elseif final or pushed then
     unpark(k, sk, cid, sess)
     if not has_sentinel then queue_reset(sk, false) end
@@ -582,7 +592,7 @@ local function push(_, args)
     return { 'parked', 0 }
   end
   local reply = { 'msgs' }
-  drain_write(sk, queued, {}, 0, reply, has_sentinel, ttl)
+  drain_write(sk, queued, {}, 0, reply, has_sentinel, ttl, sess.bn, now_ms())
   expire_session(sk, ttl)
   return reply
 end
@@ -733,14 +743,14 @@ local function recipients_parked(k, acc)
       i = i + 1
       if w then
         local sk = SK(k.P, acc.id[i])
-        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'b', 'xm', 'tl')
+        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'b', 'xm', 'tl', 'bn')
         local push
         if v[1] and v[2] ~= 'websocket' and not acc.legacy[i] and count[acc.id[i]] == 1 and
            rd('list', sk.q, 'LLEN') == 1 and rd('list', sk.f, 'LLEN') == 0 then
           if v[3] and v[3] ~= '' then need(k.held(v[3]), 'set') end
           need(k.expiry, 'zset')
           push = { i = i, token = v[1], browser = v[3] or '', sk = sk, xm = tonumber(v[4]) or 0,
-                   tl = tonumber(v[5]) }
+                   tl = tonumber(v[5]), bn = v[6] }
         end
         parked[#parked + 1] = { acc.id[i], w, push }
       end
@@ -760,8 +770,8 @@ local function recipients_write(k, acc, message, parked)
       pushed[push.i] = true
       local sk = push.sk
       push.msgs = acc.msgs[push.i] or { message }
-      push.batch = redis.call('HINCRBY', sk.s, 'bn', 1)
-      local tagged, tag = {}, push.batch .. '|'
+      push.batch = next_batch(sk, push.bn, now)
+      local tagged, tag = {}, string.format('%d|', push.batch)
       for j, m in ipairs(push.msgs) do tagged[j] = tag .. m end
       chunked('RPUSH', sk.f, tagged, 1, #tagged)
       local ttl = push.tl or redis.call('PTTL', sk.s)

@@ -226,6 +226,23 @@ static inline void t_wake_expect(redisContext *c, const char *want) {
     free(p);
 }
 
+/* Replace the batch numbers of a "p" payload's session lines ("\n<cid> <token> <batch> <idx>") by "B"
+ * in place (batch numbers are times in ms); returns the last one replaced, 0 if none. */
+static inline long long t_unbatch(char *p) {
+    long long last = 0;
+    char *line = strchr(p, '\n');
+    while (line && (line = strchr(line + 1, '\n')) != NULL) {
+        char *a = strchr(line + 1, ' '), *b = a ? strchr(a + 1, ' ') : NULL, *c = b ? strchr(b + 1, ' ') : NULL;
+        char *nl = strchr(line + 1, '\n');
+        if (!c || (nl && c > nl))
+            continue;
+        last = atoll(b + 1);
+        b[1] = 'B';
+        memmove(b + 2, c, strlen(c) + 1);
+    }
+    return last;
+}
+
 /* A pushed poll of a "p" wake payload (broker/API.md): its messages in delivery order. */
 typedef struct t_push {
     char cid[65], token[65];

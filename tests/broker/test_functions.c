@@ -108,13 +108,16 @@ static void test_publish_wakes_once_per_worker(void **state) {
     /* One payload for both polls of w1, the message once in its pool (set order: either way round). */
     char *p = t_wake_next(w1);
     assert_non_null(p);
-    assert_true(strcmp(p, "p 1 2\n7:{\"m\":1}\na1 a1 1 1\na2 a2 1 1") == 0 ||
-                strcmp(p, "p 1 2\n7:{\"m\":1}\na2 a2 1 1\na1 a1 1 1") == 0);
+    long long a1_batch = t_unbatch(p);
+    assert_true(strcmp(p, "p 1 2\n7:{\"m\":1}\na1 a1 B 1\na2 a2 B 1") == 0 ||
+                strcmp(p, "p 1 2\n7:{\"m\":1}\na2 a2 B 1\na1 a1 B 1") == 0);
     free(p);
     /* pushed: in-flight as batch 1, unparked, the token remembered as pk */
     r = t_cmd(S, "LRANGE", T_PREFIX "{a1}:f", "0", "-1", NULL);
     assert_int_equal(r->elements, 1);
-    assert_string_equal(r->element[0]->str, "1|{\"m\":1}");
+    char tagged[64];
+    snprintf(tagged, sizeof tagged, "%lld|{\"m\":1}", a1_batch);
+    assert_string_equal(r->element[0]->str, tagged);
     freeReplyObject(r);
     r = t_cmd(S, "HMGET", T_PREFIX "{a1}:s", "w", "k", "pk", NULL);
     assert_int_equal(r->element[0]->type, REDIS_REPLY_NIL);
@@ -129,7 +132,9 @@ static void test_publish_wakes_once_per_worker(void **state) {
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "HSTRLEN", T_PREFIX "{a2}:s", "pk", NULL), 0); /* cleared */
     /* the next connect clears pk; the in-flight batch answered from the payload is confirmed */
-    freeReplyObject(t_fcall(S, "bx_confirm", "a1", "1", NULL));
+    char num[32];
+    snprintf(num, sizeof num, "%lld", a1_batch);
+    freeReplyObject(t_fcall(S, "bx_confirm", "a1", num, NULL));
     r = t_connect(S, "a1", "w1", "a1b");
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
@@ -139,9 +144,10 @@ static void test_publish_wakes_once_per_worker(void **state) {
     /* Already notified and not drained yet: a second publish queues but does not wake again. */
     assert_int_equal(publish_n("", "/chat/a", "{\"m\":2}"), 3);
     assert_null(t_wake_next(w2));
-    p = t_wake_next(w1); /* a1 parked again: pushed */
+    p = t_wake_next(w1); /* a1 parked again: pushed, a later batch */
     assert_non_null(p);
-    assert_string_equal(p, "p 1 1\n7:{\"m\":2}\na1 a1b 2 1");
+    assert_true(t_unbatch(p) > a1_batch);
+    assert_string_equal(p, "p 1 1\n7:{\"m\":2}\na1 a1b B 1");
     free(p);
     /* The woken worker drains: both messages, then the session is no longer parked. */
     r = t_fcall(S, "bx_drain", "a3", "a3", "0", T_EXPIRY, T_TTL, NULL);
@@ -183,19 +189,22 @@ static void test_drain_parked_and_final(void **state) {
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "parked", NULL), 0);
 }
 
-/* One message published on /chat/p wakes w1; bx_push then returns just it as batch `batch`. */
-static void push_one(redisContext *w1, const char *msg, long long batch) {
+/* One message published on /chat/p wakes w1; bx_push then returns just it as a batch after `after`
+ * (batch numbers only grow); returns that batch. */
+static long long push_one(redisContext *w1, const char *msg, long long after) {
     assert_int_equal(publish_n("", "/chat/p", msg), 1);
     t_wake_expect(w1, "w p1");
     redisReply *r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "msgs");
     assert_int_equal(r->elements, 3);
-    assert_int_equal(t_int(r, 1), batch);
+    long long batch = t_int(r, 1);
+    assert_true(batch > after);
     assert_string_equal(t_str(r, 2), msg);
     freeReplyObject(r);
     /* still parked and listed for wake-ups again: the next publish wakes w1 again */
     assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{p1}:s", "w", NULL), 1);
     assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "p1", NULL), 1);
+    return batch;
 }
 
 /* bx_push (websocket): the queue goes out as a new in-flight batch while the connect stays parked,
@@ -214,9 +223,9 @@ static void test_push_stays_parked(void **state) {
     r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
-    push_one(w1, "{\"m\":1}", 1);
-    /* Only the newly queued message: batch 1 is still in flight (not confirmed), not sent twice here. */
-    push_one(w1, "{\"m\":2}", 2);
+    long long b1 = push_one(w1, "{\"m\":1}", 0);
+    /* Only the newly queued message: batch b1 is still in flight (not confirmed), not sent twice here. */
+    push_one(w1, "{\"m\":2}", b1);
     /* Neither batch confirmed (the socket died before its writes completed): the next connect
      * resends both, in order. */
     assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p1}:f", NULL), 2);
@@ -273,8 +282,10 @@ static void test_disconnect_notifies_and_removes_all(void **state) {
     freeReplyObject(r);
     r = t_connect(S, "x1", "w1", "held");
     assert_string_equal(t_str(r, 0), "msgs"); /* unconfirmed in-flight is sent again */
+    char num[32];
+    snprintf(num, sizeof num, "%lld", t_int(r, 3));
     freeReplyObject(r);
-    r = t_fcall(S, "bx_confirm", "x1", "2", NULL);
+    r = t_fcall(S, "bx_confirm", "x1", num, NULL);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     r = t_connect(S, "x1", "w1", "held");
@@ -306,43 +317,77 @@ static void test_disconnect_notifies_and_removes_all(void **state) {
 
 static void test_inflight_ack(void **state) {
     (void)state;
+    char num[32];
     t_session(S, "k1", "");
     t_subscribe(S, "k1", "/k");
     publish_n("", "/k", "m1");
-    /* Connect with ack_k = -1: drain batch 1 = [m1]. */
+    /* Connect with ack_k = -1: drain batch b1 = [m1]. */
     redisReply *r = t_connect(S, "k1", "w", "t");
     assert_string_equal(t_str(r, 0), "msgs");
-    assert_int_equal(t_int(r, 3), 1);
+    long long b1 = t_int(r, 3);
+    assert_true(b1 > 0);
     assert_int_equal(r->elements, 5);
     assert_string_equal(t_str(r, 4), "m1");
     freeReplyObject(r);
     publish_n("", "/k", "m2");
-    /* Reply 1 was lost (no ack): batch 2 carries m1 again, then m2, in order. */
+    /* Reply b1 was lost (no ack): batch b2 carries m1 again, then m2, in order. */
     r = t_connect(S, "k1", "w", "t");
-    assert_int_equal(t_int(r, 3), 2);
+    long long b2 = t_int(r, 3);
+    assert_true(b2 > b1);
     assert_int_equal(r->elements, 6);
     assert_string_equal(t_str(r, 4), "m1");
     assert_string_equal(t_str(r, 5), "m2");
     freeReplyObject(r);
     publish_n("", "/k", "m3");
-    /* ack 2 drops m1 and m2. */
-    r = t_fcall(S, "bx_connect", "k1", "", "w", "t", "2", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+    /* ack b2 drops m1 and m2. */
+    snprintf(num, sizeof num, "%lld", b2);
+    r = t_fcall(S, "bx_connect", "k1", "", "w", "t", num, "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
                 "long-polling", NULL);
     assert_string_equal(t_str(r, 0), "msgs");
-    assert_int_equal(t_int(r, 3), 3);
+    long long b3 = t_int(r, 3);
+    assert_true(b3 > b2);
     assert_int_equal(r->elements, 5);
     assert_string_equal(t_str(r, 4), "m3");
     freeReplyObject(r);
     /* confirm below the batch keeps it; at the batch drops it. */
-    r = t_fcall(S, "bx_confirm", "k1", "2", NULL);
+    snprintf(num, sizeof num, "%lld", b3 - 1);
+    r = t_fcall(S, "bx_confirm", "k1", num, NULL);
     assert_int_equal(r->integer, 0);
     freeReplyObject(r);
-    r = t_fcall(S, "bx_confirm", "k1", "3", NULL);
+    snprintf(num, sizeof num, "%lld", b3);
+    r = t_fcall(S, "bx_confirm", "k1", num, NULL);
     assert_int_equal(r->integer, 1);
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{k1}:f", NULL), 0);
     r = t_connect(S, "k1", "w", "t");
     assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+}
+
+/* Redis restarted from an older state (AOF rolled back): the session's batch counter went back,
+ * the client acks a batch from before. A batch made after the restart must not match that ack. */
+static void test_batch_numbers_survive_rollback(void **state) {
+    (void)state;
+    char num[32];
+    t_session(S, "rb", "");
+    t_subscribe(S, "rb", "/rb");
+    publish_n("", "/rb", "old");
+    redisReply *r = t_connect(S, "rb", "w", "t1");
+    long long seen = t_int(r, 3); /* the client got this batch and will ack it */
+    freeReplyObject(r);
+    usleep(5000); /* a restart takes far longer than the millisecond the batch numbers count in */
+    freeReplyObject(t_cmd(S, "HSET", T_PREFIX "{rb}:s", "bn", "0", NULL)); /* the rollback */
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "{rb}:f", NULL));
+    r = t_connect(S, "rb", "w", "t2"); /* the pre-crash poll, still parked in the old state */
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    publish_n("", "/rb", "new"); /* pushed to a poll nobody holds any more */
+    snprintf(num, sizeof num, "%lld", seen);
+    r = t_fcall(S, "bx_connect", "rb", "", "w", "t3", num, "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                "long-polling", NULL);
+    assert_string_equal(t_str(r, 0), "msgs"); /* "new" is not dropped by the old ack */
+    assert_int_equal(r->elements, 5);
+    assert_string_equal(t_str(r, 4), "new");
     freeReplyObject(r);
 }
 
@@ -677,13 +722,20 @@ static void test_publish_batch(void **state) {
     assert_int_equal(t_int(r, 4), 1); /* one replay */
     freeReplyObject(r);
     assert_int_equal(cmd_calls("rpush") - calls, 2); /* one RPUSH per recipient */
-    t_wake_expect(w1, "p 3 1\n2:a12:b12:a2\nb1 tk1 1 1,2,3"); /* pushed: b1's messages in order */
+    char *p = t_wake_next(w1);
+    assert_non_null(p);
+    long long b = t_unbatch(p);
+    assert_string_equal(p, "p 3 1\n2:a12:b12:a2\nb1 tk1 B 1,2,3"); /* pushed: b1's messages in order */
+    free(p);
     assert_null(t_wake_next(w1));
     r = t_cmd(S, "LRANGE", T_PREFIX "{b1}:f", "0", "-1", NULL);
     assert_int_equal(r->elements, 3);
-    assert_string_equal(r->element[0]->str, "1|a1");
-    assert_string_equal(r->element[1]->str, "1|b1");
-    assert_string_equal(r->element[2]->str, "1|a2");
+    const char *want[] = { "a1", "b1", "a2" };
+    for (int i = 0; i < 3; i++) {
+        char tagged[64];
+        snprintf(tagged, sizeof tagged, "%lld|%s", b, want[i]);
+        assert_string_equal(r->element[i]->str, tagged);
+    }
     freeReplyObject(r);
     assert_int_equal(t_queued(S, "b2"), 2);
     /* max_queue 3 counts what the same call queued: b2 (2 queued) takes x1 and drops x2;
@@ -741,7 +793,7 @@ static void test_commands_per_publish_flat(void **state) {
             redisReply *r = t_fcall(S, "bx_drain", cid, "tok", "0", T_EXPIRY, T_TTL, NULL);
             assert_string_equal(t_str(r, 0), "msgs");
             freeReplyObject(r);
-            freeReplyObject(t_fcall(S, "bx_confirm", cid, "1000000", NULL));
+            freeReplyObject(t_fcall(S, "bx_confirm", cid, "999999999999999", NULL));
         }
     }
 }
@@ -844,6 +896,7 @@ int main(void) {
         cmocka_unit_test_setup(test_supersede, setup),
         cmocka_unit_test_setup(test_disconnect_notifies_and_removes_all, setup),
         cmocka_unit_test_setup(test_inflight_ack, setup),
+        cmocka_unit_test_setup(test_batch_numbers_survive_rollback, setup),
         cmocka_unit_test_setup(test_max_queue, setup),
         cmocka_unit_test_setup(test_wildcard_fanout_once, setup),
         cmocka_unit_test_setup(test_publish_replay_dropped, setup),
