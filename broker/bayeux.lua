@@ -117,7 +117,6 @@ local function K(P)
     parked = P .. 'parked',
     ch = function(c) return P .. 'ch:' .. c end,
     browser = function(b) return P .. 'browser:' .. b end,
-    held = function(b) return P .. 'browser:' .. b .. ':held' end,
     wake = function(w) return P .. 'wake:' .. w end,
     room = function(r) return P .. 'room:' .. r end,
     svc = function(c) return P .. 'svc:' .. c end,
@@ -198,12 +197,11 @@ local function inflight_upto(list, batch)
   return n
 end
 
--- Forget a parked request (unpark): fields w k, the wake-up entry, the browser's held set.
--- The caller has type-checked Pparked and the held set.
+-- Forget a parked request (unpark): fields w k and the wake-up entry.
+-- The caller has type-checked Pparked.
 local function unpark(k, sk, cid, sess)
   redis.call('HDEL', sk.s, 'w', 'k')
   redis.call('HDEL', k.parked, cid)
-  if sess.b ~= '' then redis.call('SREM', k.held(sess.b), cid) end
   sess.w, sess.k = nil, nil
 end
 
@@ -272,10 +270,7 @@ local function removal_read(k, sk, cid, sess)
   rd('list', sk.q, 'LLEN')
   rd('list', sk.f, 'LLEN')
   need(k.parked, 'hash')
-  if sess and sess.b ~= '' then
-    need(k.browser(sess.b), 'set')
-    need(k.held(sess.b), 'set')
-  end
+  if sess and sess.b ~= '' then need(k.browser(sess.b), 'set') end
   -- services: room memberships (room -> member name) and the session's user
   local rooms = rd('hash', sk.m, 'HGETALL')
   for i = 1, #rooms, 2 do need(k.room(rooms[i]), 'hash') end
@@ -293,10 +288,7 @@ local function removal_write(plan)
   if sess and sess.w and sess.k then
     redis.call('PUBLISH', k.wake(sess.w), 'd ' .. sess.k)
   end
-  if sess and sess.b ~= '' then
-    redis.call('SREM', k.browser(sess.b), cid)
-    redis.call('SREM', k.held(sess.b), cid)
-  end
+  if sess and sess.b ~= '' then redis.call('SREM', k.browser(sess.b), cid) end
   redis.call('DEL', sk.s, sk.subs, sk.q, sk.f, sk.m)
   redis.call('HDEL', k.parked, cid)
   redis.call('ZREM', k.expiry, cid)
@@ -414,21 +406,22 @@ local function handshake(_, args)
   return 1
 end
 
--- Count the other sessions of this browser that hold a parked poll; drop stale members.
+-- Count the other sessions of this browser that hold a parked HTTP poll (maxSessionsPerBrowser):
+-- members of Pbrowser:<b> with w set whose last connect was not a websocket one (as in CometD, a
+-- websocket connect holds no HTTP connection). One SMEMBERS when the browser has one session; a
+-- separate set of held polls cost five commands per poll to keep up to date.
 local function held_others(k, browser, cid)
-  local key = k.held(browser)
-  local members = rd('set', key, 'SMEMBERS')
-  local live, stale = 0, {}
-  for _, m in ipairs(members) do
+  local live = 0
+  for _, m in ipairs(rd('set', k.browser(browser), 'SMEMBERS')) do
     if m ~= cid then
-      local msk = SK(k.P, m)
-      if rd('hash', msk.s, 'HEXISTS', 'w') == 1 then live = live + 1 else stale[#stale + 1] = m end
+      local v = rd('hash', SK(k.P, m).s, 'HMGET', 'w', 't')
+      if v[1] and v[2] ~= 'websocket' then live = live + 1 end
     end
   end
-  return live, stale
+  return live
 end
 
--- keys: P{cid}:s P{cid}:q P{cid}:f (+subs TTL)  Pexpiry  Pbrowser:<b> Pbrowser:<b>:held  Pstats  Pwake:<W>
+-- keys: P{cid}:s P{cid}:q P{cid}:f (+subs TTL)  Pexpiry  Pbrowser:<b> (+ the s of its other sessions)  Pstats  Pwake:<W>
 -- args: prefix cid browser worker token ack_k hold timeout_ms expiry_ms ttl_ms max_sessions_per_browser transport
 -- returns: {status, first, transport_changed, batch, msg...}, status msgs|parked|multi|empty|unknown
 local function connect(_, args)
@@ -459,12 +452,11 @@ local function connect(_, args)
   local pending = #queued + #inflight - dropped
   local first = sess.st == 'h'
   local tc = sess.t ~= transport
-  local held_live, held_stale = 0, {}
+  local held_live = 0
   local want_park = pending == 0 and hold and not first
   if sess.b ~= '' then
-    need(k.held(sess.b), 'set')
     need(k.browser(sess.b), 'set')
-    if want_park and max_spb >= 0 then held_live, held_stale = held_others(k, sess.b, cid) end
+    if want_park and max_spb >= 0 then held_live = held_others(k, sess.b, cid) end
   end
 
   -- writes
@@ -477,7 +469,6 @@ local function connect(_, args)
   local fields = { 'st', 'c', 't', transport, 'ls', now }
   if sess.pk then fields[7], fields[8] = 'pk', '' end
   if pending == 0 and not has_sentinel then queue_reset(sk, false) end
-  for _, m in ipairs(held_stale) do redis.call('SREM', k.held(sess.b), m) end
   stat(k, 'connects', 1)
   local reply = { '', first and 1 or 0, tc and 1 or 0 }
   local expiry = now + expiry_ms
@@ -494,11 +485,6 @@ local function connect(_, args)
     fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'w', worker, 'k', token
     fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'xm', expiry_ms, 'tl', ttl
     redis.call('HSET', k.parked, cid, worker)
-    -- only HTTP polls count against maxSessionsPerBrowser (websocket passes -1), as in CometD
-    if sess.b ~= '' and max_spb >= 0 then
-      redis.call('SADD', k.held(sess.b), cid)
-      redis.call('PEXPIRE', k.held(sess.b), ttl)
-    end
     reply[1], reply[4] = 'parked', 0
     expiry = now + timeout_ms + expiry_ms
   else
@@ -511,7 +497,7 @@ local function connect(_, args)
   return reply
 end
 
--- keys: P{cid}:s P{cid}:q P{cid}:f  Pexpiry  Pbrowser:<b>:held
+-- keys: P{cid}:s P{cid}:q P{cid}:f  Pexpiry
 -- args: prefix cid token final(0/1) expiry_ms ttl_ms
 -- returns: {"gone"} | {"superseded"} | {"msgs", batch, msg...} | {"empty", 0} | {"parked", 0}
 local function drain(_, args)
@@ -533,7 +519,6 @@ local function drain(_, args)
   if sess.k ~= token and not pushed then return { 'superseded' } end
   need(k.expiry, 'zset')
   need(k.parked, 'hash')
-  if sess.b ~= '' then need(k.held(sess.b), 'set') end
   local queued, inflight, has_sentinel = drain_read(sk)
 
   -- writes
@@ -708,12 +693,12 @@ local function recipient_probe(P, cid)
 end
 
 local function recipients_new()
-  return { n = 0, id = {}, q = {}, legacy = {}, msgs = {} }
+  return { n = 0, id = {}, q = {}, legacy = {}, msgs = {}, len = {} }
 end
 
 local function recipient_add(acc, cid, p, msgs)
   local n = acc.n + 1
-  acc.n, acc.id[n], acc.q[n], acc.legacy[n], acc.msgs[n] = n, cid, p.q, p.legacy, msgs
+  acc.n, acc.id[n], acc.q[n], acc.legacy[n], acc.msgs[n], acc.len[n] = n, cid, p.q, p.legacy, msgs, p.len
 end
 
 -- Read phase for one recipient of one message: 'gone' (no session), 'full' (max_queue
@@ -735,6 +720,7 @@ local function recipients_parked(k, acc)
   local parked = {}
   if acc.n == 0 then return parked end
   need(k.parked, 'hash')
+  need(k.expiry, 'zset')
   local count = {} -- a recipient listed twice (private messages to oneself) gets a plain wake-up
   for j = 1, acc.n do count[acc.id[j]] = (count[acc.id[j]] or 0) + 1 end
   local i = 0
@@ -743,14 +729,11 @@ local function recipients_parked(k, acc)
       i = i + 1
       if w then
         local sk = SK(k.P, acc.id[i])
-        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'b', 'xm', 'tl', 'bn')
+        local v = rd('hash', sk.s, 'HMGET', 'k', 't', 'xm', 'tl', 'bn')
         local push
         if v[1] and v[2] ~= 'websocket' and not acc.legacy[i] and count[acc.id[i]] == 1 and
-           rd('list', sk.q, 'LLEN') == 1 and rd('list', sk.f, 'LLEN') == 0 then
-          if v[3] and v[3] ~= '' then need(k.held(v[3]), 'set') end
-          need(k.expiry, 'zset')
-          push = { i = i, token = v[1], browser = v[3] or '', sk = sk, xm = tonumber(v[4]) or 0,
-                   tl = tonumber(v[5]), bn = v[6] }
+           acc.len[i] == 0 and rd('list', sk.f, 'LLEN') == 0 then
+          push = { i = i, token = v[1], sk = sk, xm = tonumber(v[3]) or 0, tl = tonumber(v[4]), bn = v[5] }
         end
         parked[#parked + 1] = { acc.id[i], w, push }
       end
@@ -770,7 +753,7 @@ local function recipients_write(k, acc, message, parked)
       pushed[push.i] = true
       local sk = push.sk
       push.msgs = acc.msgs[push.i] or { message }
-      push.batch = next_batch(sk, push.bn, now)
+      push.batch = math.max((tonumber(push.bn) or 0) + 1, now) -- next_batch, in the HSET below
       local tagged, tag = {}, string.format('%d|', push.batch)
       for j, m in ipairs(push.msgs) do tagged[j] = tag .. m end
       chunked('RPUSH', sk.f, tagged, 1, #tagged)
@@ -778,8 +761,7 @@ local function recipients_write(k, acc, message, parked)
       if ttl > 0 then redis.call('PEXPIRE', sk.f, ttl) end
       -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
       redis.call('HDEL', sk.s, 'w', 'k')
-      redis.call('HSET', sk.s, 'pk', push.token)
-      if push.browser ~= '' then redis.call('SREM', k.held(push.browser), p[1]) end
+      redis.call('HSET', sk.s, 'pk', push.token, 'bn', string.format('%d', push.batch))
       -- answered now: the session expires maxInterval after this, as after a drain
       if push.xm > 0 then -- 0: parked by an older library version, its expiry stays
         zadd[#zadd + 1] = now + push.xm
@@ -1037,7 +1019,7 @@ local function touch(_, args)
   return 'ok'
 end
 
--- keys: every key of the session, Pch:<c> for each subscription, Pexpiry, Pbrowser:<b>[:held], Pstats, Pwake:<W>
+-- keys: every key of the session, Pch:<c> for each subscription, Pexpiry, Pbrowser:<b>, Pstats, Pwake:<W>
 -- args: prefix cid browser
 -- returns: "ok" | "unknown"
 local function disconnect(_, args)
