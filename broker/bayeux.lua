@@ -582,24 +582,33 @@ local function push(_, args)
   return reply
 end
 
--- keys: P{cid}:f
--- args: prefix cid batch
--- returns: number of in-flight messages dropped (tag <= batch)
+-- keys: P{cid}:f of each session
+-- args: prefix cid batch [cid batch ...] (a worker confirms all the polls of one push wake-up at once)
+-- returns: number of in-flight messages dropped (tag <= batch), over all sessions
 local function confirm(_, args)
   local fn = 'bx_confirm'
-  arg_count(fn, args, 3, 3)
+  arg_count(fn, args, 3)
+  if #args % 2 ~= 1 then fail(fn, 'cid batch pairs expected') end
   local P = arg_prefix(fn, args[1])
-  local cid = arg_id(fn, 'cid', args[2])
-  local batch = arg_int(fn, 'batch', args[3], 0)
-  local sk = SK(P, cid)
-  local inflight = rd('list', sk.f, 'LRANGE', 0, -1)
-  local n = inflight_upto(inflight, batch)
-  if n == #inflight then
-    if n > 0 then redis.call('DEL', sk.f) end
-  else
-    redis.call('LTRIM', sk.f, n, -1)
+  local plans = {}
+  for i = 2, #args, 2 do
+    local sk = SK(P, arg_id(fn, 'cid', args[i]))
+    plans[#plans + 1] = { sk = sk, batch = arg_int(fn, 'batch', args[i + 1], 0) }
   end
-  return n
+  for _, pl in ipairs(plans) do
+    local inflight = rd('list', pl.sk.f, 'LRANGE', 0, -1)
+    pl.n, pl.total = inflight_upto(inflight, pl.batch), #inflight
+  end
+  local dropped = 0
+  for _, pl in ipairs(plans) do
+    if pl.n == pl.total then
+      if pl.n > 0 then redis.call('DEL', pl.sk.f) end
+    else
+      redis.call('LTRIM', pl.sk.f, pl.n, -1)
+    end
+    dropped = dropped + pl.n
+  end
+  return dropped
 end
 
 -- Shared session check + touch of subscribe/unsubscribe/publish/touch.

@@ -50,6 +50,10 @@ struct bx_dispatch {
     bx_services *services; /* handlers of /service/ channels (service.h) */
     bx_auth *auth;         /* security policy (auth.h) */
     int delivery_hooks;    /* an extension changes delivered messages: they must be parsed */
+    /* While a push wake-up is answered (wake_push), confirms are gathered here and sent as one
+     * bx_confirm for all its polls, instead of one broker call per poll. */
+    int gather;
+    struct args *confirms;
 };
 
 /* Argument vector for one FCALL; strings owned here, freed by args_free. */
@@ -1414,6 +1418,10 @@ void bx_dispatch_free(bx_dispatch *d)
         return;
     if (d->live)
         bx_error("dispatch freed with %zu exchanges alive", d->live);
+    if (d->confirms) {
+        args_free(d->confirms);
+        free(d->confirms);
+    }
     json_decref(d->supported);
     bx_services_free(d->services);
     bx_auth_free(d->auth);
@@ -1570,22 +1578,40 @@ static void confirm_done(const redisReply *r, const char *err, void *arg)
     bx_dispatch *d = arg;
     d->live--;
     if (!r)
-        bx_warn("bx_confirm failed: %s (the batch will be sent again)", err ? err : "?");
+        bx_warn("bx_confirm failed: %s (the batches will be sent again)", err ? err : "?");
+}
+
+/* Send the gathered (cid, batch) pairs in one bx_confirm. */
+static void confirm_flush(bx_dispatch *d)
+{
+    args *a = d->confirms;
+    if (!a || a->n == 0)
+        return;
+    char err[160];
+    d->live++; /* a confirm in flight keeps the worker from exiting before it is sent */
+    int oom = a->oom;
+    if (oom || bx_store_fcall(d->store, "bx_confirm", a->n, (const char **)a->v, a->len, confirm_done, d, err,
+                              sizeof err) < 0) {
+        d->live--;
+        bx_warn("bx_confirm of %d sessions not sent: %s (their batches will be sent again)", a->n / 2,
+                oom ? "out of memory" : err);
+    }
+    args_free(a);
+    memset(a, 0, sizeof *a);
 }
 
 void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch)
 {
     if (batch <= 0 || !cid[0] || d->closed)
         return;
-    char err[160], num[24];
-    snprintf(num, sizeof num, "%lld", batch);
-    const char *argv[2] = { cid, num };
-    size_t lens[2] = { strlen(cid), strlen(num) };
-    d->live++; /* a confirm in flight keeps the worker from exiting before it is sent */
-    if (bx_store_fcall(d->store, "bx_confirm", 2, argv, lens, confirm_done, d, err, sizeof err) < 0) {
-        d->live--;
-        bx_warn("c=%s: bx_confirm of batch %lld not sent: %s (it will be sent again)", cid, batch, err);
+    if (!d->confirms && !(d->confirms = calloc(1, sizeof *d->confirms))) {
+        bx_warn("c=%s: bx_confirm of batch %lld not sent: out of memory (it will be sent again)", cid, batch);
+        return;
     }
+    args_add(d->confirms, cid);
+    args_addl(d->confirms, batch);
+    if (!d->gather)
+        confirm_flush(d);
 }
 
 void bx_exchange_confirm(bx_exchange *ex)
@@ -1660,6 +1686,7 @@ static int parse_word(const char **p, const char *end, char *out, size_t cap)
 static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg)
 {
     const char *p = payload + 2, *end = payload + len;
+    bx_dispatch *d = NULL; /* the polls' dispatch, once one is found: its confirms are gathered */
     long long npool = parse_num(&p, end);
     long long nsess = (p < end && *p == ' ') ? (p++, parse_num(&p, end)) : -1;
     /* every pool entry takes at least 3 bytes, every session line at least 8 */
@@ -1710,13 +1737,22 @@ static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find
             goto out;
         }
         bx_exchange *ex = find('t', token, arg);
-        if (!ex || strcmp(ex->cid, cid) != 0)
+        if (!ex || strcmp(ex->cid, cid) != 0) {
             bx_debug("push wake-up for c=%s token %s: nothing parked here (its batch %lld stays in-flight)", cid,
                      token, batch);
-        else
-            exchange_push(ex, batch, pool, idx, n);
+            continue;
+        }
+        if (!d) {
+            d = ex->d;
+            d->gather = 1;
+        }
+        exchange_push(ex, batch, pool, idx, n); /* may free ex */
     }
 out:
+    if (d) {
+        d->gather = 0;
+        confirm_flush(d);
+    }
     free(pool);
     free(idx);
 }

@@ -107,6 +107,7 @@ static bx_config cfg;
 static bx_dispatch *d;
 static bx_ex_state last_state;
 static int n_states, n_holds;
+static int confirm_in_state; /* behave like the FastCGI transport: confirm right after writing */
 static char *body;
 
 static void on_hold(bx_exchange *ex, void *arg)
@@ -125,6 +126,8 @@ static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
         free(body);
         body = bx_exchange_body(ex, &len);
         assert_non_null(body);
+        if (confirm_in_state)
+            bx_exchange_confirm(ex);
     }
 }
 
@@ -135,7 +138,7 @@ static int setup(void **state)
     char err[128];
     d = bx_dispatch_new(&cfg, NULL, "w1", err, sizeof err);
     assert_non_null(d);
-    n_calls = store_down = n_states = n_holds = 0;
+    n_calls = store_down = n_states = n_holds = confirm_in_state = 0;
     body = NULL;
     return 0;
 }
@@ -598,6 +601,38 @@ static void test_push_answers_parked(void **state)
     bx_exchange_free(ex);
 }
 
+static bx_exchange *two[2];
+static bx_exchange *find_two(char kind, const char *key, void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 2; i++)
+        if (kind == 't' && two[i] && strcmp(key, bx_exchange_token(two[i])) == 0)
+            return two[i];
+    return NULL;
+}
+
+/* The polls answered from one push wake-up are confirmed in one bx_confirm. */
+static void test_push_confirms_gathered(void **state)
+{
+    (void)state;
+    confirm_in_state = 1;
+    two[0] = parked_connect(CONNECT("3", ""), 0);
+    two[1] = ex_new("[{\"channel\":\"/meta/connect\",\"clientId\":\"c2\",\"id\":\"4\"}]", "b1");
+    bx_exchange_start(two[1]);
+    answer(1, mk("siii", "parked", 0LL, 0LL, 0LL));
+    char p[256];
+    int n = snprintf(p, sizeof p, "p 1 2\n25:{\"channel\":\"/a\",\"data\":1}\nc1 %s 5 1\nc2 %s 6 1",
+                     bx_exchange_token(two[0]), bx_exchange_token(two[1]));
+    bx_dispatch_wake(p, (size_t)n, find_two, NULL);
+    assert_int_equal(n_states, 4); /* two PARKED, two REPLY */
+    assert_int_equal(n_calls, 3);
+    assert_string_equal(calls[2].text, "bx_confirm c1 5 c2 6");
+    bx_exchange_free(two[0]);
+    bx_exchange_free(two[1]);
+    two[0] = two[1] = NULL;
+    answer(2, mk("i", 2LL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -620,6 +655,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_disconnect_unknown, setup, teardown),
         cmocka_unit_test_setup_teardown(test_timestamp_and_timesync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_answers_parked, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_push_confirms_gathered, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
