@@ -25,13 +25,16 @@ tmp=""
 if [ -z "${BX_E2E_URL:-}" ]; then
   # shellcheck source=../../scripts/stack.sh
   source scripts/stack.sh || { echo "e2e: scripts/stack.sh missing" >&2; exit 1; }
-  tmp=$(mktemp -d /tmp/bx-e2e.XXXXXX)
+  bx_test_stack_new e2e bx-e2e
+  tmp=$bx_test_dir redis_port=$bx_test_redis_port
   sanitizer_reports() {
     grep -lE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$tmp"/worker*.log "$tmp"/ws.log 2>/dev/null
   }
+  # e2e's own EXIT trap (instead of bx_test_stack_new's): the sanitizer check comes after the stop, a
+  # failure makes the exit status 1, and the logs of a failed run go to build/e2e-logs.
   cleanup() {
     local rc=$?
-    bx_stack_stop "$tmp"
+    bx_test_stack_down
     local bad
     bad=$(sanitizer_reports)
     if [ -n "$bad" ]; then
@@ -47,8 +50,6 @@ if [ -z "${BX_E2E_URL:-}" ]; then
     exit "$rc"
   }
   trap cleanup EXIT
-  trap 'exit 130' INT TERM
-  redis_port=$(bx_free_port); http_port=$(bx_free_port)
   # Every extension on (timestamp is off by default in bayeux.conf); CometD's other defaults.
   cat > "$tmp/bayeux.conf" <<CONF
 redisPort = $redis_port
@@ -58,17 +59,11 @@ timesyncExtension = 1
 timestampExtension = 1
 CONF
   # bayeux-ws (WebSocket front-end) behind the same nginx: websocket is offered first, as make run does.
-  ws_port=$(bx_free_port)
   echo "allowedTransports = websocket,long-polling,callback-polling" >> "$tmp/bayeux.conf"
-  export BX_STACK_BIN=$ROOT/$BUILD/bin/bayeux-fcgi BX_STACK_CONF=$tmp/bayeux.conf BX_STACK_REDIS_PORT=$redis_port \
-         BX_STACK_WORKERS=$workers BX_STACK_WWW=$ROOT/www \
-         BX_STACK_WS_BIN=$ROOT/$BUILD/bin/bayeux-ws BX_STACK_WS_PORT=$ws_port \
+  export BX_STACK_BIN=$ROOT/$BUILD/bin/bayeux-fcgi BX_STACK_WS_BIN=$ROOT/$BUILD/bin/bayeux-ws \
          BX_STACK_FAIL_TIMEOUT=1  # nginx rests a failed worker 1 s, not 5: the restart test stays within maxInterval
-  if ! { bx_stack_init "$tmp" && bx_stack_redis_start "$tmp" && bx_stack_workers_start "$tmp" &&
-         bx_stack_ws_start "$tmp" && bx_stack_nginx_start "$tmp" 127.0.0.1 "$http_port"; }; then
-    echo "e2e: the private stack did not start (see above)" >&2
-    exit 1
-  fi
+  bx_test_stack_up "$tmp" --workers "$workers" --ws || exit 1
+  http_port=$bx_test_nginx_port ws_port=$bx_test_ws_port
   export BX_E2E_URL=http://127.0.0.1:$http_port/cometd BX_E2E_WWW_URL=http://127.0.0.1:$http_port/
   export BX_E2E_STACK_DIR=$tmp BX_E2E_WORKERS=$workers BX_E2E_WS=1
   export BX_E2E_TRANSPORTS=${BX_E2E_TRANSPORTS:-long-polling,callback-polling,websocket}
