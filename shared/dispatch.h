@@ -4,7 +4,9 @@
  * The exchange runs each message in order, asynchronously on the store's event
  * base: validate → incoming extensions → session check + one broker call →
  * reply → outgoing extensions (bayeux-notes.md §2.2). Deliveries ride on
- * /meta/connect replies (our broker drains queues there), which is CometD's
+ * /meta/connect replies (the broker moves the queue to in-flight at the connect or
+ * its drain; for a parked HTTP poll, at the publish, whose wake-up then carries the
+ * messages: broker/API.md "Wake-up channel"), which is CometD's
  * metaConnectDeliverOnly ordering, except that a transport with a push hook
  * (websocket) gets messages written while its connect stays held.
  *
