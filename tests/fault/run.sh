@@ -51,6 +51,7 @@ BX_URL=http://127.0.0.1:$port BX_URL2=http://127.0.0.1:$port2 BX_REDIS_PORT=$red
   node --test --test-concurrency=1 --test-reporter=spec \
   ${BX_FAULT_ONLY:+--test-name-pattern="$(echo "$BX_FAULT_ONLY" | tr ' ' '|')"} tests/fault/fault.test.mjs || failed=1
 
+bx_test_stack_down # first: a leak report is printed when a worker exits
 bx_sanitizer_report fault "$tmp"/worker*.log || failed=1
 
 # ---- Sentinel: primary + replica + one sentinel; the workers know only the sentinel.
@@ -95,6 +96,7 @@ if bx_stack_redis_start "$sdir" && redis-cli -p "$primary_port" CONFIG SET repl-
 else
   echo "fault: the sentinel stack did not start"; failed=1
 fi
+bx_test_stack_down
 bx_sanitizer_report fault-sentinel "$sdir"/worker*.log || failed=1
 echo "fault: $(( $(date +%s) - start )) s"
 exit "$failed"

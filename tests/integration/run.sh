@@ -84,6 +84,7 @@ else
 fi
 
 # A worker that hit ASan/UBSan (or crashed) has said so in its log.
+bx_test_stack_down # first: a leak report is printed when a worker exits
 bx_sanitizer_report integration "$tmp"/worker*.log || failed=1
 echo "integration: $(( $(date +%s) - start )) s"
 exit "$failed"

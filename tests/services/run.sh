@@ -64,6 +64,7 @@ for i in $(seq 1 "$BX_STACK_WORKERS"); do
   BX_JWT_ALGORITHM=RS256 BX_JWT_PUBLIC_KEY_FILE=$tmp/rsa.pub.pem bash scripts/stack.sh worker-start "$tmp" "$i" || failed=1
 done
 node --test --test-concurrency=1 --test-reporter=spec tests/services/3*.test.mjs || failed=1
+bx_test_stack_down # first: a leak report is printed when a worker exits
 bx_sanitizer_report services "$tmp"/worker*.log "$tmp"/poolb/worker*.log || failed=1
 echo "services: $(( $(date +%s) - start )) s"
 exit "$failed"
