@@ -1696,7 +1696,10 @@ static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find
         return;
     }
     pooled *pool = calloc((size_t)npool + 1, sizeof *pool);
-    size_t *idx = calloc((size_t)npool + 1, sizeof *idx);
+    /* a session lists one index per message; the same text published twice is one pool entry listed
+     * twice, so a session can list more indexes than the pool has entries: idx grows as needed */
+    size_t cap = (size_t)npool + 1;
+    size_t *idx = calloc(cap, sizeof *idx);
     if (!pool || !idx) {
         bx_error("out of memory reading a push wake-up of %zu bytes: its polls are drained at their timeout", len);
         free(pool);
@@ -1722,9 +1725,18 @@ static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find
                  (batch = parse_num(&p, end)) >= 1 && p < end && *p++ == ' ';
         while (ok) {
             long long j = parse_num(&p, end);
-            if (j < 1 || j > npool || n >= (size_t)npool) {
+            if (j < 1 || j > npool) {
                 ok = 0;
                 break;
+            }
+            if (n == cap) {
+                size_t *more = realloc(idx, 2 * cap * sizeof *idx);
+                if (!more) {
+                    bx_error("out of memory reading a push wake-up: its polls are drained at their timeout");
+                    goto out;
+                }
+                idx = more;
+                cap *= 2;
             }
             idx[n++] = (size_t)(j - 1);
             if (p < end && *p == ',')

@@ -756,6 +756,19 @@ static void test_publish_batch(void **state) {
     assert_non_null(strstr(t_fcall_err(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "-1", "1",
                                        "/room/a", "z", "", "0", "/extra", NULL), "wrong number"));
     assert_int_equal(t_queued(S, "b2"), 3);
+    /* the same text twice is one pool entry, listed twice for the poll */
+    t_session(S, "dd", "");
+    t_subscribe(S, "dd", "/room/d");
+    r = t_connect(S, "dd", "w1", "tkd");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    freeReplyObject(t_fcall(S, "bx_publish_batch", "bp", "", T_EXPIRY, T_TTL, "1", "-1", "2",
+                            "/room/d", "x", "", "0", "/room/d", "x", "", "0", NULL));
+    p = t_wake_next(w1);
+    assert_non_null(p);
+    t_unbatch(p);
+    assert_string_equal(p, "p 1 1\n1:x\ndd tkd B 1,1");
+    free(p);
     redisFree(w1);
 }
 

@@ -588,13 +588,22 @@ static void test_push_answers_parked(void **state)
     bx_exchange_free(ex);
     answer(1, mk("i", 2LL));
 
-    ex = the_ex = parked_connect(CONNECT("4", ""), 2);
+    /* the same text published twice is one pool entry listed twice: both are delivered */
+    ex = the_ex = parked_connect(CONNECT("5", ""), 2);
+    n = snprintf(p, sizeof p, "p 1 1\n25:{\"channel\":\"/a\",\"data\":1}\nc1 %s 7 1,1", bx_exchange_token(ex));
+    bx_dispatch_wake(p, (size_t)n, find_the, NULL);
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":1},{\"channel\":\"/a\",\"data\":1},"
+                              "{\"channel\":\"/meta/connect\",\"id\":\"5\",\"successful\":true}]");
+    bx_exchange_free(ex);
+
+    ex = the_ex = parked_connect(CONNECT("4", ""), 3);
     bx_exchange_expire(ex); /* final drain in flight */
-    assert_int_equal(n_calls, 4);
+    assert_int_equal(n_calls, 5);
     n = snprintf(p, sizeof p, "p 1 1\n25:{\"channel\":\"/a\",\"data\":1}\nc1 %s 6 1", bx_exchange_token(ex));
     bx_dispatch_wake(p, (size_t)n, find_the, NULL);
-    assert_int_equal(n_calls, 4); /* nothing answered from the payload, nothing sent yet */
-    answer(3, mk("sis", "msgs", 6LL, "{\"channel\":\"/a\",\"data\":1}"));
+    assert_int_equal(n_calls, 5); /* nothing answered from the payload, nothing sent yet */
+    answer(4, mk("sis", "msgs", 6LL, "{\"channel\":\"/a\",\"data\":1}"));
     assert_int_equal(last_state, BX_EX_REPLY);
     assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":1},{\"channel\":\"/meta/connect\",\"id\":\"4\","
                               "\"successful\":true}]");
