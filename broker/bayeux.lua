@@ -229,8 +229,12 @@ end
 -- time in ms unless that is not above the last one: batch numbers never go backwards, even
 -- when Redis restarts from an older state (AOF rolled back, failover to a lagging replica),
 -- so a client's ext.ack from before can never match, and drop, a batch it has not seen.
+local function batch_after(bn, now)
+  return math.max((tonumber(bn) or 0) + 1, now)
+end
+
 local function next_batch(sk, bn, now)
-  local b = math.max((tonumber(bn) or 0) + 1, now)
+  local b = batch_after(bn, now)
   redis.call('HSET', sk.s, 'bn', string.format('%d', b))
   return b
 end
@@ -576,9 +580,9 @@ local function push(_, args)
     end
     return { 'parked', 0 }
   end
-  local reply = { 'msgs' }
-  drain_write(sk, queued, {}, 0, reply, has_sentinel, ttl, sess.bn, now_ms())
-  expire_session(sk, ttl)
+  local reply, now = { 'msgs' }, now_ms()
+  drain_write(sk, queued, {}, 0, reply, has_sentinel, ttl, sess.bn, now)
+  expire_session(sk, ttl, sess, now) -- lazily, as bx_drain: a push per publish on the hot path
   return reply
 end
 
@@ -762,7 +766,7 @@ local function recipients_write(k, acc, message, parked)
       pushed[push.i] = true
       local sk = push.sk
       push.msgs = acc.msgs[push.i] or { message }
-      push.batch = math.max((tonumber(push.bn) or 0) + 1, now) -- next_batch, in the HSET below
+      push.batch = batch_after(push.bn, now) -- stored with pk in one HSET below
       local tagged, tag = {}, string.format('%d|', push.batch)
       for j, m in ipairs(push.msgs) do tagged[j] = tag .. m end
       chunked('RPUSH', sk.f, tagged, 1, #tagged)

@@ -37,6 +37,13 @@ enum {
     PEND_WAKE = 32
 };
 
+/* Argument vector for one FCALL; strings owned here, freed by args_free. */
+typedef struct args {
+    char **v;
+    size_t *len;
+    int n, cap, oom;
+} args;
+
 struct bx_dispatch {
     const bx_config *cfg;
     bx_store *store;
@@ -53,15 +60,9 @@ struct bx_dispatch {
     /* While a push wake-up is answered (wake_push), confirms are gathered here and sent as one
      * bx_confirm for all its polls, instead of one broker call per poll. */
     int gather;
-    struct args *confirms;
+    args confirms;
 };
 
-/* Argument vector for one FCALL; strings owned here, freed by args_free. */
-typedef struct args {
-    char **v;
-    size_t *len;
-    int n, cap, oom;
-} args;
 
 /* Delivered messages as JSON text: queued messages go from the broker's reply to the response
  * body without being parsed (jansson's parse and dump were a third of a worker's time). */
@@ -249,11 +250,18 @@ static void reply_unknown(bx_exchange *ex, int with_advice)
         set_advice(ex, bx_advice_handshake());
 }
 
+/* reply: 503::broker_unavailable with retry advice (CometD's answer while its backend is away). */
+static void fail_broker_down(json_t *reply)
+{
+    bx_reply_fail(reply, BX_ERR_BROKER_UNAVAILABLE);
+    json_object_set_new(reply, "advice",
+                        json_pack("{sssi}", "reconnect", "retry", "interval", BX_BROKER_RETRY_INTERVAL));
+}
+
 static void reply_broker_down(bx_exchange *ex, const char *why)
 {
     bx_warn("%s: broker unavailable (%s): reconnect retry", ex->cur.channel, why ? why : "no reply");
-    reply_fail(ex, BX_ERR_BROKER_UNAVAILABLE);
-    set_advice(ex, json_pack("{sssi}", "reconnect", "retry", "interval", BX_BROKER_RETRY_INTERVAL));
+    fail_broker_down(reply(ex));
 }
 
 /* Full advice of this transport, as in the handshake reply. */
@@ -1107,9 +1115,7 @@ static int mid_usable(const char *mid)
 static void group_answer(bx_exchange *ex, bx_msgctx *c, const redisReply *r)
 {
     if (!r) {
-        bx_reply_fail(c->reply, BX_ERR_BROKER_UNAVAILABLE);
-        json_object_set_new(c->reply, "advice",
-                            json_pack("{sssi}", "reconnect", "retry", "interval", BX_BROKER_RETRY_INTERVAL));
+        fail_broker_down(c->reply);
     } else if (is_status(r, "unknown")) {
         bx_reply_fail(c->reply, BX_ERR_SESSION_UNKNOWN);
     } else {
@@ -1418,10 +1424,7 @@ void bx_dispatch_free(bx_dispatch *d)
         return;
     if (d->live)
         bx_error("dispatch freed with %zu exchanges alive", d->live);
-    if (d->confirms) {
-        args_free(d->confirms);
-        free(d->confirms);
-    }
+    args_free(&d->confirms);
     json_decref(d->supported);
     bx_services_free(d->services);
     bx_auth_free(d->auth);
@@ -1584,8 +1587,8 @@ static void confirm_done(const redisReply *r, const char *err, void *arg)
 /* Send the gathered (cid, batch) pairs in one bx_confirm. */
 static void confirm_flush(bx_dispatch *d)
 {
-    args *a = d->confirms;
-    if (!a || a->n == 0)
+    args *a = &d->confirms;
+    if (a->n == 0 && !a->oom)
         return;
     char err[160];
     d->live++; /* a confirm in flight keeps the worker from exiting before it is sent */
@@ -1604,12 +1607,8 @@ void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch)
 {
     if (batch <= 0 || !cid[0] || d->closed)
         return;
-    if (!d->confirms && !(d->confirms = calloc(1, sizeof *d->confirms))) {
-        bx_warn("c=%s: bx_confirm of batch %lld not sent: out of memory (it will be sent again)", cid, batch);
-        return;
-    }
-    args_add(d->confirms, cid);
-    args_addl(d->confirms, batch);
+    args_add(&d->confirms, cid);
+    args_addl(&d->confirms, batch);
     if (!d->gather)
         confirm_flush(d);
 }
