@@ -175,10 +175,17 @@ function targets() {
     b && fb ? `${b.deliveredPerSec}/s vs ${fb.deliveredPerSec}/s = ${ratio(b.deliveredPerSec, fb.deliveredPerSec)}${satNote('bayeux-fcgi')}${satNote('faye')}` : 'no run');
   const fl = floor.find((r) => r.label === 'floor-bayeux-fcgi' && r.latencyMs);
   t('publish→receive p50 ≤ 1 ms at light load', fl ? fl.latencyMs.p50 <= 1 : null, fl ? `p50 ${fl.latencyMs.p50} ms (floor run)` : 'no floor run');
-  if (b && ours.length && saturated['bayeux-fcgi']) {
-    const half = b.offered / 2;
+  // The saturation load is the highest offered rate the server kept up with (not isSat). The best
+  // deliveries/s come later, past the knee, from ever larger batches at seconds of latency: half of
+  // that rate is already overload for every server here (this report took it until 2026-11-26).
+  const kept = ours.filter((r) => !isSat(r));
+  if (b && kept.length && saturated['bayeux-fcgi']) {
+    const satLoad = Math.max(...kept.map((r) => r.offered)), half = satLoad / 2;
     const h = ours.reduce((a, r) => (Math.abs(r.offered - half) < Math.abs(a.offered - half) ? r : a));
-    t('p99 ≤ 20 ms at half the saturation load', h.latencyMs.p99 <= 20, `p99 ${h.latencyMs.p99} ms at ${h.offered} msg/s (saturation taken as ${b.offered} msg/s)`);
+    const cn = sweep.find((r) => r.label === 'cometd-node' && r.offered === h.offered && r.latencyMs);
+    t('p99 ≤ 20 ms at half the saturation load', h.latencyMs.p99 <= 20, `p99 ${h.latencyMs.p99} ms at ${h.offered} msg/s ` +
+      `(saturation load ${satLoad} msg/s, the highest rate kept up with; best deliveries/s at ${b.offered} msg/s)` +
+      (cn ? `; cometd-node p99 ${cn.latencyMs.p99} ms at ${h.offered} msg/s` : ''));
   } else t('p99 ≤ 20 ms at half the saturation load', null, ours.length ? 'bayeux-fcgi did not saturate in this run' : 'no run');
   const hello = rps.find((r) => r.label === 'rps-hello' && !r.error), pub = rps.find((r) => r.label === 'rps-bayeux-fcgi' && !r.error);
   t('non-blocking publish req/s ≥ 50 % of the libfcgi hello world', hello && pub ? pub.reqPerSec >= hello.reqPerSec / 2 : null,
