@@ -125,7 +125,12 @@ www:
 run: deps all www
 	bash scripts/run.sh
 
-bench: deps all
+# brokercost: the broker functions' own cost inside Redis (bench/brokercost.c, no servers but Redis).
+$(BUILD)/bin/brokercost: $(BUILD)/obj/bench/brokercost.o $(BUILD)/libbx.a
+	@mkdir -p $(dir $@)
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS)
+
+bench: deps all $(BUILD)/bin/brokercost
 	bash bench/run.sh
 
 FUZZ_SECONDS ?= 60

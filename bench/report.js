@@ -36,6 +36,7 @@ const rps = runs.filter((r) => /^rps-/.test(r.label));
 const floor = runs.filter((r) => /^floor-/.test(r.label));
 const capacity = runs.find((r) => r.label === 'capacity');
 const capacityWs = runs.find((r) => r.label === 'capacity-ws');
+const brokerCost = runs.find((r) => r.label === 'broker-cost');
 
 // First line a version command prints (nginx -v writes to stderr).
 function sh(cmd, a) {
@@ -154,6 +155,12 @@ if (capacityWs) {
     `capacity (websocket): ${capacityWs.parked}/${capacityWs.clients} idle connections on bayeux-ws; +${f(capacityWs.workerKbPerPoll, 1)} KB each in bayeux-ws ` +
     `(nginx +${f(capacityWs.nginxKbPerPoll, 1)} KB); held connects ${capacityWs.answered} answered on time, ${capacityWs.late} late, ${capacityWs.failed} failed`);
 }
+if (brokerCost) {
+  lines.push('', brokerCost.error ? `broker cost: ERROR ${brokerCost.error}` :
+    `broker cost inside Redis (commandstats, ${brokerCost.clients} sessions, no servers): bx_connect ${f(brokerCost.connectUs, 1)} µs; ` +
+    `bx_publish_batch of ${brokerCost.batch} ${f(brokerCost.publishBatchUs / 1000, 2)} ms = ${f(brokerCost.usPerPush, 1)} µs per pushed poll ` +
+    `(${f(brokerCost.pushesPerPublish, 0)} per batch); bx_confirm ${f(brokerCost.confirmUsPerSession, 1)} µs per session`);
+}
 if (floor.length) {
   lines.push('', 'latency floor (2 clients in 1 room, 50 single-message publishes/s):');
   for (const r of floor) lines.push(`  ${r.label.replace(/^floor-/, '')}: ` + (r.error ? 'ERROR ' + r.error :
@@ -216,7 +223,7 @@ mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Fay
 if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
-if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|capacity \(websocket\)|Redis commands per|  fanout-|request rates|  rps-|latency floor|  (bayeux-fcgi|faye|cometd-node):)/.test(l)).map((l) => '    ' + l), '');
+if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|capacity \(websocket\)|Redis commands per|  fanout-|request rates|  rps-|broker cost|latency floor|  (bayeux-fcgi|faye|cometd-node):)/.test(l)).map((l) => '    ' + l), '');
 mdl.push('Targets (issue 9) in this run:', '', ...targetLines.map((l) => '- ' + l), '');
 mdl.push(`![latency vs offered load](bench/results/latency.svg)`);
 const md = mdl.join('\n') + '\n';

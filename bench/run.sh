@@ -77,7 +77,7 @@ cleanup() {
   trap '' INT TERM
   log "stopping servers"
   if declare -F bx_stack_stop >/dev/null; then bx_stack_stop "$STACK_DIR" 2>/dev/null; bx_stack_stop "$HELLO_DIR" 2>/dev/null; fi
-  for f in "$FAYE_DIR"/run/faye-*.pid "$FAYE_DIR"/run/redis.pid "$COMETD_DIR"/run/cometd-node-*.pid; do
+  for f in "$FAYE_DIR"/run/faye-*.pid "$FAYE_DIR"/run/redis.pid "$COMETD_DIR"/run/cometd-node-*.pid "$BENCH_DIR"/brokercost/redis.pid; do
     [ -f "$f" ] && bx_stop_pidfile "$f"
   done
 }
@@ -204,6 +204,20 @@ crate=$top; [ "$QUICK" = 1 ] || crate=$((top * 4))
 log "generator ceiling (trivial responder, $crate msg/s)"
 timeout -k 5 120 node bench/bench.js --json --self --label generator-ceiling --rate "$crate" \
   2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "ceiling run failed"
+
+# The broker functions' own cost inside Redis (bench/brokercost.c): a private, empty redis-server,
+# the reference workload's long-polling cycle without nginx, workers or generator.
+if [ -x "$BUILD/bin/brokercost" ]; then
+  log "broker cost per function (Redis commandstats)"
+  BC_DIR=$BENCH_DIR/brokercost; rm -rf "$BC_DIR"; mkdir -p "$BC_DIR"; bcport=$(bx_free_port)
+  redis-server --port "$bcport" --bind 127.0.0.1 --save '' --appendonly no --dir "$BC_DIR" \
+    --pidfile "$BC_DIR/redis.pid" --daemonize yes --logfile "$BC_DIR/redis.log" >/dev/null
+  for _ in $(seq 50); do redis-cli -p "$bcport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  timeout -k 5 120 "$BUILD/bin/brokercost" --json --port "$bcport" --clients "$CLIENTS" --rooms "$ROOMS" \
+    --rooms-per-client "$ROOMS_PER_CLIENT" --rounds "$([ "$QUICK" = 1 ] && echo 10 || echo 30)" \
+    2> >(sed 's/^/    /' >&2) >> "$RUNS" || printf '{"label":"broker-cost","error":"brokercost failed"}\n' >> "$RUNS"
+  bx_stop_pidfile "$BC_DIR/redis.pid"
+fi
 
 # Latency floor: two clients in one room, single-message publishes at a light rate. Floor and
 # request rates run first, on fresh servers: a saturated Faye takes minutes to drain its backlog.
