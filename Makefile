@@ -45,11 +45,14 @@ INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INT_SRC))
 
 BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl) $(if $(WS_SRC),$(BUILD)/bin/bayeux-ws)
 BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
+# The C load generator of make bench (bench/cgen.c + bench/chttp.c): jansson only, no libbx.
+CGEN := $(BUILD)/bench/bx-cgen
+CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o
 
 .PHONY: all deps test test-build run bench fuzz clean unit www
 # Keep intermediate objects of test binaries (no rebuild on every make).
 .SECONDARY:
-all: $(BINS)
+all: $(BINS) $(CGEN)
 
 deps:
 	@bash scripts/deps.sh
@@ -86,6 +89,11 @@ $(BUILD)/bin/bayeux-ws: $(WS_OBJ) $(BUILD)/libbx.a
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(WS_OBJ) $(BUILD)/libbx.a $(LIBS) $(WS_LIBS)
 
+$(CGEN): $(CGEN_OBJ)
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CGEN_OBJ) $(shell pkg-config --libs jansson) -lm
+
 # bayeux-ws's upgrade rules and deflate bodies are unit-tested directly (not part of libbx).
 $(BUILD)/tests/test_ws_upgrade: $(BUILD)/obj/tests/unit/test_ws_upgrade.o $(BUILD)/obj/ws/upgrade.o $(BUILD)/obj/ws/deflate.o $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)
@@ -105,7 +113,7 @@ $(BUILD)/tests/broker_%: $(BUILD)/obj/tests/broker/test_%.o $(BUILD)/libbx.a
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS) -lcmocka
 BRK_BIN := $(patsubst tests/broker/test_%.c,$(BUILD)/tests/broker_%,$(BRK_SRC))
 
-test-build: $(BINS) $(UNIT_BIN) $(BRK_BIN) $(INT_BIN)
+test-build: $(BINS) $(CGEN) $(UNIT_BIN) $(BRK_BIN) $(INT_BIN)
 
 # make test: sanitizer build (ASan + UBSan, leaks on) of everything, then every suite.
 test: deps

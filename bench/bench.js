@@ -7,7 +7,9 @@
 // server failed (the result then has "error"), 2 on bad arguments.
 'use strict';
 const { Worker } = require('worker_threads');
-const { fork } = require('child_process');
+const { fork, spawn } = require('child_process');
+const fs = require('fs');
+const readline = require('readline');
 const path = require('path');
 const os = require('os');
 const { nowUs } = require('./lib/clock');
@@ -36,6 +38,8 @@ const OPTS = {
   seed:              { env: 'SEED', def: 1, int: [0, 2 ** 31 - 1] },
   json:              { flag: true, help: 'print the result as one JSON line on stdout' },
   self:              { flag: true, help: 'run against a trivial in-memory responder: the generator ceiling' },
+  engine:            { env: 'ENGINE', def: 'node', help: 'node (worker threads) or c (bench/cgen.c: one epoll loop, long-polling only)' },
+  cgen:              { env: 'CGEN', def: path.join(__dirname, '..', 'build', 'bench', 'bx-cgen'), help: 'the C engine binary (make)' },
 };
 
 function usage(msg) {
@@ -70,6 +74,11 @@ function parseArgs(argv) {
   }
   if (!['long-polling', 'websocket'].includes(o.transport)) usage(`--transport (TRANSPORT) must be long-polling or websocket, got '${o.transport}'`);
   if (o.transport === 'websocket' && o.self) usage('--self measures the long-polling generator only');
+  if (!['node', 'c'].includes(o.engine)) usage(`--engine (ENGINE) must be node or c, got '${o.engine}'`);
+  if (o.engine === 'c' && o.transport !== 'long-polling') usage('--engine c runs long-polling only (websocket: --engine node)');
+  if (o.engine === 'c') {
+    try { fs.accessSync(o.cgen, fs.constants.X_OK); } catch (e) { usage(`--engine c: ${o.cgen} is not built (make, or --cgen PATH)`); }
+  }
   if (o.transport === 'websocket' && typeof WebSocket !== 'function') usage('--transport websocket needs a WebSocket client: run node with --experimental-websocket (Node 20)');
   if (o['rooms-per-client'] > o.rooms) usage(`ROOMS_PER_CLIENT (${o['rooms-per-client']}) cannot exceed ROOMS (${o.rooms})`);
   if (!o.self) {
@@ -160,7 +169,8 @@ class Threads {
 async function run(o) {
   const result = { label: o.label || (o.self ? 'responder' : o.url), url: o.url, transport: o.transport, clients: o.clients, rooms: o.rooms,
     roomsPerClient: o['rooms-per-client'], batch: o.batch, size: o.size, offered: o.rate, duration: o.duration,
-    threads: o.threads, time: new Date().toISOString() };
+    threads: o.threads, engine: o.engine, time: new Date().toISOString() };
+  if (o.engine === 'c') return runEngineC(o, result);
   const plan = assignRooms(o);
   result.fanout = plan.members.reduce((a, b) => a + b * b, 0) / (o.clients * o['rooms-per-client']);   // mean members of a publisher's room
   let responder = null, threads = null;
@@ -233,24 +243,8 @@ async function run(o) {
       errors,
       generatorCpuPct: Math.round((gen1.user + gen1.system) / 1e4 / wall),
       generatorUsPerDelivery: st.received ? +((gen1.user + gen1.system) / st.received).toFixed(2) : null,
-      serverCpuPct: Math.round(S.cpuPercent(proc0, proc1, wall)),
-      serverCpuByProcess: S.cpuByName(proc0, proc1, wall),
-      serverRssMaxKb: rssMax,
-      serverPidsGone: proc1.missing,
     });
-    const cmds = S.commandDelta(redis0, redis1);
-    if (cmds) {
-      const total = Object.values(cmds).reduce((a, b) => a + b, 0);
-      result.redisCommands = total;
-      result.redisCommandsPerPublish = st.published ? +(total / st.published).toFixed(2) : null;
-      // Commands run inside functions count too; FCALLs are the round trips a server pays.
-      const fcalls = (cmds.fcall || 0) + (cmds.fcall_ro || 0) + (cmds.evalsha || 0) + (cmds.eval || 0);
-      result.redisFcallsPerPublish = st.published ? +(fcalls / st.published).toFixed(2) : null;
-      result.redisTop = Object.fromEntries(Object.entries(cmds).sort((a, b) => b[1] - a[1]).slice(0, 8));
-    } else if (o['redis-port']) {
-      result.redisCommandsPerPublish = null;
-      result.redisNote = 'redis did not answer INFO';
-    }
+    serverFigures(result, o, { proc0, proc1, redis0, redis1, rssMax, wall, published: st.published });
     if (proc1.missing.length) result.error = `server process(es) ${proc1.missing.join(',')} gone during the run`;
     else if (st.published === 0) result.error = `nothing published: ${Object.keys(errors).slice(0, 3).join(', ') || 'no reply'}`;
     else if (st.received === 0) result.error = 'nothing delivered';
@@ -258,6 +252,79 @@ async function run(o) {
     result.error = e.message;
   } finally {
     if (threads) await threads.terminate();
+    if (responder) responder.child.kill('SIGTERM');
+  }
+  return result;
+}
+
+// Server CPU/RSS (from /proc, pids sampled at the window's ends) and Redis commands per publish.
+function serverFigures(result, o, w) {
+  Object.assign(result, {
+    serverCpuPct: Math.round(S.cpuPercent(w.proc0, w.proc1, w.wall)),
+    serverCpuByProcess: S.cpuByName(w.proc0, w.proc1, w.wall),
+    serverRssMaxKb: w.rssMax,
+    serverPidsGone: w.proc1.missing,
+  });
+  const cmds = S.commandDelta(w.redis0, w.redis1);
+  if (cmds) {
+    const total = Object.values(cmds).reduce((a, b) => a + b, 0);
+    result.redisCommands = total;
+    result.redisCommandsPerPublish = w.published ? +(total / w.published).toFixed(2) : null;
+    // Commands run inside functions count too; FCALLs are the round trips a server pays.
+    const fcalls = (cmds.fcall || 0) + (cmds.fcall_ro || 0) + (cmds.evalsha || 0) + (cmds.eval || 0);
+    result.redisFcallsPerPublish = w.published ? +(fcalls / w.published).toFixed(2) : null;
+    result.redisTop = Object.fromEntries(Object.entries(cmds).sort((a, b) => b[1] - a[1]).slice(0, 8));
+  } else if (o['redis-port']) {
+    result.redisCommandsPerPublish = null;
+    result.redisNote = 'redis did not answer INFO';
+  }
+}
+
+// --engine c: bench/cgen.c runs the same workload and counting on one epoll loop (no Node hop on
+// either end of a measured latency); this process only samples the server around the window the
+// generator marks ("@t0", "@end" lines) and merges its figures into the generator's JSON result.
+let cChild = null;
+async function runEngineC(o, result) {
+  let responder = null;
+  try {
+    if (o.self) { responder = await startResponder(); o.url = result.url = responder.url; o.pidList = [responder.child.pid]; }
+    const args = ['--json', '--marks', '--url', o.url, '--label', result.label, '--clients', o.clients, '--rooms', o.rooms,
+      '--rooms-per-client', o['rooms-per-client'], '--rate', o.rate, '--duration', o.duration, '--batch', o.batch,
+      '--size', o.size, '--setup-concurrency', o['setup-concurrency'], '--connect-timeout', o['connect-timeout'],
+      '--request-timeout', o['request-timeout'], '--setup-timeout', o['setup-timeout'], '--drain', o.drain, '--seed', o.seed];
+    const child = cChild = spawn(o.cgen, args.map(String), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let w = null, t0 = 0, timer = null, final = null, spawnErr = null;
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      if (line === '@t0') {
+        w = { proc0: S.procSnapshot(o.pidList), redis0: S.redisCommandStats(o['redis-host'], o['redis-port']) };
+        w.rssMax = S.rssKb(w.proc0);
+        t0 = nowUs();
+        timer = setInterval(() => { w.rssMax = Math.max(w.rssMax, S.rssKb(S.procSnapshot(o.pidList))); }, 500);
+      } else if (line === '@end' && w) {
+        clearInterval(timer);
+        Object.assign(w, { proc1: S.procSnapshot(o.pidList), redis1: S.redisCommandStats(o['redis-host'], o['redis-port']),
+          wall: (nowUs() - t0) / 1e6 });
+        w.rssMax = Math.max(w.rssMax, S.rssKb(w.proc1));
+      } else if (line.startsWith('{')) {
+        try { final = JSON.parse(line); } catch (e) { final = { error: 'bx-cgen printed unparsable JSON' }; }
+      }
+    });
+    const [code, sig] = await new Promise((resolve) => {
+      child.on('error', (e) => { spawnErr = e.message; resolve([null, null]); });
+      child.on('close', (c, s) => resolve([c, s]));
+    });
+    clearInterval(timer);
+    cChild = null;
+    if (!final) throw new Error(spawnErr ? `bx-cgen: ${spawnErr}` : `bx-cgen exited (${code === null ? sig : code}) without a result`);
+    const keep = { label: result.label, url: result.url, time: result.time };
+    Object.assign(result, final, keep);
+    if (w && w.proc1) {
+      serverFigures(result, o, { ...w, published: result.published || 0 });
+      if (w.proc1.missing.length) result.error = `server process(es) ${w.proc1.missing.join(',')} gone during the run`;
+    }
+  } catch (e) {
+    result.error = e.message;
+  } finally {
     if (responder) responder.child.kill('SIGTERM');
   }
   return result;
@@ -279,6 +346,7 @@ async function main() {
   // A run never outlives its worst case: setup + publishing + drain + finishing, plus slack.
   const limit = ((o['setup-timeout'] || (20 + o.clients / 50)) + o.duration + o.drain + 40) * 1000;
   const watchdog = setTimeout(() => {
+    if (cChild) cChild.kill('SIGKILL');
     const r = { label: o.label || o.url, offered: o.rate, error: `run exceeded ${limit / 1000} s (watchdog)` };
     process.stderr.write(summary(r));
     if (o.json) process.stdout.write(JSON.stringify(r) + '\n');

@@ -30,6 +30,9 @@ const baseline = (s) => (s.endsWith('-ws') ? 'faye-ws' : 'faye');
 const sweep = runs.filter((r) => SERVERS.includes(r.label));
 const sweepAll = runs.filter((r) => SERVERS.includes(r.label) || WS_SERVERS.includes(r.label));
 const ceiling = runs.find((r) => r.label === 'generator-ceiling');
+const selfRuns = runs.filter((r) => r.label === 'generator-self');
+// Which generator produced a run: bench.js's worker threads (node) or bench/cgen.c (c); older runs: node.
+const engineOf = (r) => r.engine || 'node';
 const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
 const fanout = runs.filter((r) => /^fanout-/.test(r.label));
 const rps = runs.filter((r) => /^rps-/.test(r.label));
@@ -56,7 +59,7 @@ const ratio = (a, b) => (a && b ? (a / b >= 0.1 ? (a / b).toFixed(2) : (a / b).t
 
 // One row per (offered rate, server); ratios against Faye at the same offered rate.
 const rates = [...new Set(sweep.map((r) => r.offered))].sort((a, b) => a - b);
-const head = ['offered/s', 'server', 'published/s', 'delivered/s', 'lost %', 'dup', 'ooo', 'p50 ms', 'p99 ms',
+const head = ['offered/s', 'server', 'engine', 'published/s', 'delivered/s', 'lost %', 'dup', 'ooo', 'p50 ms', 'p99 ms',
   'p99.9 ms', 'max ms', 'redis cmd/pub (fcall)', 'server CPU %', 'RSS MiB', 'delivered ×Faye', 'p50 ×Faye'];
 const rows = [];
 for (const rate of rates) {
@@ -66,7 +69,7 @@ for (const rate of rates) {
     if (!r) continue;
     if (r.error && r.delivered === undefined) { rows.push([rate, s, 'ERROR: ' + r.error]); continue; }
     const l = r.latencyMs;
-    rows.push([rate, s + (r.error ? ' (ERROR: ' + r.error + ')' : ''), f(r.publishedPerSec), f(r.deliveredPerSec),
+    rows.push([rate, s + (r.error ? ' (ERROR: ' + r.error + ')' : ''), engineOf(r), f(r.publishedPerSec), f(r.deliveredPerSec),
       f(r.lostPct, 2), f(r.duplicated), f(r.outOfOrder), f(l.p50, 2), f(l.p99, 1), f(l.p999, 1), f(l.max, 0),
       r.redisCommandsPerPublish == null ? '–' : f(r.redisCommandsPerPublish, 1) + (r.redisFcallsPerPublish ? ` (${f(r.redisFcallsPerPublish, 1)})` : ''), f(r.serverCpuPct),
       f(r.serverRssMaxKb / 1024), s === baseline(s) ? '1.00×' : ratio(r.deliveredPerSec, faye && faye.deliveredPerSec),
@@ -116,9 +119,13 @@ const workload = `${first.clients} long-polling clients, ${first.rooms} rooms, $
 lines.push('workload: ' + workload);
 if (ceiling) {
   lines.push(ceiling.error ? `generator ceiling: ERROR ${ceiling.error}` :
-    `generator ceiling (trivial in-memory responder, ${ceiling.offered} msg/s offered): ${ceiling.deliveredPerSec} deliveries/s with ` +
+    `generator ceiling (${engineOf(ceiling)} engine, trivial in-memory responder, ${ceiling.offered} msg/s offered): ${ceiling.deliveredPerSec} deliveries/s with ` +
     `${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery (≈ ${f(1e6 / ceiling.generatorUsPerDelivery)} deliveries/s per core)`);
 }
+// The instrument's own latency: the same generator against the trivial responder at each swept rate.
+const selfLine = selfRuns.length ? `generator's own latency (trivial in-memory responder, same workload): ` + selfRuns.map((r) =>
+  `${r.offered}/s ${engineOf(r)} ` + (r.error || !r.latencyMs ? 'ERROR ' + r.error : `p50 ${f(r.latencyMs.p50, 2)} p99 ${f(r.latencyMs.p99, 1)} ms`)).join('; ') : null;
+if (selfLine) lines.push(selfLine);
 lines.push('', textTable(head, rows), '');
 const satLines = SERVERS.filter((s) => best[s]).map((s) => {
   const b = best[s];
@@ -220,7 +227,8 @@ process.stdout.write(lines.join('\n') + '\n');
 mdl.push(`Latest run: \`${args.command || 'make bench'}\` on ${stamp} — ${machine.cores} cores (${machine.cpu}), ${machine.memGiB} GiB, ` +
   `Linux ${machine.kernel}, node ${machine.node}, ${machine.nginx}, redis ${machine.redis}; generator and servers share the cores.`);
 mdl.push('', `Workload (CometD's reference): ${workload}. Ratios are against Faye + faye-redis at the same offered rate in the same run (websocket rows: against Faye over websocket).`);
-if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling: ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
+if (ceiling && !ceiling.error) mdl.push('', `Generator ceiling (${engineOf(ceiling)} engine): ${ceiling.deliveredPerSec} deliveries/s against a trivial in-memory responder; ${ceiling.generatorUsPerDelivery} µs of generator CPU per delivery.`);
+if (selfLine) mdl.push('', selfLine[0].toUpperCase() + selfLine.slice(1) + '.');
 mdl.push('', mdTable(head, rows), '');
 if (satLines.length) mdl.push(...satLines.map((l) => '- ' + l), '');
 if (scaling.length || capacity) mdl.push(...lines.slice(lines.indexOf('') + 1).filter((l) => /^(worker scaling|  bayeux-fcgi-w|capacity|capacity \(websocket\)|Redis commands per|  fanout-|request rates|  rps-|broker cost|latency floor|  (bayeux-fcgi|faye|cometd-node):)/.test(l)).map((l) => '    ' + l), '');

@@ -14,6 +14,9 @@
 #      WORKERS (2), CAPACITY=1 (also: PARKED parked polls on one worker and PARKED idle WebSocket
 #      connections on bayeux-ws, worker scaling 1/2/4, Redis commands per publish at 100/1000/4000 clients),
 #      PARKED (10000), THREADS (generator threads), BUILD (build), BENCH_DIR (build/bench),
+#      ENGINE (generator of the long-polling rows: c = bench/cgen.c, node = bench.js's worker threads;
+#      default c when $BUILD/bench/bx-cgen is built; websocket rows always use node), SELF_SWEEP (1: also
+#      run the generator against the trivial responder at every swept rate, its own latency floor),
 #      UPDATE_README=1 (rewrite the README Performance table from this run).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -55,6 +58,12 @@ for t in $TRANSPORTS; do
   case $t in long-polling|websocket) ;; *) die "TRANSPORTS: unknown transport '$t' (long-polling websocket)" ;; esac
 done
 [[ $QUICK =~ ^[01]$ ]] || die "QUICK must be 0 or 1 (got '$QUICK')"
+CGEN=$BUILD/bench/bx-cgen
+ENGINE=${ENGINE:-$([ -x "$CGEN" ] && echo c || echo node)}
+case $ENGINE in node) ;; c) [ -x "$CGEN" ] || die "ENGINE=c: $CGEN is not built (make BUILD=$BUILD)" ;;
+  *) die "ENGINE must be c or node (got '$ENGINE')" ;; esac
+SELF_SWEEP=${SELF_SWEEP:-1}
+[[ $SELF_SWEEP =~ ^[01]$ ]] || die "SELF_SWEEP must be 0 or 1 (got '$SELF_SWEEP')"
 [[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be a number of seconds (got '$DURATION')"
 command -v node >/dev/null || die "node missing (make deps)"
 mkdir -p "$BENCH_DIR" "$OUT"
@@ -178,9 +187,9 @@ bench_one() { # SERVER RATE [extra bench.js args]
   if [ -z "${URL[$s]:-}" ]; then
     printf '{"label":"%s","offered":%s,"error":"server not started"}\n' "$s" "$rate" >> "$RUNS"; return
   fi
-  local nflags=()
-  [[ " $* " == *" websocket "* ]] && nflags=(--experimental-websocket --no-warnings)
-  line=$(timeout -k 5 "$limit" node "${nflags[@]}" bench/bench.js --json --label "$s" --url "${URL[$s]}" --rate "$rate" \
+  local nflags=() engine=$ENGINE
+  [[ " $* " == *" websocket "* ]] && nflags=(--experimental-websocket --no-warnings) engine=node
+  line=$(timeout -k 5 "$limit" node "${nflags[@]}" bench/bench.js --json --engine "$engine" --cgen "$CGEN" --label "$s" --url "${URL[$s]}" --rate "$rate" \
          --redis-port "${REDISP[$s]}" --pids "$(server_pids "$s")" "$@" 2> >(sed 's/^/    /' >&2))
   if [ -z "$line" ]; then
     line=$(printf '{"label":"%s","offered":%s,"error":"generator gave no result (killed after %s s?)"}' "$s" "$rate" "$limit")
@@ -191,6 +200,7 @@ bench_one() { # SERVER RATE [extra bench.js args]
 }
 
 # ---- run ------------------------------------------------------------------------------------
+log "generator engine: $ENGINE for long-polling rows, node for websocket rows"
 log "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); clients $CLIENTS, rooms $ROOMS × $ROOMS_PER_CLIENT, rates $RATES, ${DURATION}s each"
 started=()
 for s in $SERVERS; do
@@ -201,9 +211,17 @@ done
 top=0; for r in $RATES; do [ "$r" -gt "$top" ] && top=$r; done
 # Full runs offer it 4× the top sweep rate, to find where the generator (or the responder) tops out.
 crate=$top; [ "$QUICK" = 1 ] || crate=$((top * 4))
-log "generator ceiling (trivial responder, $crate msg/s)"
-timeout -k 5 120 node bench/bench.js --json --self --label generator-ceiling --rate "$crate" \
+log "generator ceiling (trivial responder, $crate msg/s, engine $ENGINE)"
+timeout -k 5 120 node bench/bench.js --json --self --engine "$ENGINE" --cgen "$CGEN" --label generator-ceiling --rate "$crate" \
   2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "ceiling run failed"
+# The instrument's own latency at each swept rate: the same generator against the trivial responder.
+if [ "$SELF_SWEEP" = 1 ]; then
+  for r in $RATES; do
+    log "generator's own latency (trivial responder, $r msg/s, engine $ENGINE)"
+    timeout -k 5 $(( 120 + CLIENTS / 20 + ${DURATION%.*} + ${DRAIN%.*} )) node bench/bench.js --json --self --engine "$ENGINE" \
+      --cgen "$CGEN" --label generator-self --rate "$r" 2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "self run at $r failed"
+  done
+fi
 
 # The broker functions' own cost inside Redis (bench/brokercost.c): a private, empty redis-server,
 # the reference workload's long-polling cycle without nginx, workers or generator.

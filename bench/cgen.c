@@ -1,0 +1,957 @@
+/* bench/cgen.c — bx-cgen: the reference chat workload of bench/bench.js over long-polling, in C on one
+ * epoll loop, so the instrument's own latency is not the floor of every figure (issue #9).
+ *
+ * Mirrors bench/lib/worker.js: CLIENTS clients, each with its own cookie jar and two keep-alive HTTP/1.1
+ * connections like a browser (one for the held /meta/connect, one for everything else): handshake →
+ * one batched subscribe to its ROOMS_PER_CLIENT rooms (/chat/<n>, chosen by mulberry32(SEED) exactly as
+ * bench.js does) → first connect with advice.timeout 0 → connect loop. Publishing is open-loop: batches
+ * of BATCH publishes are due at RATE/BATCH per second; each goes to a random idle publisher, which waits
+ * for the reply before its next batch; a due batch with no idle publisher is counted as skipped. Message
+ * data is {"p":publisher,"s":seq,"t":CLOCK_MONOTONIC µs taken just before the write,"x":padding to SIZE};
+ * deliveries may ride on any reply and are timestamped when their reply has been read. Counted: lost,
+ * duplicated (same p,s twice at one client), out of order (s below the last seen from p), foreign.
+ *
+ * Output: a summary on stderr and, with --json, one JSON line on stdout with bench.js's field names.
+ * --marks (for bench.js --engine c, which samples server CPU/RSS/Redis around the window) prints "@t0"
+ * when publishing starts and "@end" when the drain ends, each on its own stdout line, and no summary.
+ * Exit 0 even when the server failed (the result has "error"), 2 on bad arguments, 1 on a watchdog
+ * expiry or out of memory.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chttp.h"
+
+#define SEQ_SPAN (1 << 20)   /* delivery key = publisher * SEQ_SPAN + seq, as bench/lib/clock.js */
+#define SWEEP_US 5000        /* how often deadlines and delayed reconnects are looked at */
+#define BODY_LIMIT (16 * 1024 * 1024)
+
+/* ---- options (names, env variables, defaults and ranges of bench.js) ----------------------------- */
+
+static struct {
+  const char *url, *label, *transport;
+  double clients, rooms, rpc, rate, duration, batch, size, threads, setup_conc, connect_timeout, request_timeout,
+      setup_timeout, drain, seed;
+  bool json, marks;
+  char *host, *path;   /* from url: Host header value, path + query */
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+} o;
+
+enum kind { O_STR, O_INT, O_NUM, O_FLAG };
+static const struct opt {
+  const char *name, *env;
+  enum kind kind;
+  void *dst;
+  const char *def;
+  double lo, hi;
+  const char *help;
+} OPTS[] = {
+    {"url", "URL", O_STR, &o.url, "", 0, 0, "Bayeux endpoint, http://host:port/path"},
+    {"transport", "TRANSPORT", O_STR, &o.transport, "long-polling", 0, 0, "long-polling only (websocket: bench.js)"},
+    {"clients", "CLIENTS", O_INT, &o.clients, "1000", 1, 100000, NULL},
+    {"rooms", "ROOMS", O_INT, &o.rooms, "100", 1, 100000, NULL},
+    {"rooms-per-client", "ROOMS_PER_CLIENT", O_INT, &o.rpc, "10", 1, 1000, NULL},
+    {"rate", "RATE", O_INT, &o.rate, "1000", 1, 10000000, "published msg/s offered"},
+    {"duration", "DURATION", O_NUM, &o.duration, "10", 0.5, 3600, "seconds of publishing"},
+    {"batch", "BATCH", O_INT, &o.batch, "10", 1, 1000, NULL},
+    {"size", "SIZE", O_INT, &o.size, "50", 40, 65536, "bytes of each message data (JSON)"},
+    {"threads", "THREADS", O_INT, &o.threads, "1", 1, 64, "accepted for bench.js compatibility; one thread runs all"},
+    {"setup-concurrency", "SETUP_CONCURRENCY", O_INT, &o.setup_conc, "32", 1, 10000, NULL},
+    {"connect-timeout", "CONNECT_TIMEOUT", O_NUM, &o.connect_timeout, "45", 1, 3600, "s, HTTP timeout of a held connect"},
+    {"request-timeout", "REQUEST_TIMEOUT", O_NUM, &o.request_timeout, "10", 0.1, 3600, "s, other requests"},
+    {"setup-timeout", "SETUP_TIMEOUT", O_NUM, &o.setup_timeout, "0", 0, 3600, "s, 0 = 20 + clients/50"},
+    {"drain", "DRAIN", O_NUM, &o.drain, "10", 0, 3600, "s, max wait for deliveries after publishing"},
+    {"label", "LABEL", O_STR, &o.label, "", 0, 0, NULL},
+    {"seed", "SEED", O_INT, &o.seed, "1", 0, 2147483647, NULL},
+    {"json", NULL, O_FLAG, &o.json, NULL, 0, 0, "print the result as one JSON line on stdout"},
+    {"marks", NULL, O_FLAG, &o.marks, NULL, 0, 0, "print @t0/@end lines around the measured window (bench.js --engine c)"},
+};
+#define NOPTS (sizeof OPTS / sizeof OPTS[0])
+
+static void usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage(const char *fmt, ...) {
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("bx-cgen: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (--help lists the options)\n", stderr);
+    exit(2);
+  }
+  fputs("usage: bx-cgen --url URL [options]\n", stderr);
+  for (size_t i = 0; i < NOPTS; i++) {
+    const struct opt *p = &OPTS[i];
+    fprintf(stderr, "  --%s%s", p->name, p->kind == O_FLAG ? "" : " V");
+    if (p->env) fprintf(stderr, " (env %s, default %s)", p->env, *p->def ? p->def : "none");
+    if (p->help) fprintf(stderr, ": %s", p->help);
+    fputc('\n', stderr);
+  }
+  exit(0);
+}
+
+static void set_opt(const struct opt *p, const char *v) {
+  if (p->kind == O_STR) {
+    *(const char **)p->dst = v;
+    return;
+  }
+  char *end;
+  errno = 0;
+  double x = strtod(v, &end);
+  while (*end == ' ' || *end == '\t') end++;
+  const char *env = p->env ? p->env : "";
+  if (end == v || *end || errno || !isfinite(x) || (p->kind == O_INT && x != floor(x)))
+    usage("--%s (%s) must be %s, got '%s'", p->name, env, p->kind == O_INT ? "an integer" : "a number", v);
+  if (x < p->lo || x > p->hi) usage("--%s (%s) must be within %g..%g, got %g", p->name, env, p->lo, p->hi, x);
+  *(double *)p->dst = x;
+}
+
+static void parse_url(void) {
+  const char *u = o.url;
+  if (strncmp(u, "http://", 7) != 0) usage("--url must be http://host[:port]/path (long-polling), got '%s'", u);
+  const char *h = u + 7, *slash = strchr(h, '/');
+  size_t hl = slash ? (size_t)(slash - h) : strlen(h);
+  if (hl == 0 || memchr(h, '@', hl)) usage("--url '%s' has no usable host", u);
+  o.host = strndup(h, hl);
+  o.path = strdup(slash ? slash : "/");
+  char *q = strchr(o.path, '#');
+  if (q) *q = 0;
+  char *name, *port = NULL;
+  if (o.host[0] == '[') {   /* [v6]:port */
+    char *rb = strchr(o.host, ']');
+    if (!rb) usage("--url '%s': bad IPv6 host", u);
+    name = strndup(o.host + 1, (size_t)(rb - o.host - 1));
+    if (rb[1] == ':') port = rb + 2;
+    else if (rb[1]) usage("--url '%s': bad host", u);
+  } else {
+    char *colon = strchr(o.host, ':');
+    name = colon ? strndup(o.host, (size_t)(colon - o.host)) : strdup(o.host);
+    if (colon) port = colon + 1;
+  }
+  if (port && (!*port || strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 || atoi(port) > 65535))
+    usage("--url '%s': bad port", u);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
+  int e = getaddrinfo(name, port ? port : "80", &hints, &ai);
+  if (e) usage("--url '%s': %s", u, gai_strerror(e));
+  memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
+  o.addrlen = ai->ai_addrlen;
+  freeaddrinfo(ai);
+  free(name);
+}
+
+static void parse_args(int argc, char **argv) {
+  for (size_t i = 0; i < NOPTS; i++) {
+    const struct opt *p = &OPTS[i];
+    if (p->kind == O_FLAG) continue;
+    const char *v = p->env ? getenv(p->env) : NULL;
+    set_opt(p, v && *v ? v : p->def);
+  }
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(NULL);
+    if (strncmp(a, "--", 2) != 0) usage("unknown argument '%s'", a);
+    const char *eq = strchr(a, '=');
+    size_t nl = eq ? (size_t)(eq - a - 2) : strlen(a + 2);
+    const struct opt *p = NULL;
+    for (size_t k = 0; k < NOPTS; k++)
+      if (strlen(OPTS[k].name) == nl && !strncmp(OPTS[k].name, a + 2, nl)) p = &OPTS[k];
+    if (!p) usage("unknown argument '%s'", a);
+    if (p->kind == O_FLAG) {
+      if (eq) usage("--%s takes no value", p->name);
+      *(bool *)p->dst = true;
+      continue;
+    }
+    const char *v = eq ? eq + 1 : argv[++i];
+    if (!v) usage("--%s needs a value", p->name);
+    set_opt(p, v);
+  }
+  if (strcmp(o.transport, "long-polling") != 0)
+    usage("--transport (TRANSPORT) must be long-polling (websocket runs use node bench/bench.js), got '%s'", o.transport);
+  if (o.rpc > o.rooms) usage("ROOMS_PER_CLIENT (%g) cannot exceed ROOMS (%g)", o.rpc, o.rooms);
+  if (!*o.url) usage("--url (URL) is required");
+  if (o.rate * o.duration > o.clients * (1 << 18)) usage("RATE × DURATION too large for CLIENTS publishers");
+  parse_url();
+}
+
+/* ---- small containers --------------------------------------------------------------------------- */
+
+/* Open-addressing map of nonzero u64 keys to u32 values (vals NULL: a set). */
+struct u64map {
+  uint64_t *k;
+  uint32_t *v;
+  size_t n, cap;
+};
+
+static void *xcalloc(size_t n, size_t sz) {
+  void *p = calloc(n ? n : 1, sz);
+  if (!p) {
+    fputs("bx-cgen: out of memory\n", stderr);
+    exit(1);
+  }
+  return p;
+}
+
+static size_t slot(const struct u64map *m, uint64_t key) {
+  uint64_t h = key * 0x9E3779B97F4A7C15ull;
+  size_t i = (size_t)(h >> 20) & (m->cap - 1);
+  while (m->k[i] && m->k[i] != key) i = (i + 1) & (m->cap - 1);
+  return i;
+}
+
+static void map_grow(struct u64map *m, bool vals) {
+  struct u64map old = *m;
+  m->cap = old.cap ? old.cap * 2 : 16;
+  m->k = xcalloc(m->cap, sizeof *m->k);
+  m->v = vals ? xcalloc(m->cap, sizeof *m->v) : NULL;
+  for (size_t i = 0; i < old.cap; i++)
+    if (old.k[i]) {
+      size_t j = slot(m, old.k[i]);
+      m->k[j] = old.k[i];
+      if (vals) m->v[j] = old.v[i];
+    }
+  free(old.k);
+  free(old.v);
+}
+
+/* The value slot of key (inserted with *fresh = true when absent). */
+static size_t map_put(struct u64map *m, uint64_t key, bool vals, bool *fresh) {
+  if ((m->n + 1) * 2 > m->cap) map_grow(m, vals);
+  size_t i = slot(m, key);
+  *fresh = !m->k[i];
+  if (*fresh) {
+    m->k[i] = key;
+    m->n++;
+  }
+  return i;
+}
+
+static void map_free(struct u64map *m) {
+  free(m->k);
+  free(m->v);
+  memset(m, 0, sizeof *m);
+}
+
+/* ---- state -------------------------------------------------------------------------------------- */
+
+enum req { R_HANDSHAKE, R_SUBSCRIBE, R_CONNECT0, R_CONNECT, R_PUBLISH, R_DISCONNECT };
+
+struct client {
+  int g;              /* publisher number */
+  int *rooms;
+  char *cid_json;     /* clientId as a JSON string (quoted), NULL before the handshake */
+  struct bx_jar jar;
+  struct bx_hconn cc, pc;   /* held connect; everything else */
+  enum req cc_req, pc_req;
+  unsigned msg_id;
+  uint32_t seq;
+  bool ready, busy, in_setup, in_idle;
+  int64_t wake_at;    /* a delayed connect (0 = none) */
+  int pub_room;
+  unsigned pub_first_id;
+  struct u64map seen, last;
+};
+
+static struct client *clients;
+static int *members;
+static int epfd;
+static bool publishing, stopping;
+
+static struct {
+  long long handshakes, rehandshakes, setup_failed, connects, batches, published, publish_failed, skipped, expected,
+      received, dup, ooo, foreign;
+} st;
+static int inflight;   /* publish batches awaiting their reply */
+static int64_t t_last_recv;
+
+static struct { char *name; long long n; } *errs;
+static size_t nerrs;
+
+static void count_error(const char *what, const char *detail) {
+  char name[160];
+  snprintf(name, sizeof name, "%s%s", what, detail ? detail : "");
+  for (size_t i = 0; i < nerrs; i++)
+    if (!strcmp(errs[i].name, name)) {
+      errs[i].n++;
+      return;
+    }
+  void *p = realloc(errs, (nerrs + 1) * sizeof *errs);
+  if (!p) exit(1);
+  errs = p;
+  errs[nerrs].name = strdup(name);
+  errs[nerrs++].n = 1;
+}
+
+static int64_t *lat;
+static size_t nlat, caplat;
+
+/* Math.random's stand-in for publisher and room choice (xorshift64*, seeded). */
+static uint64_t rnd_state;
+static double rnd(void) {
+  rnd_state ^= rnd_state >> 12;
+  rnd_state ^= rnd_state << 25;
+  rnd_state ^= rnd_state >> 27;
+  return (double)((rnd_state * 0x2545F4914F6CDD1Dull) >> 11) / 9007199254740992.0;
+}
+
+/* ---- room plan: bench.js's assignRooms, mulberry32 bit for bit ---------------------------------- */
+
+static uint32_t mb_state;
+static double mulberry32(void) {
+  mb_state += 0x6D2B79F5u;
+  uint32_t t = mb_state;
+  t = (t ^ (t >> 15)) * (t | 1u);
+  t ^= t + (t ^ (t >> 7)) * (t | 61u);
+  return (double)(t ^ (t >> 14)) / 4294967296.0;
+}
+
+static double plan_rooms(void) {
+  int n = (int)o.clients, k = (int)o.rpc;
+  mb_state = (uint32_t)o.seed;
+  members = xcalloc((size_t)o.rooms, sizeof *members);
+  for (int c = 0; c < n; c++) {
+    int *mine = xcalloc((size_t)k, sizeof *mine), have = 0;
+    while (have < k) {
+      int x = (int)floor(mulberry32() * o.rooms), dup = 0;
+      for (int i = 0; i < have; i++) dup |= mine[i] == x;
+      if (!dup) mine[have++] = x;
+    }
+    for (int i = 0; i < k; i++) members[mine[i]]++;
+    clients[c].rooms = mine;
+  }
+  double sq = 0;
+  for (int r = 0; r < (int)o.rooms; r++) sq += (double)members[r] * members[r];
+  return sq / (o.clients * o.rpc);   /* mean members of a publisher's room */
+}
+
+/* ---- protocol ------------------------------------------------------------------------------------ */
+
+static struct client **idle;
+static size_t nidle;
+static int setup_next, setup_active, setup_finished;
+static char *first_err[3];
+static int nfirst_err;
+
+static void idle_push(struct client *c) {
+  if (c->in_idle) return;
+  c->in_idle = true;
+  idle[nidle++] = c;
+}
+
+static void post(struct client *c, bool on_cc, enum req r, struct bx_gbuf *body) {
+  struct bx_hconn *h = on_cc ? &c->cc : &c->pc;
+  int64_t tmo = (int64_t)((r == R_CONNECT ? o.connect_timeout : o.request_timeout) * 1e6);
+  if (r == R_DISCONNECT) tmo = 2000000;
+  if (h->busy) {   /* e.g. a re-handshake while a publish is in flight (bench.js fails it the same way) */
+    h->cb(h, "busy", 0, NULL, 0);
+    return;
+  }
+  if (on_cc) c->cc_req = r;
+  else c->pc_req = r;
+  bx_hconn_post(h, o.host, o.path, body->p, body->len, tmo);
+}
+
+static struct bx_gbuf scratch;
+
+static void handshake(struct client *c) {
+  free(c->cid_json);
+  c->cid_json = NULL;
+  c->ready = false;
+  scratch.len = 0;
+  bx_gbuf_printf(&scratch,
+                 "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"minimumVersion\":\"1.0\","
+                 "\"supportedConnectionTypes\":[\"long-polling\"],\"id\":\"%u\"}]",
+                 ++c->msg_id);
+  post(c, false, R_HANDSHAKE, &scratch);
+}
+
+static void connect_now(struct client *c, bool first) {
+  scratch.len = 0;
+  bx_gbuf_printf(&scratch, "[{\"channel\":\"/meta/connect\",\"clientId\":%s,\"connectionType\":\"long-polling\",\"id\":\"%u\"%s}]",
+                 c->cid_json, ++c->msg_id, first ? ",\"advice\":{\"timeout\":0}" : "");
+  post(c, true, first ? R_CONNECT0 : R_CONNECT, &scratch);
+}
+
+static void wake_later(struct client *c, int64_t ms) { c->wake_at = bx_now_us() + ms * 1000; }
+
+static void setup_launch(void);
+
+/* The end of a handshake + subscribe + first connect, during setup or a re-handshake. */
+static void handshake_done(struct client *c, const char *e) {
+  if (c->in_setup) {
+    c->in_setup = false;
+    setup_active--;
+    setup_finished++;
+    if (e) {
+      st.setup_failed++;
+      count_error("setup:", e);
+      if (nfirst_err < 3) first_err[nfirst_err++] = strdup(e);
+    }
+    setup_launch();
+    return;
+  }
+  if (e) {
+    count_error("rehandshake:", e);
+    wake_later(c, 500);
+    return;
+  }
+  if (!c->busy && !stopping) idle_push(c);
+  if (!stopping) connect_now(c, false);
+}
+
+static void setup_launch(void) {
+  while (setup_active < (int)o.setup_conc && setup_next < (int)o.clients) {
+    struct client *c = &clients[setup_next++];
+    setup_active++;
+    c->in_setup = true;
+    handshake(c);
+  }
+}
+
+static json_t *meta_reply(json_t *msgs, const char *channel) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    const char *ch = json_string_value(json_object_get(m, "channel"));
+    if (ch && !strcmp(ch, channel)) return m;
+  }
+  return NULL;
+}
+
+static bool successful(json_t *m) { return m && json_is_true(json_object_get(m, "successful")); }
+
+/* Deliveries can ride on any reply (CometD may piggyback them on a publish reply). */
+static void take_deliveries(struct client *c, json_t *msgs) {
+  int64_t t = bx_now_us();
+  size_t i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    const char *ch = json_string_value(json_object_get(m, "channel"));
+    json_t *d = json_object_get(m, "data");
+    if (!ch || !strncmp(ch, "/meta/", 6) || !d) continue;
+    json_t *p = json_object_get(d, "p"), *s = json_object_get(d, "s"), *ts = json_object_get(d, "t");
+    if (!json_is_integer(p) || !json_is_integer(s) || !json_is_integer(ts) || json_integer_value(p) < 0 ||
+        json_integer_value(p) >= o.clients || json_integer_value(s) < 0 || json_integer_value(s) >= SEQ_SPAN) {
+      st.foreign++;
+      continue;
+    }
+    uint64_t pub = (uint64_t)json_integer_value(p), seq = (uint64_t)json_integer_value(s);
+    bool fresh;
+    map_put(&c->seen, pub * SEQ_SPAN + seq + 1, false, &fresh);
+    if (!fresh) {
+      st.dup++;
+      continue;
+    }
+    size_t k = map_put(&c->last, pub + 1, true, &fresh);
+    if (!fresh && seq < c->last.v[k]) st.ooo++;
+    else c->last.v[k] = (uint32_t)seq;
+    st.received++;
+    t_last_recv = t;
+    if (nlat == caplat) {
+      caplat = caplat ? caplat * 2 : 65536;
+      lat = realloc(lat, caplat * sizeof *lat);
+      if (!lat) exit(1);
+    }
+    lat[nlat++] = t - json_integer_value(ts);
+  }
+}
+
+static void connect_loop(struct client *c) {
+  if (stopping) return;
+  connect_now(c, false);
+}
+
+static void on_connect(struct client *c, const char *e, json_t *msgs) {
+  if (stopping) return;
+  if (e) {
+    count_error("connect:", e);
+    wake_later(c, 200);
+    return;
+  }
+  st.connects++;
+  take_deliveries(c, msgs);
+  json_t *r = meta_reply(msgs, "/meta/connect");
+  json_t *advice = json_object_get(r, "advice");
+  json_t *iv = json_object_get(advice, "interval");
+  double interval = json_is_number(iv) ? json_number_value(iv) : 0;
+  if (successful(r)) {
+    if (interval > 0) wake_later(c, (int64_t)interval);
+    else connect_loop(c);
+    return;
+  }
+  const char *err = json_string_value(json_object_get(r, "error"));
+  count_error("connect:", err ? err : "no-reply");
+  const char *rc = json_string_value(json_object_get(advice, "reconnect"));
+  if (rc && !strcmp(rc, "none")) return;
+  if ((rc && !strcmp(rc, "handshake")) || (err && !strncmp(err, "402", 3))) {
+    st.rehandshakes++;
+    handshake(c);
+    return;
+  }
+  wake_later(c, interval > 100 ? (int64_t)interval : 100);
+}
+
+static void on_publish(struct client *c, const char *e, json_t *msgs) {
+  c->busy = false;
+  inflight--;
+  int batch = (int)o.batch, ok = 0;
+  char channel[32];
+  snprintf(channel, sizeof channel, "/chat/%d", c->pub_room);
+  if (e) {
+    count_error("publish:", e);
+    st.publish_failed += batch;
+  } else {
+    take_deliveries(c, msgs);
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+      const char *ch = json_string_value(json_object_get(m, "channel"));
+      const char *id = json_string_value(json_object_get(m, "id"));
+      char *end;
+      unsigned long n = id ? strtoul(id, &end, 10) : 0;
+      if (ch && !strcmp(ch, channel) && id && *id && !*end && n >= c->pub_first_id && n < c->pub_first_id + (unsigned)batch &&
+          successful(m))
+        ok++;
+    }
+    st.published += ok;
+    st.publish_failed += batch - ok;
+    if (ok < batch) count_error("publish:refused", NULL);
+    st.expected += (long long)ok * members[c->pub_room];
+  }
+  if (c->ready && !stopping) idle_push(c);
+}
+
+static void send_batch(struct client *c) {
+  c->busy = true;
+  inflight++;
+  c->pub_room = c->rooms[(int)(rnd() * o.rpc)];
+  c->pub_first_id = c->msg_id + 1;
+  st.batches++;
+  scratch.len = 0;
+  bx_gbuf_printf(&scratch, "[");
+  for (int i = 0; i < (int)o.batch; i++) {
+    bx_gbuf_printf(&scratch, "%s{\"channel\":\"/chat/%d\",\"clientId\":%s,\"id\":\"%u\",\"data\":", i ? "," : "", c->pub_room,
+                   c->cid_json, ++c->msg_id);
+    size_t d0 = scratch.len;
+    bx_gbuf_printf(&scratch, "{\"p\":%d,\"s\":%u,\"t\":%lld,\"x\":\"", c->g, c->seq++, (long long)bx_now_us());
+    /* Pad data to SIZE bytes of JSON: the closing quote and brace count too. */
+    size_t used = scratch.len - d0 + 2;
+    if (used < (size_t)o.size) {
+      bx_gbuf_reserve(&scratch, (size_t)o.size - used, SIZE_MAX / 2);
+      memset(scratch.p + scratch.len, 'x', (size_t)o.size - used);
+      scratch.len += (size_t)o.size - used;
+    }
+    bx_gbuf_printf(&scratch, "\"}}");
+  }
+  bx_gbuf_printf(&scratch, "]");
+  post(c, false, R_PUBLISH, &scratch);
+}
+
+/* Open-loop publishing: batch k (from 0) is due RATE/BATCH per second from t0. */
+static int64_t t0;
+static long long due;
+static int64_t publish_tick(int64_t now) {
+  long long want = 1 + (long long)floor((double)(now - t0) / 1e6 * o.rate / o.batch);
+  while (due < want) {
+    due++;
+    if (nidle == 0) {
+      st.skipped += (long long)o.batch;
+      continue;
+    }
+    size_t k = (size_t)(rnd() * (double)nidle);
+    struct client *c = idle[k];
+    idle[k] = idle[--nidle];
+    c->in_idle = false;
+    send_batch(c);
+  }
+  return t0 + (int64_t)ceil((double)due * o.batch / o.rate * 1e6);   /* when the next batch is due */
+}
+
+static int disconnect_pending;
+
+static void on_reply(struct bx_hconn *h, const char *e, int status, const char *body, size_t len) {
+  struct client *c = h->user;
+  bool is_cc = h == &c->cc;
+  enum req r = is_cc ? c->cc_req : c->pc_req;
+  char ebuf[32];
+  json_t *msgs = NULL;
+  if (!e && status != 200) {
+    snprintf(ebuf, sizeof ebuf, "http-%d", status);
+    e = ebuf;
+  }
+  if (!e) {
+    msgs = len <= BODY_LIMIT ? json_loadb(body, len, 0, NULL) : NULL;
+    if (!msgs) e = "bad-json";
+    else if (!json_is_array(msgs)) {
+      json_t *a = json_array();
+      json_array_append_new(a, msgs);
+      msgs = a;
+    }
+  }
+  switch (r) {
+  case R_HANDSHAKE: {
+    if (e) {
+      handshake_done(c, e);
+      break;
+    }
+    json_t *m = meta_reply(msgs, "/meta/handshake");
+    json_t *id = json_object_get(m, "clientId");
+    if (!successful(m) || !json_is_string(id) || !json_string_length(id)) {
+      handshake_done(c, "handshake-refused");
+      break;
+    }
+    c->cid_json = json_dumps(id, JSON_ENCODE_ANY);
+    st.handshakes++;
+    scratch.len = 0;
+    bx_gbuf_printf(&scratch, "[");
+    for (int i = 0; i < (int)o.rpc; i++)
+      bx_gbuf_printf(&scratch, "%s{\"channel\":\"/meta/subscribe\",\"clientId\":%s,\"subscription\":\"/chat/%d\",\"id\":\"%u\"}",
+                     i ? "," : "", c->cid_json, c->rooms[i], ++c->msg_id);
+    bx_gbuf_printf(&scratch, "]");
+    post(c, false, R_SUBSCRIBE, &scratch);
+    break;
+  }
+  case R_SUBSCRIBE: {
+    if (e) {
+      handshake_done(c, e);
+      break;
+    }
+    take_deliveries(c, msgs);
+    int ok = 0;
+    size_t i;
+    json_t *m;
+    json_array_foreach(msgs, i, m) {
+      const char *ch = json_string_value(json_object_get(m, "channel"));
+      if (ch && !strcmp(ch, "/meta/subscribe") && successful(m)) ok++;
+    }
+    if (ok != (int)o.rpc) handshake_done(c, "subscribe-refused");
+    else connect_now(c, true);   /* not held: CometD's client sends advice.timeout 0 first */
+    break;
+  }
+  case R_CONNECT0:
+    if (e) {
+      handshake_done(c, e);
+      break;
+    }
+    take_deliveries(c, msgs);
+    if (!successful(meta_reply(msgs, "/meta/connect"))) {
+      handshake_done(c, "connect-refused");
+      break;
+    }
+    c->ready = true;
+    handshake_done(c, NULL);
+    break;
+  case R_CONNECT:
+    on_connect(c, e, msgs);
+    break;
+  case R_PUBLISH:
+    on_publish(c, e, msgs);
+    break;
+  case R_DISCONNECT:
+    bx_hconn_close(&c->pc);
+    disconnect_pending--;
+    break;
+  }
+  json_decref(msgs);
+}
+
+static void disconnect_all(void) {
+  for (int i = 0; i < (int)o.clients; i++) {
+    struct client *c = &clients[i];
+    bx_hconn_close(&c->cc);
+    if (!c->cid_json || c->pc.busy) {   /* a publish in flight: the session expires on its own */
+      bx_hconn_close(&c->pc);
+      continue;
+    }
+    disconnect_pending++;
+    scratch.len = 0;
+    bx_gbuf_printf(&scratch, "[{\"channel\":\"/meta/disconnect\",\"clientId\":%s,\"id\":\"%u\"}]", c->cid_json, ++c->msg_id);
+    post(c, false, R_DISCONNECT, &scratch);
+  }
+}
+
+/* ---- loop ---------------------------------------------------------------------------------------- */
+
+static int64_t next_sweep;
+
+/* One turn: deadlines and delayed connects (every SWEEP_US), due publishes, then epoll until `until`. */
+static void step(int64_t until) {
+  int64_t now = bx_now_us();
+  if (now >= next_sweep) {
+    next_sweep = now + SWEEP_US;
+    for (int i = 0; i < (int)o.clients; i++) {
+      struct client *c = &clients[i];
+      bx_hconn_tick(&c->cc, now);
+      bx_hconn_tick(&c->pc, now);
+      if (c->wake_at && now >= c->wake_at && !stopping) {
+        c->wake_at = 0;
+        connect_loop(c);
+      }
+    }
+  }
+  if (publishing) {
+    int64_t nd = publish_tick(now);
+    if (nd < until) until = nd;
+  }
+  if (next_sweep < until) until = next_sweep;
+  now = bx_now_us();
+  int ms = until > now ? (int)((until - now + 999) / 1000) : 0;
+  struct epoll_event ev[256];
+  int n = epoll_wait(epfd, ev, 256, ms);
+  for (int i = 0; i < n; i++) bx_hconn_event(ev[i].data.ptr, ev[i].events);
+}
+
+static void run_until(int64_t t) {
+  while (bx_now_us() < t) step(t);
+}
+
+static double cpu_us(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 + (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+static json_t *ms(int64_t us) { return json_real((double)us / 1000.0); }
+
+static json_t *pct(double p) {
+  if (!nlat) return json_null();
+  double i = ceil(p * (double)nlat) - 1;
+  if (i < 0) i = 0;
+  if (i > (double)nlat - 1) i = (double)nlat - 1;
+  return ms(lat[(size_t)i]);
+}
+
+static char watchdog_msg[512];
+static void on_alarm(int sig) {
+  (void)sig;
+  ssize_t w = write(2, watchdog_msg, strlen(watchdog_msg));
+  if (o.json) w = write(1, watchdog_msg, strlen(watchdog_msg));
+  (void)w;
+  _exit(1);
+}
+
+static void mark(const char *m) {
+  if (!o.marks) return;
+  printf("%s\n", m);
+  fflush(stdout);
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;   /* every client holds two sockets */
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  const char *label = *o.label ? o.label : o.url;
+  double setup_s = o.setup_timeout > 0 ? o.setup_timeout : 20 + o.clients / 50;
+  /* A run never outlives its worst case: setup + publishing + drain + finishing, plus slack. */
+  int limit = (int)ceil(setup_s + o.duration + o.drain + 40);
+  {
+    json_t *w = json_pack("{s:s, s:f, s:s, s:s}", "label", label, "offered", o.rate, "engine", "c", "error", "");
+    char msg[64];
+    snprintf(msg, sizeof msg, "run exceeded %d s (watchdog)", limit);
+    json_object_set_new(w, "error", json_string(msg));
+    char *s = json_dumps(w, JSON_COMPACT);
+    snprintf(watchdog_msg, sizeof watchdog_msg, "%s\n", s);
+    free(s);
+    json_decref(w);
+  }
+  signal(SIGALRM, on_alarm);
+  alarm((unsigned)limit);
+
+  rnd_state = 0x9E3779B97F4A7C15ull ^ ((uint64_t)o.seed << 1 | 1);
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (epfd < 0) {
+    perror("bx-cgen: epoll_create1");
+    return 1;
+  }
+  int n = (int)o.clients;
+  clients = xcalloc((size_t)n, sizeof *clients);
+  idle = xcalloc((size_t)n, sizeof *idle);
+  double fanout = plan_rooms();
+  for (int i = 0; i < n; i++) {
+    struct client *c = &clients[i];
+    c->g = i;
+    bx_hconn_init(&c->cc, epfd, (struct sockaddr *)&o.addr, o.addrlen, &c->jar, on_reply, c);
+    bx_hconn_init(&c->pc, epfd, (struct sockaddr *)&o.addr, o.addrlen, &c->jar, on_reply, c);
+  }
+  char when[32];
+  time_t now_wall = time(NULL);
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now_wall));
+  json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:s, s:f}", "label", label, "engine", "c",
+                          "url", o.url, "transport", "long-polling", "clients", n, "rooms", (int)o.rooms, "roomsPerClient",
+                          (int)o.rpc, "batch", (int)o.batch, "size", (int)o.size, "offered", o.rate, "duration", o.duration,
+                          "threads", 1, "time", when, "fanout", fanout);
+  const char *error = NULL;
+  char ebuf[512];
+
+  /* Setup with bounded concurrency so a thousand handshakes do not arrive at once. */
+  int64_t t_setup = bx_now_us(), setup_end = t_setup + (int64_t)(setup_s * 1e6);
+  setup_launch();
+  while (setup_finished < n && bx_now_us() < setup_end) step(setup_end);
+  json_object_set_new(res, "setupSec", json_real((double)(bx_now_us() - t_setup) / 1e6));
+  int ready = 0;
+  for (int i = 0; i < n; i++) ready += clients[i].ready;
+  json_object_set_new(res, "ready", json_integer(ready));
+  char firsts[256] = "";
+  for (int i = 0; i < nfirst_err; i++)
+    snprintf(firsts + strlen(firsts), sizeof firsts - strlen(firsts), "%s%s", i ? ", " : "", first_err[i]);
+  if (setup_finished < n) {
+    snprintf(ebuf, sizeof ebuf, "setup: %d/%d clients finished within %g s (%s)", setup_finished, n, setup_s,
+             *firsts ? firsts : "no reply");
+    error = ebuf;
+  } else if (ready == 0) {
+    snprintf(ebuf, sizeof ebuf, "no client could handshake+subscribe: %s", *firsts ? firsts : "unknown");
+    error = ebuf;
+  } else if (ready < n * 0.95) {
+    snprintf(ebuf, sizeof ebuf, "only %d/%d clients set up: %s", ready, n, firsts);
+    error = ebuf;
+  }
+  double cpu0 = 0, cpu1 = 0;
+  int64_t t_pub_end = 0, t_end = 0;
+  if (!error) {
+    for (int i = 0; i < n; i++)
+      if (clients[i].ready) {
+        idle_push(&clients[i]);
+        connect_loop(&clients[i]);
+      }
+    run_until(bx_now_us() + 500000);
+    mark("@t0");
+    cpu0 = cpu_us();
+    /* The measured window starts now: setup deliveries (none expected) do not count. */
+    t0 = t_last_recv = bx_now_us();
+    due = 0;
+    publishing = true;
+    run_until(t0 + (int64_t)(o.duration * 1e6));
+    publishing = false;
+    t_pub_end = bx_now_us();
+    /* Drain: until every expected delivery arrived, or nothing arrived for 2 s, or DRAIN s. */
+    int64_t drain_end = t_pub_end + (int64_t)(o.drain * 1e6);
+    for (;;) {
+      int64_t t = bx_now_us();
+      if (inflight == 0 && st.received >= st.expected) break;
+      if (t > drain_end || (inflight == 0 && t - t_last_recv > 2000000)) break;
+      step(t + 100000);
+    }
+    t_end = bx_now_us();
+    cpu1 = cpu_us();
+    mark("@end");
+  }
+  stopping = true;
+  publishing = false;
+  disconnect_all();
+  int64_t fin_end = bx_now_us() + 15000000;
+  while (disconnect_pending > 0 && bx_now_us() < fin_end) step(fin_end);
+
+  if (!error) {
+    qsort(lat, nlat, sizeof *lat, cmp64);
+    double pub_s = (double)(t_pub_end - t0) / 1e6, wall = (double)(t_end - t0) / 1e6;
+    double recv_s = fmax(pub_s, (double)(t_last_recv - t0) / 1e6);
+    long long lost = st.expected > st.received ? st.expected - st.received : 0;
+    double cpu = cpu1 - cpu0;
+    json_t *errors = json_object();
+    for (size_t i = 0; i < nerrs; i++) json_object_set_new(errors, errs[i].name, json_integer(errs[i].n));
+    json_t *figs = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I}", "published",
+                       (json_int_t)st.published, "publishedPerSec", (json_int_t)llround(st.published / pub_s),
+                       "publishFailed", (json_int_t)st.publish_failed, "skipped", (json_int_t)st.skipped, "expected",
+                       (json_int_t)st.expected, "delivered", (json_int_t)st.received, "deliveredPerSec",
+                       (json_int_t)llround(st.received / recv_s), "lost", (json_int_t)lost, "lostPct",
+                       st.expected ? round(100000.0 * lost / st.expected) / 1000 : 0.0, "unexpected",
+                       (json_int_t)(st.received > st.expected ? st.received - st.expected : 0), "duplicated",
+                       (json_int_t)st.dup, "outOfOrder", (json_int_t)st.ooo, "foreign", (json_int_t)st.foreign,
+                       "connectsPerSec", (json_int_t)llround(st.connects / wall), "rehandshakes", (json_int_t)st.rehandshakes);
+    json_object_update(res, figs);
+    json_decref(figs);
+    json_object_set_new(res, "latencyMs",
+                        json_pack("{s:o, s:o, s:o, s:o, s:o}", "min", nlat ? ms(lat[0]) : json_null(), "p50", pct(0.5), "p99",
+                                  pct(0.99), "p999", pct(0.999), "max", nlat ? ms(lat[nlat - 1]) : json_null()));
+    json_object_set_new(res, "errors", errors);
+    json_object_set_new(res, "windowSec", json_real(wall));
+    json_object_set_new(res, "generatorCpuPct", json_integer(llround(cpu / 1e4 / wall)));
+    json_object_set_new(res, "generatorUsPerDelivery", st.received ? json_real(round(100 * cpu / st.received) / 100) : json_null());
+    if (st.published == 0) {
+      char keys[200] = "";
+      for (size_t i = 0; i < nerrs && i < 3; i++)
+        snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", i ? ", " : "", errs[i].name);
+      snprintf(ebuf, sizeof ebuf, "nothing published: %s", *keys ? keys : "no reply");
+      error = ebuf;
+    } else if (st.received == 0) {
+      error = "nothing delivered";
+    }
+  }
+  if (error) json_object_set_new(res, "error", json_string(error));
+  alarm(0);
+
+  if (!o.marks) {
+    json_t *l = json_object_get(res, "latencyMs");
+    if (!l) {
+      fprintf(stderr, "%s: ERROR %s\n", label, error);
+    } else {
+      char *ls = json_dumps(l, JSON_COMPACT | JSON_REAL_PRECISION(10)), *es = json_dumps(json_object_get(res, "errors"), JSON_COMPACT);
+      fprintf(stderr,
+              "%s: offered %g/s published %lld/s (failed %lld, skipped %lld) delivered %lld/s of expected %lld: lost %lld "
+              "(%g%%) dup %lld ooo %lld\n  latency ms %s; connects %lld/s; generator cpu %lld%% (%.2f µs/delivery)%s%s%s%s\n",
+              label, o.rate, (long long)json_integer_value(json_object_get(res, "publishedPerSec")), st.publish_failed,
+              st.skipped, (long long)json_integer_value(json_object_get(res, "deliveredPerSec")), st.expected,
+              (long long)json_integer_value(json_object_get(res, "lost")), json_real_value(json_object_get(res, "lostPct")),
+              st.dup, st.ooo, ls, (long long)json_integer_value(json_object_get(res, "connectsPerSec")),
+              (long long)json_integer_value(json_object_get(res, "generatorCpuPct")),
+              json_real_value(json_object_get(res, "generatorUsPerDelivery")), nerrs ? "\n  errors " : "", nerrs ? es : "",
+              error ? "\n  ERROR " : "", error ? error : "");
+      free(ls);
+      free(es);
+    }
+  }
+  if (o.json) {
+    char *s = json_dumps(res, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    printf("%s\n", s);
+    free(s);
+  }
+  fflush(stdout);
+  json_decref(res);
+  for (int i = 0; i < n; i++) {
+    struct client *c = &clients[i];
+    bx_hconn_free(&c->cc);
+    bx_hconn_free(&c->pc);
+    bx_jar_free(&c->jar);
+    map_free(&c->seen);
+    map_free(&c->last);
+    free(c->rooms);
+    free(c->cid_json);
+  }
+  for (size_t i = 0; i < nerrs; i++) free(errs[i].name);
+  for (int i = 0; i < nfirst_err; i++) free(first_err[i]);
+  free(errs);
+  free(clients);
+  free(idle);
+  free(members);
+  free(lat);
+  bx_gbuf_free(&scratch);
+  free(o.host);
+  free(o.path);
+  close(epfd);
+  return 0;
+}
