@@ -1,0 +1,276 @@
+/* connect.c — /meta/connect: the connect call, a held (parked) connect, its drains, the websocket
+ * push, and the events a transport forwards for a parked exchange (dispatch.h). A part of the dispatch
+ * pipeline (dispatch_int.h). */
+#include "dispatch_int.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "counters.h"
+#include "error.h"
+#include "log.h"
+
+/* ---- /meta/connect -------------------------------------------------- */
+
+/* The connect reply is complete: successful, maybe advice, deliveries already added. */
+static void connect_reply(bx_exchange *ex, long long batch, json_t *advice)
+{
+    bx_reply_ok(reply(ex));
+    bx_dx_set_advice(ex, advice);
+    ex->cur.batch = batch;
+    if (batch > 0 && !ex->cur.ack_connect)
+        ex->confirm_batch = batch;
+    ex->parked = 0;
+    bx_dx_complete(ex);
+}
+
+static void handle_pending(bx_exchange *ex);
+
+static void connect_parked(bx_exchange *ex)
+{
+    int was = ex->parked;
+    ex->parked = 1;
+    if (!was) {
+        bx_debug("connect c=%s held (token %s, timeout %ld)", ex->cid, ex->token, ex->hold_ms);
+        ex->hooks.state(ex, BX_EX_PARKED, ex->hooks.arg);
+    }
+    handle_pending(ex);
+}
+
+static void connect_done(bx_exchange *ex, const redisReply *r)
+{
+    if (!r) {
+        bx_dx_reply_broker_down(ex, "connect");
+        bx_dx_complete(ex);
+        return;
+    }
+    if (is_status(r, "unknown")) {
+        bx_debug("connect c=%s: session unknown → 402 + handshake advice", ex->cid);
+        bx_dx_reply_unknown(ex, 1);
+        bx_dx_complete(ex);
+        return;
+    }
+    long long tc = rint_at(r, 2), batch = rint_at(r, 3);
+    json_t *advice = (tc || json_is_object(json_object_get(ex->cur.msg, "advice"))) ? bx_dx_full_advice(ex) : NULL;
+    if (is_status(r, "parked")) {
+        ex->advice_due = advice != NULL; /* sent when the held connect is answered */
+        json_decref(advice);
+        connect_parked(ex);
+        return;
+    }
+    if (is_status(r, "multi")) {
+        json_decref(advice);
+        long msi = ex->d->cfg->multiSessionInterval;
+        bx_debug("connect c=%s not held: multiple clients in this browser (interval %ld)", ex->cid, msi);
+        if (msi > 0)
+            bx_reply_ok(reply(ex));
+        else /* CometD: reconnect:"none" and successful:false, without an error string */
+            json_object_set_new(reply(ex), "successful", json_false());
+        bx_dx_set_advice(ex, bx_advice_multiple_clients(msi));
+        bx_dx_complete(ex);
+        return;
+    }
+    bx_dx_add_deliveries(ex, r, 4);
+    bx_debug("connect c=%s answered now: %s, %zu messages (batch %lld, first %lld, transport changed %lld)",
+             ex->cid, rstatus(r) ? rstatus(r) : "?", ex->deliveries.n, batch, rint_at(r, 1), tc);
+    connect_reply(ex, batch, advice);
+}
+
+/* Hold time: the transport's timeout, or the client's transient advice.timeout if smaller. */
+static long connect_hold_ms(const bx_exchange *ex)
+{
+    long t = topts(ex)->timeout;
+    json_t *cadv = json_object_get(ex->cur.msg, "advice");
+    json_t *ct = json_is_object(cadv) ? json_object_get(cadv, "timeout") : NULL;
+    if (json_is_number(ct)) {
+        long long c = bx_ext_int(ct);
+        if (c < t)
+            t = c < 0 ? 0 : (long)c;
+    }
+    return t;
+}
+
+void bx_dx_do_connect(bx_exchange *ex)
+{
+    const char *cid = bx_dx_session_cid(ex);
+    if (!cid) {
+        bx_debug("connect: clientId missing/invalid or no browser cookie → 402");
+        bx_dx_reply_unknown(ex, 1);
+        bx_dx_complete(ex);
+        return;
+    }
+    snprintf(ex->cid, sizeof ex->cid, "%s", cid);
+    ex->hold_ms = connect_hold_ms(ex);
+    int hold = ex->batch.n == 1 && ex->hold_ms > 0;
+    const bx_config *cfg = ex->d->cfg;
+    args a = {0};
+    bx_dx_args_add(&a, cid);
+    bx_dx_args_add(&a, bx_dx_session_browser(ex));
+    bx_dx_args_add(&a, ex->d->worker);
+    bx_dx_args_add(&a, ex->token);
+    bx_dx_args_addl(&a, ex->cur.ack_connect ? ex->cur.ack_k : -1);
+    bx_dx_args_addl(&a, hold);
+    bx_dx_args_addl(&a, ex->hold_ms);
+    bx_dx_args_addl(&a, expiry_ms(ex));
+    bx_dx_args_addl(&a, ttl_ms(ex));
+    bx_dx_args_addl(&a, ex->info.http ? cfg->maxSessionsPerBrowser : -1);
+    bx_dx_args_add(&a, bx_transport_name(ex->info.transport));
+    if (hold && ex->hooks.hold)
+        ex->hooks.hold(ex, ex->hooks.arg);
+    bx_dx_call(ex, "bx_connect", &a, connect_done);
+}
+
+/* ---- parked connect: drains and events ------------------------------ */
+
+static void drain_done(bx_exchange *ex, const redisReply *r)
+{
+    int why = ex->drain_why;
+    if (why == PEND_ABANDON) {
+        bx_debug("connect c=%s token %s: browser gone, unparked (%s)", ex->cid, ex->token,
+                 r ? rstatus(r) ? rstatus(r) : "?" : "broker down");
+        bx_dx_finish(ex, BX_EX_GONE);
+        return;
+    }
+    if (!r) {
+        if (why == PEND_WAKE) { /* stay parked: the timeout's final drain retries */
+            connect_parked(ex);
+            return;
+        }
+        bx_dx_reply_broker_down(ex, "drain");
+        ex->parked = 0;
+        bx_dx_complete(ex);
+        return;
+    }
+    if (is_status(r, "superseded")) {
+        bx_debug("connect c=%s token %s superseded → HTTP %d", ex->cid, ex->token,
+                 ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+        bx_dx_finish_http(ex, ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+        return;
+    }
+    if (is_status(r, "gone")) {
+        bx_debug("connect c=%s token %s: session gone → 402", ex->cid, ex->token);
+        bx_dx_reply_unknown(ex, 1);
+        ex->parked = 0;
+        bx_dx_complete(ex);
+        return;
+    }
+    if (is_status(r, "parked")) {
+        connect_parked(ex);
+        return;
+    }
+    bx_dx_add_deliveries(ex, r, 2);
+    json_t *advice = why == PEND_SHUTDOWN || ex->advice_due ? bx_dx_full_advice(ex) : NULL;
+    bx_debug("connect c=%s token %s released (%s): %zu messages, batch %lld", ex->cid, ex->token,
+             why == PEND_SHUTDOWN ? "shutdown" : why == PEND_EXPIRE ? "timeout" : "wake-up",
+             ex->deliveries.n, rint_at(r, 1));
+    connect_reply(ex, rint_at(r, 1), advice);
+}
+
+/* Websocket push after a wake-up: the messages go out now and the connect stays held. */
+static void push_done(bx_exchange *ex, const redisReply *r)
+{
+    if (!is_status(r, "msgs")) { /* parked (nothing new), superseded, gone, broker down: as a drain */
+        drain_done(ex, r);
+        return;
+    }
+    bx_dx_add_deliveries(ex, r, 2);
+    bx_debug("connect c=%s token %s stays held: %zu messages pushed (batch %lld)", ex->cid, ex->token,
+             ex->deliveries.n, rint_at(r, 1));
+    ex->push(ex, rint_at(r, 1), ex->hooks.arg);
+    bx_dx_texts_clear(&ex->deliveries);
+    connect_parked(ex);
+}
+
+/* CometD pushes outside /meta/connect unless the session delivers on connects only (ack extension). */
+static int push_allowed(const bx_exchange *ex)
+{
+    return ex->push && !ex->cur.ack_connect && !topts(ex)->metaConnectDeliverOnly;
+}
+
+static void push(bx_exchange *ex)
+{
+    args a = {0};
+    ex->drain_why = PEND_WAKE;
+    bx_dx_args_add(&a, ex->cid);
+    bx_dx_args_add(&a, ex->token);
+    bx_dx_args_addl(&a, ttl_ms(ex));
+    bx_dx_call(ex, "bx_push", &a, push_done);
+}
+
+static void drain(bx_exchange *ex, int why)
+{
+    args a = {0};
+    ex->drain_why = why;
+    bx_dx_args_add(&a, ex->cid);
+    bx_dx_args_add(&a, ex->token);
+    bx_dx_args_addl(&a, why != PEND_WAKE);
+    bx_dx_args_addl(&a, expiry_ms(ex));
+    bx_dx_args_addl(&a, ttl_ms(ex));
+    bx_dx_call(ex, "bx_drain", &a, drain_done);
+}
+
+/* Parked and idle: act on the most important pending event, if any. */
+static void handle_pending(bx_exchange *ex)
+{
+    int p = ex->pend;
+    if (!p || ex->busy || !ex->parked || ex->done)
+        return;
+    if (p & PEND_SUPER) {
+        ex->pend = 0;
+        bx_debug("connect c=%s token %s superseded → HTTP %d", ex->cid, ex->token,
+                 ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+        bx_dx_finish_http(ex, ex->d->cfg->duplicateMetaConnectHttpResponseCode);
+    } else if (p & PEND_NONE) {
+        ex->pend = 0;
+        bx_debug("connect c=%s token %s: session disconnected → reconnect none", ex->cid, ex->token);
+        connect_reply(ex, 0, bx_advice_none());
+    } else {
+        int why = (p & PEND_ABANDON) ? PEND_ABANDON : (p & PEND_SHUTDOWN) ? PEND_SHUTDOWN
+                : (p & PEND_EXPIRE) ? PEND_EXPIRE : PEND_WAKE;
+        ex->pend &= ~why;
+        if (why != PEND_WAKE)
+            ex->pend &= ~PEND_WAKE; /* a final drain takes everything anyway */
+        if (why == PEND_WAKE && push_allowed(ex))
+            push(ex);
+        else
+            drain(ex, why);
+    }
+}
+
+static void event(bx_exchange *ex, int what)
+{
+    if (ex->done)
+        return;
+    ex->pend |= what;
+    handle_pending(ex);
+}
+
+void bx_exchange_wake(bx_exchange *ex) { event(ex, PEND_WAKE); }
+void bx_exchange_expire(bx_exchange *ex) { event(ex, PEND_EXPIRE); }
+void bx_exchange_abandon(bx_exchange *ex) { event(ex, PEND_ABANDON); }
+void bx_exchange_superseded(bx_exchange *ex) { event(ex, PEND_SUPER); }
+void bx_exchange_disconnected(bx_exchange *ex) { event(ex, PEND_NONE); }
+void bx_exchange_shutdown(bx_exchange *ex) { event(ex, PEND_SHUTDOWN); }
+
+/* Messages pushed for a parked poll: they are in its in-flight list as batch. A poll that is
+ * idle and parked is answered with them now; any other state drains instead (bx_drain knows
+ * the pushed token), so nothing depends on this wake-up arriving. */
+void bx_dx_exchange_push(bx_exchange *ex, long long batch, const pooled *pool, const size_t *idx, size_t n)
+{
+    if (ex->done)
+        return;
+    if (!ex->parked || ex->busy || ex->pend) {
+        bx_debug("connect c=%s token %s: pushed batch %lld while %s → drain", ex->cid, ex->token, batch,
+                 ex->busy ? "a broker call is in flight" : !ex->parked ? "not parked yet" : "events pending");
+        event(ex, PEND_WAKE);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        bx_dx_deliver_text(ex, pool[idx[i]].s, pool[idx[i]].len, i);
+    if (n > 0)
+        bx_count_queue_depth(n); /* the session's whole queue (queue and in-flight were empty), for the metrics */
+    json_t *advice = ex->advice_due ? bx_dx_full_advice(ex) : NULL;
+    bx_debug("connect c=%s token %s released (push): %zu messages, batch %lld", ex->cid, ex->token,
+             ex->deliveries.n, batch);
+    connect_reply(ex, batch, advice);
+}
