@@ -45,9 +45,9 @@ INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INT_SRC))
 
 BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl) $(if $(WS_SRC),$(BUILD)/bin/bayeux-ws)
 BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
-# The C load generator of make bench (bench/cgen.c + bench/chttp.c): jansson only, no libbx.
+# The C load generator of make bench (bench/cgen.c, chttp.c, bmsg.c): jansson only, no libbx.
 CGEN := $(BUILD)/bench/bx-cgen
-CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o
+CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o $(BUILD)/obj/bench/bmsg.o
 
 .PHONY: all deps test test-build run bench fuzz clean unit www
 # Keep intermediate objects of test binaries (no rebuild on every make).

@@ -10,6 +10,7 @@
  * data is {"p":publisher,"s":seq,"t":CLOCK_MONOTONIC µs taken just before the write,"x":padding to SIZE};
  * deliveries may ride on any reply and are timestamped when their reply has been read. Counted: lost,
  * duplicated (same p,s twice at one client), out of order (s below the last seen from p), foreign.
+ * Replies are read by bench/bmsg.c (the fields needed, no JSON tree); HTTP is bench/chttp.c.
  *
  * Output: a summary on stderr and, with --json, one JSON line on stdout with bench.js's field names.
  * --marks (for bench.js --engine c, which samples server CPU/RSS/Redis around the window) prints "@t0"
@@ -36,6 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bmsg.h"
 #include "chttp.h"
 
 #define SEQ_SPAN (1 << 20)   /* delivery key = publisher * SEQ_SPAN + seq, as bench/lib/clock.js */
@@ -424,34 +426,25 @@ static void setup_launch(void) {
   }
 }
 
-static json_t *meta_reply(json_t *msgs, const char *channel) {
-  size_t i;
-  json_t *m;
-  json_array_foreach(msgs, i, m) {
-    const char *ch = json_string_value(json_object_get(m, "channel"));
-    if (ch && !strcmp(ch, channel)) return m;
-  }
+static const struct bx_bmsg *meta_reply(const struct bx_bmsgs *r, const char *channel) {
+  for (size_t i = 0; i < r->n; i++)
+    if (bx_str_is(r->m[i].channel, channel)) return &r->m[i];
   return NULL;
 }
 
-static bool successful(json_t *m) { return m && json_is_true(json_object_get(m, "successful")); }
+static bool successful(const struct bx_bmsg *m) { return m && m->successful; }
 
 /* Deliveries can ride on any reply (CometD may piggyback them on a publish reply). */
-static void take_deliveries(struct client *c, json_t *msgs) {
+static void take_deliveries(struct client *c, const struct bx_bmsgs *r) {
   int64_t t = bx_now_us();
-  size_t i;
-  json_t *m;
-  json_array_foreach(msgs, i, m) {
-    const char *ch = json_string_value(json_object_get(m, "channel"));
-    json_t *d = json_object_get(m, "data");
-    if (!ch || !strncmp(ch, "/meta/", 6) || !d) continue;
-    json_t *p = json_object_get(d, "p"), *s = json_object_get(d, "s"), *ts = json_object_get(d, "t");
-    if (!json_is_integer(p) || !json_is_integer(s) || !json_is_integer(ts) || json_integer_value(p) < 0 ||
-        json_integer_value(p) >= o.clients || json_integer_value(s) < 0 || json_integer_value(s) >= SEQ_SPAN) {
+  for (size_t i = 0; i < r->n; i++) {
+    const struct bx_bmsg *m = &r->m[i];
+    if (!m->channel.p || (m->channel.n >= 6 && !memcmp(m->channel.p, "/meta/", 6)) || !m->has_data) continue;
+    if (!m->has_p || !m->has_s || !m->has_t || m->p < 0 || m->p >= o.clients || m->s < 0 || m->s >= SEQ_SPAN) {
       st.foreign++;
       continue;
     }
-    uint64_t pub = (uint64_t)json_integer_value(p), seq = (uint64_t)json_integer_value(s);
+    uint64_t pub = (uint64_t)m->p, seq = (uint64_t)m->s;
     bool fresh;
     map_put(&c->seen, pub * SEQ_SPAN + seq + 1, false, &fresh);
     if (!fresh) {
@@ -468,7 +461,7 @@ static void take_deliveries(struct client *c, json_t *msgs) {
       lat = realloc(lat, caplat * sizeof *lat);
       if (!lat) exit(1);
     }
-    lat[nlat++] = t - json_integer_value(ts);
+    lat[nlat++] = t - m->t;
   }
 }
 
@@ -477,7 +470,7 @@ static void connect_loop(struct client *c) {
   connect_now(c, false);
 }
 
-static void on_connect(struct client *c, const char *e, json_t *msgs) {
+static void on_connect(struct client *c, const char *e, const struct bx_bmsgs *msgs) {
   if (stopping) return;
   if (e) {
     count_error("connect:", e);
@@ -486,20 +479,18 @@ static void on_connect(struct client *c, const char *e, json_t *msgs) {
   }
   st.connects++;
   take_deliveries(c, msgs);
-  json_t *r = meta_reply(msgs, "/meta/connect");
-  json_t *advice = json_object_get(r, "advice");
-  json_t *iv = json_object_get(advice, "interval");
-  double interval = json_is_number(iv) ? json_number_value(iv) : 0;
+  const struct bx_bmsg *r = meta_reply(msgs, "/meta/connect");
+  double interval = r && r->has_interval ? r->interval : 0;
   if (successful(r)) {
     if (interval > 0) wake_later(c, (int64_t)interval);
     else connect_loop(c);
     return;
   }
-  const char *err = json_string_value(json_object_get(r, "error"));
-  count_error("connect:", err ? err : "no-reply");
-  const char *rc = json_string_value(json_object_get(advice, "reconnect"));
-  if (rc && !strcmp(rc, "none")) return;
-  if ((rc && !strcmp(rc, "handshake")) || (err && !strncmp(err, "402", 3))) {
+  char err[128] = "no-reply";
+  if (r && r->error.p) snprintf(err, sizeof err, "%.*s", (int)r->error.n, r->error.p);
+  count_error("connect:", err);
+  if (r && bx_str_is(r->reconnect, "none")) return;
+  if ((r && bx_str_is(r->reconnect, "handshake")) || !strncmp(err, "402", 3)) {
     st.rehandshakes++;
     handshake(c);
     return;
@@ -507,7 +498,7 @@ static void on_connect(struct client *c, const char *e, json_t *msgs) {
   wake_later(c, interval > 100 ? (int64_t)interval : 100);
 }
 
-static void on_publish(struct client *c, const char *e, json_t *msgs) {
+static void on_publish(struct client *c, const char *e, const struct bx_bmsgs *msgs) {
   c->busy = false;
   inflight--;
   int batch = (int)o.batch, ok = 0;
@@ -518,15 +509,17 @@ static void on_publish(struct client *c, const char *e, json_t *msgs) {
     st.publish_failed += batch;
   } else {
     take_deliveries(c, msgs);
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-      const char *ch = json_string_value(json_object_get(m, "channel"));
-      const char *id = json_string_value(json_object_get(m, "id"));
-      char *end;
-      unsigned long n = id ? strtoul(id, &end, 10) : 0;
-      if (ch && !strcmp(ch, channel) && id && *id && !*end && n >= c->pub_first_id && n < c->pub_first_id + (unsigned)batch &&
-          successful(m))
+    for (size_t i = 0; i < msgs->n; i++) {
+      const struct bx_bmsg *m = &msgs->m[i];
+      /* ids are decimal strings of this batch's msg_id range */
+      uint64_t id = 0;
+      bool digits = m->id.p && m->id.n > 0 && m->id.n < 10;
+      for (size_t k = 0; digits && k < m->id.n; k++) {
+        digits = m->id.p[k] >= '0' && m->id.p[k] <= '9';
+        id = id * 10 + (uint64_t)(m->id.p[k] - '0');
+      }
+      if (bx_str_is(m->channel, channel) && digits && id >= c->pub_first_id && id < (uint64_t)c->pub_first_id + (unsigned)batch &&
+          m->successful)
         ok++;
     }
     st.published += ok;
@@ -585,38 +578,38 @@ static int64_t publish_tick(int64_t now) {
 
 static int disconnect_pending;
 
+static struct bx_bmsgs reply;
+
 static void on_reply(struct bx_hconn *h, const char *e, int status, const char *body, size_t len) {
   struct client *c = h->user;
   bool is_cc = h == &c->cc;
   enum req r = is_cc ? c->cc_req : c->pc_req;
   char ebuf[32];
-  json_t *msgs = NULL;
+  const struct bx_bmsgs *msgs = &reply;
+  reply.n = 0;
   if (!e && status != 200) {
     snprintf(ebuf, sizeof ebuf, "http-%d", status);
     e = ebuf;
   }
-  if (!e) {
-    msgs = len <= BODY_LIMIT ? json_loadb(body, len, 0, NULL) : NULL;
-    if (!msgs) e = "bad-json";
-    else if (!json_is_array(msgs)) {
-      json_t *a = json_array();
-      json_array_append_new(a, msgs);
-      msgs = a;
-    }
-  }
+  if (!e && (len > BODY_LIMIT || bx_bmsgs_parse(&reply, body, len) < 0)) e = "bad-json";
   switch (r) {
   case R_HANDSHAKE: {
     if (e) {
       handshake_done(c, e);
       break;
     }
-    json_t *m = meta_reply(msgs, "/meta/handshake");
-    json_t *id = json_object_get(m, "clientId");
-    if (!successful(m) || !json_is_string(id) || !json_string_length(id)) {
+    const struct bx_bmsg *m = meta_reply(msgs, "/meta/handshake");
+    if (!successful(m) || !m->client_id.p || !m->client_id.n) {
       handshake_done(c, "handshake-refused");
       break;
     }
-    c->cid_json = json_dumps(id, JSON_ENCODE_ANY);
+    json_t *id = json_stringn(m->client_id.p, m->client_id.n);   /* NULL if not UTF-8 */
+    c->cid_json = id ? json_dumps(id, JSON_ENCODE_ANY) : NULL;
+    json_decref(id);
+    if (!c->cid_json) {
+      handshake_done(c, "handshake-refused");
+      break;
+    }
     st.handshakes++;
     scratch.len = 0;
     bx_gbuf_printf(&scratch, "[");
@@ -634,12 +627,7 @@ static void on_reply(struct bx_hconn *h, const char *e, int status, const char *
     }
     take_deliveries(c, msgs);
     int ok = 0;
-    size_t i;
-    json_t *m;
-    json_array_foreach(msgs, i, m) {
-      const char *ch = json_string_value(json_object_get(m, "channel"));
-      if (ch && !strcmp(ch, "/meta/subscribe") && successful(m)) ok++;
-    }
+    for (size_t i = 0; i < msgs->n; i++) ok += bx_str_is(msgs->m[i].channel, "/meta/subscribe") && msgs->m[i].successful;
     if (ok != (int)o.rpc) handshake_done(c, "subscribe-refused");
     else connect_now(c, true);   /* not held: CometD's client sends advice.timeout 0 first */
     break;
@@ -668,7 +656,6 @@ static void on_reply(struct bx_hconn *h, const char *e, int status, const char *
     disconnect_pending--;
     break;
   }
-  json_decref(msgs);
 }
 
 static void disconnect_all(void) {
@@ -950,6 +937,7 @@ int main(int argc, char **argv) {
   free(members);
   free(lat);
   bx_gbuf_free(&scratch);
+  bx_bmsgs_free(&reply);
   free(o.host);
   free(o.path);
   close(epfd);
