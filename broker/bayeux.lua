@@ -469,10 +469,9 @@ local function connect(_, args)
   local tc = sess.t ~= transport
   local held_live = 0
   local want_park = pending == 0 and hold and not first
-  if sess.b ~= '' then
-    need(k.browser(sess.b), 'set')
-    if want_park and max_spb >= 0 then held_live = held_others(k, sess.b, cid) end
-  end
+  -- No type check of Pbrowser:<b> of its own: held_others' SMEMBERS is one, and the only write
+  -- to it here is a PEXPIRE, which takes any type.
+  if sess.b ~= '' and want_park and max_spb >= 0 then held_live = held_others(k, sess.b, cid) end
 
   -- writes
   local now = now_ms()
