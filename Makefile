@@ -48,11 +48,13 @@ BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
 # The C load generator of make bench (bench/cgen.c, chttp.c, bmsg.c): jansson only, no libbx.
 CGEN := $(BUILD)/bench/bx-cgen
 CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o $(BUILD)/obj/bench/bmsg.o
+# The latency-floor probe (bench/floor.c): a C Bayeux long-polling client, jansson only.
+FLOOR := $(BUILD)/bench/floor
 
-.PHONY: all deps test test-build run bench fuzz clean unit www
+.PHONY: all deps test test-build run bench fuzz clean unit www floor
 # Keep intermediate objects of test binaries (no rebuild on every make).
 .SECONDARY:
-all: $(BINS) $(CGEN)
+all: $(BINS) $(CGEN) $(FLOOR)
 
 deps:
 	@bash scripts/deps.sh
@@ -93,6 +95,13 @@ $(CGEN): $(CGEN_OBJ)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CGEN_OBJ) $(shell pkg-config --libs jansson) -lm
+
+$(FLOOR): $(BUILD)/obj/bench/floor.o
+	@mkdir -p $(dir $@)
+	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(shell pkg-config --libs jansson) -lm
+
+floor: $(FLOOR)
 
 # bayeux-ws's upgrade rules and deflate bodies are unit-tested directly (not part of libbx).
 $(BUILD)/tests/test_ws_upgrade: $(BUILD)/obj/tests/unit/test_ws_upgrade.o $(BUILD)/obj/ws/upgrade.o $(BUILD)/obj/ws/deflate.o $(BUILD)/libbx.a
@@ -138,7 +147,7 @@ $(BUILD)/bin/brokercost: $(BUILD)/obj/bench/brokercost.o $(BUILD)/libbx.a
 	@mkdir -p $(dir $@)
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(BUILD)/libbx.a $(LIBS)
 
-bench: deps all $(BUILD)/bin/brokercost
+bench: deps all $(BUILD)/bin/brokercost $(FLOOR)
 	bash bench/run.sh
 
 FUZZ_SECONDS ?= 60

@@ -23,6 +23,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 source tests/lib/common.sh
 [ -f scripts/stack.sh ] && source scripts/stack.sh
+source bench/lib/floorc.sh
 
 QUICK=${QUICK:-0}
 if [ "$QUICK" = 1 ]; then
@@ -89,6 +90,7 @@ cleanup() {
   for f in "$FAYE_DIR"/run/faye-*.pid "$FAYE_DIR"/run/redis.pid "$COMETD_DIR"/run/cometd-node-*.pid "$BENCH_DIR"/brokercost/redis.pid; do
     [ -f "$f" ] && bx_stop_pidfile "$f"
   done
+  floorc_responder_stop "$BENCH_DIR/responder"
 }
 trap 'cleanup; exit 130' INT TERM
 trap cleanup EXIT
@@ -243,6 +245,33 @@ for s in "${started[@]}"; do
   log "$s: latency floor"
   CLIENTS=2 ROOMS=1 ROOMS_PER_CLIENT=1 bench_one "$s" 50 --batch 1 --duration 5 --label "floor-$s" || true
 done
+
+# The same floor measured by the C probe (bench/floor.c: no Node event-loop hops on either end, the
+# instrument shared/limits.md's ~0.35 ms was measured with), then both instruments against the trivial
+# in-memory responder: each instrument's own floor.
+FLOOR_BIN=$BUILD/bench/floor
+floorc_one() { # LABEL URL
+  local line
+  if [ ! -x "$FLOOR_BIN" ]; then
+    printf '{"label":"%s","instrument":"floor.c","error":"%s not built (make floor)"}\n' "$1" "$FLOOR_BIN" >> "$RUNS"; return
+  fi
+  line=$(timeout -k 5 90 "$FLOOR_BIN" --json --label "$1" --url "$2" --rate 50 --duration 5 2> >(sed 's/^/    /' >&2))
+  [ -n "$line" ] || line=$(printf '{"label":"%s","instrument":"floor.c","error":"probe gave no result (killed after 90 s?)"}' "$1")
+  echo "$line" >> "$RUNS"
+}
+for s in "${started[@]}"; do
+  log "$s: latency floor, C probe"
+  floorc_one "floorc-$s" "${URL[$s]}"
+done
+log "latency floor of the instruments: trivial responder"
+timeout -k 5 60 node bench/bench.js --json --self --label floor-responder --clients 2 --rooms 1 --rooms-per-client 1 \
+  --rate 50 --batch 1 --duration 5 2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "responder floor run failed"
+if rurl=$(floorc_responder_start "$BENCH_DIR/responder"); then
+  floorc_one floorc-responder "$rurl"
+  floorc_responder_stop "$BENCH_DIR/responder"
+else
+  printf '{"label":"floorc-responder","instrument":"floor.c","error":"responder did not start"}\n' >> "$RUNS"
+fi
 
 # Request rates: the libfcgi hello-world ceiling, then non-blocking publishes (one session per
 # connection, a channel nobody subscribes to) against each server.

@@ -3,7 +3,7 @@
 // Each publish is serialized once and its text appended to every subscriber's queue.
 // Usage: node responder.js PORT   (prints "ready" when listening)
 // BENCH_FAULTS="drop=P,dup=P,swap=P": per recipient, lose / duplicate / queue out of order with
-// probability P — bench/selftest.sh uses it to check that the generator counts what it claims.
+// probability P — bench/selftest.sh uses it to check that the generators (bench.js, floor.c) count what they claim.
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -68,8 +68,15 @@ function handle(msgs, res) {
         const t = sessions.get(cid);
         if (!t) continue;
         if (faults.drop && Math.random() < faults.drop) continue;
-        if (faults.swap && t.queue.length && Math.random() < faults.swap) t.queue.splice(t.queue.length - 1, 0, text);
-        else t.queue.push(text);
+        // swap: before the queued message, or, with none queued (single publishes, as floor.c sends),
+        // held back until this recipient's next message from the same publisher.
+        if (faults.swap && !t.deferred && Math.random() < faults.swap) {
+          if (t.queue.length) t.queue.splice(t.queue.length - 1, 0, text);
+          else { t.deferred = { from: m.clientId, text }; continue; }
+        } else t.queue.push(text);
+        if (t.deferred && t.deferred.from === m.clientId && t.queue[t.queue.length - 1] === text) {
+          t.queue.push(t.deferred.text); t.deferred = null;
+        }
         if (faults.dup && Math.random() < faults.dup) t.queue.push(text);
         if (t.held && !t.wake) { t.wake = true; setImmediate(() => { t.wake = false; if (t.held) flush(t, t.heldReply); }); }
       }

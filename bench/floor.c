@@ -1,0 +1,1222 @@
+/* bench/floor.c — the latency-floor probe: a single-threaded C Bayeux long-polling client measuring
+ * publish→receive latency at light load, as precisely as the C prototypes that derived the ~0.35 ms
+ * floor (shared/limits.md). The Node generator (bench.js) adds its own event-loop hops on both ends.
+ *
+ * Workload (bench.js's "latency floor" run): CLIENTS clients (2), each with its own cookie jar and two
+ * keep-alive HTTP/1.1 connections like a browser (one for /meta/connect, one for the rest), all
+ * subscribed to /chat/0; PUBLISHERS of them (default all, round-robin) send single-message publishes
+ * at RATE/s for DURATION s. Every message carries {"p":publisher,"s":seq,"t":µs CLOCK_MONOTONIC taken
+ * just before write()}; every delivery (on any reply) is timestamped when its last byte is read.
+ * Output: a summary on stderr; with --json one line on stdout shaped like bench.js's results.
+ * Exit 0 even when the server failed (the result has "error"), 2 on bad arguments, 1 out of memory.
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HEAD_CAP (64 * 1024)   /* response status line + headers */
+#define LINE_CAP 1024          /* one chunk-size or trailer line */
+#define COOKIE_CAP 8192        /* a client's Cookie header */
+#define MAX_CLIENTS 64
+#define CHANNEL "/chat/0"
+
+/* ---- options ---------------------------------------------------------------------------------- */
+
+static struct {
+  const char *url, *label;
+  double rate, duration, drain, connect_timeout, request_timeout, setup_timeout;
+  int clients, publishers, size;
+  double max_response;   /* bytes, a number for the shared range check */
+  bool json;
+  /* parsed --url */
+  char *host, *hostport, *path;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+} o;
+
+static double cpu_s(void) {
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
+}
+
+static int64_t now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static void oom(void) {
+  fputs("floor: out of memory\n", stderr);
+  exit(1);
+}
+
+/* ---- growable buffers with a cap ------------------------------------------------------------ */
+
+struct gbuf {
+  char *p;
+  size_t len, cap;
+};
+
+/* Room for n more bytes (+1 for a terminating NUL) without passing limit; -1 when over the limit. */
+static int gbuf_reserve(struct gbuf *b, size_t n, size_t limit) {
+  if (n > limit || b->len > limit - n) return -1;
+  if (b->len + n + 1 <= b->cap) return 0;
+  size_t cap = b->cap ? b->cap : 512;
+  while (cap < b->len + n + 1) cap *= 2;
+  char *p = realloc(b->p, cap);
+  if (!p) oom();
+  b->p = p;
+  b->cap = cap;
+  return 0;
+}
+
+static int gbuf_append(struct gbuf *b, const void *d, size_t n, size_t limit) {
+  if (gbuf_reserve(b, n, limit) < 0) return -1;
+  memcpy(b->p + b->len, d, n);
+  b->len += n;
+  b->p[b->len] = '\0';
+  return 0;
+}
+
+static void gbuf_printf(struct gbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends formatted text; only for our own requests (no network input), so no limit but SIZE_MAX/2. */
+static void gbuf_printf(struct gbuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(NULL, 0, fmt, ap);
+  va_end(ap);
+  if (n < 0 || gbuf_reserve(b, (size_t)n, SIZE_MAX / 2) < 0) oom();
+  va_start(ap, fmt);
+  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
+  va_end(ap);
+  b->len += (size_t)n;
+}
+
+static void gbuf_drop_front(struct gbuf *b, size_t n) {
+  memmove(b->p, b->p + n, b->len - n);
+  b->len -= n;
+  if (b->p) b->p[b->len] = '\0';
+}
+
+/* ---- counters ------------------------------------------------------------------------------- */
+
+struct lats {   /* latency samples, µs */
+  int64_t *v;
+  size_t n, cap;
+};
+
+static void lats_add(struct lats *l, int64_t us) {
+  if (l->n == l->cap) {
+    l->cap = l->cap ? l->cap * 2 : 4096;
+    l->v = realloc(l->v, l->cap * sizeof *l->v);
+    if (!l->v) oom();
+  }
+  l->v[l->n++] = us;
+}
+
+static struct {
+  uint64_t published, publish_failed, skipped, expected, received, dup, ooo, foreign, connects, rehandshakes;
+  uint64_t on_publish_reply;   /* deliveries that came on a publish reply (piggybacked) */
+  struct lats lat, lat_others; /* every delivery; those to a client other than the publisher */
+  json_t *errors;   /* kind → count */
+  char fatal[256];  /* the run's error, "" when none */
+} st;
+
+static void count_error(const char *kind) {
+  json_t *v = json_object_get(st.errors, kind);
+  if (json_object_set_new(st.errors, kind, json_integer(v ? json_integer_value(v) + 1 : 1)) < 0) oom();
+}
+
+static void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Ends the run with this error (the first one wins). */
+static void fatal(const char *fmt, ...) {
+  if (st.fatal[0]) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(st.fatal, sizeof st.fatal, fmt, ap);
+  va_end(ap);
+}
+
+/* ---- HTTP/1.1 connections -------------------------------------------------------------------- */
+
+enum req { REQ_NONE, REQ_HANDSHAKE, REQ_SUBSCRIBE, REQ_CONNECT0, REQ_CONNECT, REQ_PUBLISH, REQ_DISCONNECT };
+enum hstate { H_HEAD, H_LEN, H_CHUNK_SIZE, H_CHUNK_DATA, H_CHUNK_CRLF, H_TRAILER, H_EOF };
+
+struct client;
+struct conn {
+  struct client *cl;
+  int fd;
+  uint32_t tag, gen;       /* epoll data: tag (client*2+k) | gen << 16, so stale events are ignored */
+  bool connecting, used, busy, got, reused, retried;
+  enum req req;
+  uint64_t pub_seq;        /* REQ_PUBLISH: the sequence number sent */
+  char msg_id[24];         /* the Bayeux id of the request's first message */
+  int64_t deadline, t_read;
+  struct gbuf out, in, body;
+  size_t out_off, pos;     /* bytes of out written; parse position in in */
+  /* response being parsed */
+  enum hstate hs;
+  int status;
+  bool close;
+  uint64_t left;           /* Content-Length or chunk bytes still to read */
+};
+
+struct client {
+  int idx;
+  char *client_id;          /* NULL while not handshaken */
+  char *client_id_json;     /* the same as a JSON string, for publish bodies */
+  char cookie[COOKIE_CAP];  /* "a=1; b=2" (bounded by COOKIE_CAP, checked on every add) */
+  uint64_t msg_id, seq;
+  bool ready, stopped;
+  int64_t connect_at;       /* when the connect loop sends its next connect; 0 = not scheduled */
+  int64_t handshake_at;     /* when a failed re-handshake is tried again; 0 = not scheduled */
+  struct conn cc, pc;       /* connect connection, publish connection */
+  /* per publisher: seen[seq] bitmap and the highest seq received */
+  uint8_t *seen[MAX_CLIENTS];
+  size_t seencap[MAX_CLIENTS];
+  int64_t last[MAX_CLIENTS];
+};
+
+static int epfd = -1;
+static struct client clients[MAX_CLIENTS];
+
+static void conn_close(struct conn *c) {
+  if (c->fd >= 0) {
+    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+  }
+  c->fd = -1;
+  c->connecting = c->used = false;
+  c->in.len = 0;
+}
+
+static int conn_watch(struct conn *c, int op) {
+  struct epoll_event ev = {.events = EPOLLIN | (c->connecting || c->out_off < c->out.len ? EPOLLOUT : 0),
+                           .data.u64 = c->tag | (uint64_t)c->gen << 16};
+  return epoll_ctl(epfd, op, c->fd, &ev);
+}
+
+static int conn_open(struct conn *c) {
+  c->fd = socket(o.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (c->fd < 0) return -1;
+  c->gen = (c->gen + 1) & 0xffffffu;
+  int one = 1;
+  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  c->used = false;
+  c->connecting = connect(c->fd, (struct sockaddr *)&o.addr, o.addrlen) < 0;
+  if (c->connecting && errno != EINPROGRESS) {
+    int e = errno;
+    close(c->fd);
+    c->fd = -1;
+    errno = e;
+    return -1;
+  }
+  if (conn_watch(c, EPOLL_CTL_ADD) < 0) {
+    int e = errno;
+    close(c->fd);
+    c->fd = -1;
+    errno = e;
+    return -1;
+  }
+  return 0;
+}
+
+static void on_reply(struct conn *c, const char *err, json_t *msgs);
+static int conn_flush(struct conn *c);
+
+/* Fails the request in flight with err; a reused keep-alive connection the server closed before
+ * sending anything is retried once on a fresh connection (what browsers do). */
+static void conn_fail(struct conn *c, const char *err, bool retryable) {
+  conn_close(c);
+  if (!c->busy) return;
+  if (retryable && c->reused && !c->got && !c->retried) {
+    c->retried = true;
+    c->out_off = 0;
+    c->hs = H_HEAD;
+    c->pos = c->body.len = 0;
+    if (conn_open(c) == 0) {
+      c->used = true;
+      if (!c->connecting) conn_flush(c);
+      return;
+    }
+    err = strerror(errno);
+  }
+  c->busy = false;
+  on_reply(c, err, NULL);
+}
+
+/* Writes what is pending; -1 on a socket error (the request has been failed). */
+static int conn_flush(struct conn *c) {
+  while (c->out_off < c->out.len) {
+    ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+      conn_fail(c, errno == EPIPE ? "EPIPE" : errno == ECONNRESET ? "ECONNRESET" : strerror(errno), true);
+      return -1;
+    }
+    c->out_off += (size_t)n;
+  }
+  if (conn_watch(c, EPOLL_CTL_MOD) < 0) {
+    conn_fail(c, "epoll_ctl", false);
+    return -1;
+  }
+  return 0;
+}
+
+/* Starts a request: POST body (JSON text) on c with this timeout; the reply comes to on_reply().
+ * For publishes the caller formats the body right before this call, so t is taken just before write(). */
+static void conn_post(struct conn *c, enum req req, const char *body, size_t blen, double timeout_s) {
+  struct client *cl = c->cl;
+  c->out.len = 0;
+  c->out_off = 0;
+  gbuf_printf(&c->out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json;charset=UTF-8\r\n"
+              "Content-Length: %zu\r\n%s%s%s\r\n",
+              o.path, o.hostport, blen, cl->cookie[0] ? "Cookie: " : "", cl->cookie, cl->cookie[0] ? "\r\n" : "");
+  if (gbuf_append(&c->out, body, blen, SIZE_MAX / 2) < 0) oom();
+  c->req = req;
+  c->busy = true;
+  c->got = c->retried = false;
+  c->hs = H_HEAD;
+  c->pos = 0;
+  c->body.len = 0;
+  c->in.len = 0;
+  c->deadline = now_us() + (int64_t)(timeout_s * 1e6);
+  if (c->fd < 0 && conn_open(c) < 0) {
+    c->busy = false;
+    on_reply(c, errno == ECONNREFUSED ? "ECONNREFUSED" : strerror(errno), NULL);
+    return;
+  }
+  c->reused = c->used;
+  c->used = true;
+  if (!c->connecting) conn_flush(c);
+}
+
+/* Keeps name=value of a Set-Cookie value in the client's jar, newest value per name. */
+static void keep_cookie(struct client *cl, const char *v, size_t n) {
+  size_t kvlen = 0;
+  while (kvlen < n && v[kvlen] != ';') kvlen++;
+  while (kvlen && (v[kvlen - 1] == ' ' || v[kvlen - 1] == '\t')) kvlen--;
+  const char *eq = memchr(v, '=', kvlen);
+  if (!eq || eq == v) return;
+  size_t nlen = (size_t)(eq - v);
+  /* Rebuild the jar without the old value of this name, then append the new one. */
+  char jar[COOKIE_CAP];
+  size_t jl = 0;
+  for (char *p = cl->cookie; *p;) {
+    char *end = strstr(p, "; ");
+    size_t l = end ? (size_t)(end - p) : strlen(p);
+    if (!(l > nlen && p[nlen] == '=' && memcmp(p, v, nlen) == 0)) {
+      if (jl) jar[jl++] = ';', jar[jl++] = ' ';
+      memcpy(jar + jl, p, l);
+      jl += l;
+    }
+    p += l + (end ? 2 : 0);
+  }
+  if (jl + 2 + kvlen + 1 > sizeof jar) {
+    count_error("cookie-too-large");
+    return;
+  }
+  if (jl) jar[jl++] = ';', jar[jl++] = ' ';
+  memcpy(jar + jl, v, kvlen);
+  jl += kvlen;
+  jar[jl] = '\0';
+  memcpy(cl->cookie, jar, jl + 1);
+}
+
+static bool hname(const char *line, size_t n, const char *name, const char **val, size_t *vlen) {
+  size_t k = strlen(name);
+  if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0) return false;
+  const char *v = line + k + 1, *e = line + n;
+  while (v < e && (*v == ' ' || *v == '\t')) v++;
+  while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
+  *val = v;
+  *vlen = (size_t)(e - v);
+  return true;
+}
+
+/* Parses a decimal (Content-Length) or hex (chunk size) number filling [v, v+n); -1 when malformed. */
+static int parse_num(const char *v, size_t n, int base, uint64_t *out) {
+  uint64_t x = 0;
+  if (n == 0) return -1;
+  for (size_t i = 0; i < n; i++) {
+    int d;
+    char ch = v[i];
+    if (ch >= '0' && ch <= '9') d = ch - '0';
+    else if (base == 16 && ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
+    else if (base == 16 && ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
+    else return -1;
+    if (x > (UINT64_MAX - (uint64_t)d) / (uint64_t)base) return -1;
+    x = x * (uint64_t)base + (uint64_t)d;
+  }
+  *out = x;
+  return 0;
+}
+
+/* Status line and headers in in[0, end): sets status, close, the body framing, keeps cookies. */
+static const char *parse_head(struct conn *c, size_t end) {
+  const char *p = c->in.p, *e = p + end;
+  const char *le = memmem(p, end, "\r\n", 2);
+  if (!le || le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
+      p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
+      (le - p > 12 && p[12] != ' '))
+    return "bad-status-line";
+  c->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
+  c->close = p[7] == '0';
+  bool has_len = false, chunked = false;
+  uint64_t len = 0;
+  for (p = le + 2; p < e;) {
+    const char *nl = memmem(p, (size_t)(e - p), "\r\n", 2);
+    size_t n = nl ? (size_t)(nl - p) : (size_t)(e - p);
+    const char *v;
+    size_t vl;
+    if (hname(p, n, "Content-Length", &v, &vl)) {
+      uint64_t x;
+      if (parse_num(v, vl, 10, &x) < 0 || (has_len && x != len)) return "bad-content-length";
+      has_len = true;
+      len = x;
+    } else if (hname(p, n, "Transfer-Encoding", &v, &vl)) {
+      if (vl == 7 && strncasecmp(v, "chunked", 7) == 0) chunked = true;
+      else if (!(vl == 8 && strncasecmp(v, "identity", 8) == 0)) return "unsupported-transfer-encoding";
+    } else if (hname(p, n, "Connection", &v, &vl)) {
+      for (size_t k = 0; k + 5 <= vl; k++)
+        if (strncasecmp(v + k, "close", 5) == 0) c->close = true;
+    } else if (hname(p, n, "Set-Cookie", &v, &vl)) {
+      keep_cookie(c->cl, v, vl);
+    }
+    p += n + 2;
+  }
+  if (c->status == 204 || c->status == 304) c->hs = H_LEN, c->left = 0;
+  else if (chunked) c->hs = H_CHUNK_SIZE;   /* chunked wins over Content-Length (RFC 9112 6.3) */
+  else if (has_len) c->hs = H_LEN, c->left = len;
+  else c->hs = H_EOF, c->close = true;      /* the body ends when the server closes */
+  if (c->hs == H_LEN && len > (uint64_t)o.max_response) return "response-too-large";
+  return NULL;
+}
+
+/* Advances the parser over in[pos..]: 1 = response complete, 0 = need more bytes, -1 = error (*err). */
+static int parse(struct conn *c, const char **err) {
+  size_t cap = (size_t)o.max_response;
+  for (;;) {
+    char *p = c->in.p + c->pos;
+    size_t avail = c->in.len - c->pos;
+    switch (c->hs) {
+    case H_HEAD: {
+      char *he = avail ? memmem(p, avail, "\r\n\r\n", 4) : NULL;
+      if (!he) {
+        if (avail > HEAD_CAP) return *err = "header-too-large", -1;
+        return 0;
+      }
+      size_t hlen = (size_t)(he - p) + 4;
+      if (hlen > HEAD_CAP) return *err = "header-too-large", -1;
+      if ((*err = parse_head(c, hlen - 2)) != NULL) return -1;
+      c->pos += hlen;
+      if (c->status < 200) {   /* an interim response (100 Continue): the real one follows */
+        gbuf_drop_front(&c->in, c->pos);
+        c->pos = 0;
+        c->hs = H_HEAD;
+      }
+      break;
+    }
+    case H_LEN:
+    case H_CHUNK_DATA: {
+      size_t n = avail < c->left ? avail : (size_t)c->left;
+      if (gbuf_append(&c->body, p, n, cap) < 0) return *err = "response-too-large", -1;
+      c->pos += n;
+      c->left -= n;
+      if (c->left) return 0;
+      if (c->hs == H_CHUNK_DATA) {
+        c->hs = H_CHUNK_CRLF;
+        break;
+      }
+      if (c->pos != c->in.len) return *err = "unsolicited-data", -1;   /* we never pipeline */
+      return 1;
+    }
+    case H_CHUNK_SIZE:
+    case H_TRAILER: {
+      char *nl = avail ? memmem(p, avail, "\r\n", 2) : NULL;
+      if (!nl) {
+        if (avail > LINE_CAP) return *err = "chunk-line-too-long", -1;
+        return 0;
+      }
+      size_t n = (size_t)(nl - p);
+      c->pos += n + 2;
+      if (c->hs == H_TRAILER) {
+        if (n) break;   /* a trailer field: ignored */
+        if (c->pos != c->in.len) return *err = "unsolicited-data", -1;
+        return 1;
+      }
+      size_t hex = 0;
+      while (hex < n && p[hex] != ';' && p[hex] != ' ' && p[hex] != '\t') hex++;
+      uint64_t sz;
+      if (parse_num(p, hex, 16, &sz) < 0) return *err = "bad-chunk-size", -1;
+      if (sz > cap) return *err = "response-too-large", -1;
+      c->left = sz;
+      c->hs = sz ? H_CHUNK_DATA : H_TRAILER;
+      break;
+    }
+    case H_CHUNK_CRLF:
+      if (avail < 2) return 0;
+      if (p[0] != '\r' || p[1] != '\n') return *err = "bad-chunk", -1;
+      c->pos += 2;
+      c->hs = H_CHUNK_SIZE;
+      break;
+    case H_EOF:
+      if (gbuf_append(&c->body, p, avail, cap) < 0) return *err = "response-too-large", -1;
+      c->pos += avail;
+      return 0;   /* complete only at EOF */
+    }
+  }
+}
+
+/* The response is complete: status checked, body parsed as JSON, handed to on_reply(). */
+static void conn_done(struct conn *c) {
+  c->busy = false;
+  if (c->close) conn_close(c);
+  c->in.len = 0;
+  c->pos = 0;
+  if (c->status != 200) {
+    char kind[24];
+    snprintf(kind, sizeof kind, "http-%d", c->status);
+    on_reply(c, kind, NULL);
+    return;
+  }
+  json_error_t je;
+  json_t *j = json_loadb(c->body.p ? c->body.p : "", c->body.len, 0, &je);
+  if (!j) {
+    on_reply(c, "bad-json", NULL);
+    return;
+  }
+  if (!json_is_array(j)) {
+    json_t *a = json_array();
+    if (!a || json_array_append_new(a, j) < 0) oom();
+    j = a;
+  }
+  on_reply(c, NULL, j);
+  json_decref(j);
+}
+
+static void conn_readable(struct conn *c) {
+  for (;;) {
+    /* in holds only unparsed bytes: at most a header block or a chunk-size line, plus one read */
+    if (c->pos) {
+      gbuf_drop_front(&c->in, c->pos);
+      c->pos = 0;
+    }
+    if (gbuf_reserve(&c->in, 16384, HEAD_CAP + 65536) < 0) {
+      conn_fail(c, "response-too-large", false);
+      return;
+    }
+    ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+      conn_fail(c, errno == ECONNRESET ? "ECONNRESET" : strerror(errno), true);
+      return;
+    }
+    if (n == 0) {
+      if (c->busy && c->hs == H_EOF) {
+        c->t_read = now_us();
+        conn_done(c);
+      } else {
+        conn_fail(c, "closed", true);   /* an idle keep-alive connection closed: quietly dropped */
+      }
+      return;
+    }
+    c->t_read = now_us();
+    if (!c->busy) {
+      count_error("unsolicited-data");
+      conn_close(c);
+      return;
+    }
+    c->got = true;
+    c->in.len += (size_t)n;
+    c->in.p[c->in.len] = '\0';
+    const char *err = NULL;
+    int r = parse(c, &err);
+    if (r < 0) {
+      conn_fail(c, err, false);
+      return;
+    }
+    if (r == 1) {
+      conn_done(c);
+      return;
+    }
+  }
+}
+
+static void conn_event(struct conn *c, uint32_t ev) {
+  if (c->connecting && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
+    int e = 0;
+    socklen_t el = sizeof e;
+    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
+    if (e) {
+      conn_fail(c, e == ECONNREFUSED ? "ECONNREFUSED" : strerror(e), false);
+      return;
+    }
+    c->connecting = false;
+  }
+  if ((ev & EPOLLOUT) && c->busy && c->out_off < c->out.len && conn_flush(c) < 0) return;
+  if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) conn_readable(c);
+}
+
+/* ---- Bayeux --------------------------------------------------------------------------------- */
+
+static enum { P_SETUP, P_WARM, P_PUBLISH, P_DRAIN, P_BYE, P_END } phase;
+static int64_t t_phase, t0, t_pub_end, t_last_recv;
+static double cpu0;   /* the probe's CPU seconds when publishing started */
+static uint64_t pub_due, pub_sent[MAX_CLIENTS];
+static int next_publisher;
+static char pad[65536];
+
+static void post_json(struct conn *c, enum req req, json_t *msgs, double timeout_s) {
+  char *s = json_dumps(msgs, JSON_COMPACT);
+  if (!s) oom();
+  conn_post(c, req, s, strlen(s), timeout_s);
+  free(s);
+  json_decref(msgs);
+}
+
+static json_t *meta(struct client *cl, struct conn *c, const char *channel) {
+  snprintf(c->msg_id, sizeof c->msg_id, "%" PRIu64, ++cl->msg_id);
+  json_t *m = json_pack("{s:s, s:s}", "channel", channel, "id", c->msg_id);
+  if (!m) oom();
+  if (cl->client_id && json_object_set_new(m, "clientId", json_string(cl->client_id)) < 0) oom();
+  return m;
+}
+
+static json_t *batch1(json_t *m) {
+  json_t *a = json_array();
+  if (!a || json_array_append_new(a, m) < 0) oom();
+  return a;
+}
+
+static void handshake(struct client *cl, struct conn *c) {
+  free(cl->client_id);
+  free(cl->client_id_json);
+  cl->client_id = cl->client_id_json = NULL;
+  cl->ready = false;
+  json_t *m = meta(cl, c, "/meta/handshake");
+  if (json_object_set_new(m, "version", json_string("1.0")) < 0 ||
+      json_object_set_new(m, "minimumVersion", json_string("1.0")) < 0 ||
+      json_object_set_new(m, "supportedConnectionTypes", json_pack("[s]", "long-polling")) < 0)
+    oom();
+  post_json(c, REQ_HANDSHAKE, batch1(m), o.request_timeout);
+}
+
+static void send_connect(struct client *cl, bool first) {
+  json_t *m = meta(cl, &cl->cc, "/meta/connect");
+  if (json_object_set_new(m, "connectionType", json_string("long-polling")) < 0) oom();
+  /* The first connect is not held (CometD's client sends advice.timeout 0). */
+  if (first && json_object_set_new(m, "advice", json_pack("{s:i}", "timeout", 0)) < 0) oom();
+  post_json(&cl->cc, first ? REQ_CONNECT0 : REQ_CONNECT, batch1(m), first ? o.request_timeout : o.connect_timeout);
+}
+
+/* The reply to the request whose id we sent on c, on channel; NULL when absent. A delivery of our
+ * own publish (piggybacked on its reply, with data) may carry the same channel and id: not a reply. */
+static json_t *find_reply(json_t *msgs, struct conn *c, const char *channel) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    if (json_object_get(m, "data") && strncmp(channel, "/meta/", 6) != 0) continue;
+    const char *ch = json_string_value(json_object_get(m, "channel"));
+    const char *id = json_string_value(json_object_get(m, "id"));
+    if (ch && strcmp(ch, channel) == 0 && (!id || strcmp(id, c->msg_id) == 0)) return m;
+  }
+  return NULL;
+}
+
+static bool successful(json_t *m) { return m && json_is_true(json_object_get(m, "successful")); }
+
+/* An integer-valued JSON number within [lo, hi]. */
+static bool int_in(json_t *v, double lo, double hi, int64_t *out) {
+  if (!json_is_number(v)) return false;
+  double d = json_number_value(v);
+  if (!(d >= lo && d <= hi) || d != floor(d)) return false;
+  *out = (int64_t)d;
+  return true;
+}
+
+/* Deliveries can ride on any reply (CometD may piggyback them on a publish reply). */
+static void take_deliveries(struct client *cl, json_t *msgs, int64_t t_read, bool publish_reply) {
+  size_t i;
+  json_t *m;
+  json_array_foreach(msgs, i, m) {
+    const char *ch = json_string_value(json_object_get(m, "channel"));
+    json_t *d = json_object_get(m, "data");
+    if (!ch || strncmp(ch, "/meta/", 6) == 0 || !d) continue;
+    int64_t p, s, t;
+    if (!int_in(json_object_get(d, "p"), 0, o.clients - 1, &p) ||
+        !int_in(json_object_get(d, "s"), 0, (double)pub_sent[p] - 1, &s) ||
+        !int_in(json_object_get(d, "t"), 0, 9e15, &t) || strcmp(ch, CHANNEL) != 0) {
+      st.foreign++;
+      continue;
+    }
+    size_t need = (size_t)s / 8 + 1;
+    if (need > cl->seencap[p]) {
+      size_t cap = cl->seencap[p] ? cl->seencap[p] : 1024;
+      while (cap < need) cap *= 2;
+      uint8_t *n = realloc(cl->seen[p], cap);
+      if (!n) oom();
+      memset(n + cl->seencap[p], 0, cap - cl->seencap[p]);
+      cl->seen[p] = n;
+      cl->seencap[p] = cap;
+    }
+    uint8_t bit = (uint8_t)(1u << (s % 8));
+    if (cl->seen[p][s / 8] & bit) {
+      st.dup++;
+      continue;
+    }
+    cl->seen[p][s / 8] |= bit;
+    if (s < cl->last[p]) st.ooo++;
+    else cl->last[p] = s;
+    st.received++;
+    t_last_recv = t_read;
+    st.on_publish_reply += publish_reply;
+    lats_add(&st.lat, t_read - t);
+    if (p != cl->idx) lats_add(&st.lat_others, t_read - t);
+  }
+}
+
+static int clients_ready(void) {
+  int n = 0;
+  for (int i = 0; i < o.clients; i++) n += clients[i].ready;
+  return n;
+}
+
+/* A failed connect: follow the advice like CometD's client (handshake, retry after interval, none). */
+static void connect_failed(struct client *cl, const char *err, json_t *r) {
+  json_t *adv = r ? json_object_get(r, "advice") : NULL;
+  const char *reconnect = json_string_value(json_object_get(adv, "reconnect"));
+  const char *error = r ? json_string_value(json_object_get(r, "error")) : NULL;
+  double interval = json_is_number(json_object_get(adv, "interval")) ? json_number_value(json_object_get(adv, "interval")) : 0;
+  char kind[96];
+  snprintf(kind, sizeof kind, "connect:%.80s", err ? err : error ? error : "refused");
+  count_error(kind);
+  if (reconnect && strcmp(reconnect, "none") == 0) {
+    cl->stopped = true;
+    cl->ready = false;
+    fatal("client %d: server advised reconnect none (%s)", cl->idx, error ? error : "no error");
+    return;
+  }
+  if ((reconnect && strcmp(reconnect, "handshake") == 0) || (error && strncmp(error, "402", 3) == 0)) {
+    st.rehandshakes++;
+    handshake(cl, &cl->cc);   /* cc is free: its connect just came back */
+    return;
+  }
+  cl->connect_at = now_us() + (int64_t)((err ? 200 : (interval > 100 ? interval : 100)) * 1000);
+}
+
+static void setup_failed(struct client *cl, const char *what, const char *err, json_t *r) {
+  const char *error = r ? json_string_value(json_object_get(r, "error")) : NULL;
+  if (phase == P_SETUP) {
+    fatal("client %d: %s failed: %s", cl->idx, what, err ? err : error ? error : "refused");
+    return;
+  }
+  char kind[96];
+  snprintf(kind, sizeof kind, "rehandshake:%.40s:%.40s", what, err ? err : error ? error : "refused");
+  count_error(kind);
+  cl->handshake_at = now_us() + 500000;
+}
+
+/* What each request is answered on, and its name in error messages. */
+static const char *const req_channel[REQ_DISCONNECT + 1] = {[REQ_HANDSHAKE] = "/meta/handshake", [REQ_SUBSCRIBE] = "/meta/subscribe",
+                                          [REQ_CONNECT0] = "/meta/connect",     [REQ_CONNECT] = "/meta/connect",
+                                          [REQ_PUBLISH] = CHANNEL,              [REQ_DISCONNECT] = "/meta/disconnect"};
+static const char *const req_name[REQ_DISCONNECT + 1] = {[REQ_HANDSHAKE] = "handshake", [REQ_SUBSCRIBE] = "subscribe", [REQ_CONNECT0] = "first connect"};
+
+static void on_reply(struct conn *c, const char *err, json_t *msgs) {
+  static int transport_failures;   /* in a row, over every connection */
+  struct client *cl = c->cl;
+  enum req req = c->req;
+  c->req = REQ_NONE;
+  if (!err || strncmp(err, "http-", 5) == 0 || strcmp(err, "bad-json") == 0) transport_failures = 0;
+  else if (++transport_failures >= 10 && phase < P_BYE)
+    fatal("server unreachable: %d requests in a row failed, the last with %s", transport_failures, err);
+  if (msgs) take_deliveries(cl, msgs, c->t_read, req == REQ_PUBLISH);
+  if (phase == P_END || req == REQ_NONE || req == REQ_DISCONNECT) return;
+  json_t *r = msgs ? find_reply(msgs, c, req_channel[req]) : NULL;
+  const char *id = json_string_value(json_object_get(r, "clientId"));
+  bool ok = !err && successful(r) && (req != REQ_HANDSHAKE || id);
+  if (!ok && req_name[req]) {   /* a setup step */
+    setup_failed(cl, req_name[req], err, r);
+    return;
+  }
+  switch (req) {
+  case REQ_HANDSHAKE: {
+    cl->client_id = strdup(id);
+    cl->client_id_json = json_dumps(json_object_get(r, "clientId"), JSON_ENCODE_ANY);
+    if (!cl->client_id || !cl->client_id_json) oom();
+    json_t *m = meta(cl, c, "/meta/subscribe");
+    if (json_object_set_new(m, "subscription", json_string(CHANNEL)) < 0) oom();
+    post_json(c, REQ_SUBSCRIBE, batch1(m), o.request_timeout);
+    return;
+  }
+  case REQ_SUBSCRIBE:
+    send_connect(cl, true);
+    return;
+  case REQ_CONNECT0:
+    cl->ready = true;
+    send_connect(cl, false);
+    return;
+  case REQ_CONNECT: {
+    if (!ok) {
+      connect_failed(cl, err, r);
+      return;
+    }
+    st.connects++;
+    if (phase >= P_BYE) return;
+    json_t *iv = json_object_get(json_object_get(r, "advice"), "interval");
+    double interval = json_is_number(iv) ? json_number_value(iv) : 0;
+    if (interval > 0) cl->connect_at = now_us() + (int64_t)(interval * 1000);
+    else send_connect(cl, false);
+    return;
+  }
+  case REQ_PUBLISH:
+    if (!ok) {
+      st.publish_failed++;
+      char kind[96];
+      const char *error = r ? json_string_value(json_object_get(r, "error")) : NULL;
+      snprintf(kind, sizeof kind, "publish:%.80s", err ? err : error ? error : "refused");
+      count_error(kind);
+      return;
+    }
+    st.published++;
+    st.expected += (uint64_t)o.clients;   /* every client is subscribed to the one room */
+    return;
+  case REQ_DISCONNECT:
+  case REQ_NONE:
+    return;
+  }
+}
+
+/* One publish from the next idle publisher (round-robin); skipped when none is idle. */
+static void publish_one(void) {
+  static struct gbuf b;
+  for (int k = 0; k < o.publishers; k++) {
+    struct client *cl = &clients[(next_publisher + k) % o.publishers];
+    if (!cl->ready || cl->pc.busy) continue;
+    next_publisher = (cl->idx + 1) % o.publishers;
+    struct conn *c = &cl->pc;
+    snprintf(c->msg_id, sizeof c->msg_id, "%" PRIu64, ++cl->msg_id);
+    c->pub_seq = cl->seq++;
+    pub_sent[cl->idx] = cl->seq;
+    b.len = 0;
+    int64_t t = now_us();   /* formatting and conn_post take ~1 µs before write() */
+    gbuf_printf(&b, "[{\"channel\":\"" CHANNEL "\",\"clientId\":%s,\"id\":\"%s\",\"data\":", cl->client_id_json, c->msg_id);
+    size_t data_at = b.len;
+    gbuf_printf(&b, "{\"p\":%d,\"s\":%" PRIu64 ",\"t\":%" PRId64 ",\"x\":\"", cl->idx, c->pub_seq, t);
+    /* data is padded to SIZE bytes like bench.js's ({"p":..,"x":"xxx"}) */
+    size_t dlen = b.len - data_at + 2;
+    size_t padn = (size_t)o.size > dlen ? (size_t)o.size - dlen : 0;
+    gbuf_printf(&b, "%.*s\"}}]", (int)padn, pad);
+    conn_post(c, REQ_PUBLISH, b.p, b.len, o.request_timeout);
+    return;
+  }
+  st.skipped++;
+}
+
+static bool publishes_in_flight(void) {
+  for (int i = 0; i < o.clients; i++)
+    if (clients[i].pc.busy && clients[i].pc.req == REQ_PUBLISH) return true;
+  return false;
+}
+
+static void say_bye(void) {
+  for (int i = 0; i < o.clients; i++) {
+    struct client *cl = &clients[i];
+    cl->connect_at = cl->handshake_at = 0;
+    conn_close(&cl->cc);
+    cl->cc.busy = false;
+    if (cl->client_id && !cl->pc.busy) post_json(&cl->pc, REQ_DISCONNECT, batch1(meta(cl, &cl->pc, "/meta/disconnect")), 2);
+  }
+}
+
+/* ---- the run -------------------------------------------------------------------------------- */
+
+static void timeouts(int64_t now) {
+  for (int i = 0; i < o.clients; i++) {
+    struct conn *cs[2] = {&clients[i].cc, &clients[i].pc};
+    for (int k = 0; k < 2; k++)
+      if (cs[k]->busy && now >= cs[k]->deadline) conn_fail(cs[k], "timeout", false);
+    if (clients[i].connect_at && now >= clients[i].connect_at && phase < P_BYE && !clients[i].cc.busy) {
+      clients[i].connect_at = 0;
+      send_connect(&clients[i], false);
+    }
+    if (clients[i].handshake_at && now >= clients[i].handshake_at && phase < P_BYE && !clients[i].cc.busy) {
+      clients[i].handshake_at = 0;
+      handshake(&clients[i], &clients[i].cc);
+    }
+  }
+}
+
+/* Phase changes; returns the time the loop must wake up next at the latest. */
+static int64_t step(int64_t now) {
+  int64_t wake = now + 100000;
+  switch (phase) {
+  case P_SETUP:
+    if (clients_ready() == o.clients) {
+      phase = P_WARM;
+      t_phase = now;
+      return step(now);
+    } else if (now - t_phase > (int64_t)(o.setup_timeout * 1e6)) {
+      fatal("only %d/%d clients set up within %g s", clients_ready(), o.clients, o.setup_timeout);
+    }
+    break;
+  case P_WARM:   /* let every connect park before the first publish */
+    if (now - t_phase >= 500000) {
+      phase = P_PUBLISH;
+      t0 = now;
+      pub_due = 0;
+      t_pub_end = t0 + (int64_t)(o.duration * 1e6);
+      t_last_recv = now;
+      cpu0 = cpu_s();
+      return step(now);   /* the first publish is due now */
+    } else if (t_phase + 500000 < wake) wake = t_phase + 500000;
+    break;
+  case P_PUBLISH: {
+    if (now >= t_pub_end) {
+      phase = P_DRAIN;
+      t_phase = t_pub_end = now;
+      break;
+    }
+    uint64_t want = 1 + (uint64_t)((double)(now - t0) * o.rate / 1e6);   /* first publish at t0 */
+    while (pub_due < want) {
+      pub_due++;
+      publish_one();
+    }
+    int64_t next = t0 + (int64_t)ceil((double)pub_due * 1e6 / o.rate);
+    if (next < wake) wake = next;
+    if (t_pub_end < wake) wake = t_pub_end;
+    break;
+  }
+  case P_DRAIN: {
+    bool inflight = publishes_in_flight();
+    if ((!inflight && st.received >= st.expected) || now - t_phase >= (int64_t)(o.drain * 1e6) ||
+        (!inflight && now - t_last_recv > 2000000)) {
+      phase = P_BYE;
+      t_phase = now;
+      say_bye();
+    }
+    break;
+  }
+  case P_BYE: {
+    bool busy = false;
+    for (int i = 0; i < o.clients; i++) busy |= clients[i].pc.busy;
+    if (!busy || now - t_phase > 3000000) phase = P_END;
+    break;
+  }
+  case P_END:
+    break;
+  }
+  for (int i = 0; i < o.clients; i++) {
+    struct conn *cs[2] = {&clients[i].cc, &clients[i].pc};
+    for (int k = 0; k < 2; k++)
+      if (cs[k]->busy && cs[k]->deadline < wake) wake = cs[k]->deadline;
+    if (clients[i].connect_at && clients[i].connect_at < wake) wake = clients[i].connect_at;
+    if (clients[i].handshake_at && clients[i].handshake_at < wake) wake = clients[i].handshake_at;
+  }
+  return wake;
+}
+
+static int cmp64(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* {min,p50,p99,p999,max} in ms, bench.js's percentile (the ceil(p·n)-th smallest); sorts l. */
+static json_t *lats_json(struct lats *l) {
+  static const double ps[] = {0, 0.5, 0.99, 0.999, 1};
+  static const char *const names[] = {"min", "p50", "p99", "p999", "max"};
+  json_t *out = json_object();
+  if (!out) oom();
+  if (l->n) qsort(l->v, l->n, sizeof *l->v, cmp64);
+  for (size_t k = 0; k < 5; k++) {
+    double r = ceil(ps[k] * (double)l->n) - 1;
+    size_t i = r < 0 ? 0 : r >= (double)l->n ? l->n - 1 : (size_t)r;
+    if (json_object_set_new(out, names[k], l->n ? json_real((double)l->v[i] / 1000.0) : json_null()) < 0) oom();
+  }
+  return out;
+}
+
+static json_t *result(int64_t t_end, double cpu) {
+  double pub_s = t_pub_end > t0 && t0 ? (double)(t_pub_end - t0) / 1e6 : 0;
+  double wall = t0 ? (double)(t_end - t0) / 1e6 : 0;
+  double recv_s = t_last_recv > t0 && (double)(t_last_recv - t0) / 1e6 > pub_s ? (double)(t_last_recv - t0) / 1e6 : pub_s;
+  uint64_t lost = st.expected > st.received ? st.expected - st.received : 0;
+  char when[32];
+  time_t now = time(NULL);
+  strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+  json_t *r = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:i, s:s, s:s}", "label", o.label, "url", o.url,
+                        "instrument", "floor.c", "transport", "long-polling", "clients", o.clients, "rooms", 1, "roomsPerClient", 1,
+                        "batch", 1, "size", o.size, "offered", (int)o.rate, "duration", o.duration, "publishers", o.publishers,
+                        "publisherMode", o.publishers == 1 ? "client 0 publishes" : "round-robin over publishers", "time", when);
+  if (!r) oom();
+  json_t *lm = lats_json(&st.lat);
+  json_t *more = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:I, s:I, s:I, s:I, s:I, s:I, s:o, s:O, s:I}",
+                           "published", (json_int_t)st.published, "publishedPerSec", (json_int_t)(pub_s > 0 ? llround((double)st.published / pub_s) : 0),
+                           "publishFailed", (json_int_t)st.publish_failed, "skipped", (json_int_t)st.skipped,
+                           "expected", (json_int_t)st.expected, "delivered", (json_int_t)st.received,
+                           "deliveredPerSec", (json_int_t)(recv_s > 0 ? llround((double)st.received / recv_s) : 0),
+                           "lostPct", st.expected ? round(100000.0 * (double)lost / (double)st.expected) / 1000.0 : 0.0,
+                           "lost", (json_int_t)lost, "unexpected", (json_int_t)(st.received > st.expected ? st.received - st.expected : 0),
+                           "duplicated", (json_int_t)st.dup, "outOfOrder", (json_int_t)st.ooo, "foreign", (json_int_t)st.foreign,
+                           "connectsPerSec", (json_int_t)(wall > 0 ? llround((double)st.connects / wall) : 0), "latencyMs", lm,
+                           "errors", st.errors, "rehandshakes", (json_int_t)st.rehandshakes);
+  if (!lm || !more || json_object_update(r, more) < 0) oom();
+  json_decref(more);
+  /* The cross-client path (publisher → server → another client's parked connect), and how many
+   * deliveries rode on publish replies instead (a server may hand the publisher its own message there). */
+  if (json_object_set_new(r, "latencyOthersMs", lats_json(&st.lat_others)) < 0 ||
+      json_object_set_new(r, "deliveredOnPublishReplies", json_integer((json_int_t)st.on_publish_reply)) < 0)
+    oom();
+  if (json_object_set_new(r, "generatorCpuPct", json_integer(wall > 0 ? llround(100 * cpu / wall) : 0)) < 0 ||
+      json_object_set_new(r, "generatorUsPerDelivery",
+                          st.received ? json_real(round(100 * 1e6 * cpu / (double)st.received) / 100) : json_null()) < 0)
+    oom();
+  if (!st.fatal[0] && st.published == 0) {
+    void *it = json_object_iter(st.errors);
+    fatal("nothing published%s%s", it ? ": " : "", it ? json_object_iter_key(it) : "");
+  }
+  if (!st.fatal[0] && st.received == 0) fatal("nothing delivered");
+  if (st.fatal[0] && json_object_set_new(r, "error", json_string(st.fatal)) < 0) oom();
+  return r;
+}
+
+static void summary(json_t *r) {
+  const char *e = json_string_value(json_object_get(r, "error"));
+  if (e && !st.published && !st.received) {
+    fprintf(stderr, "%s (C probe): ERROR %s\n", o.label, e);
+    return;
+  }
+  json_t *l = json_object_get(r, "latencyMs"), *lo = json_object_get(r, "latencyOthersMs");
+  char *errs = json_dumps(st.errors, JSON_COMPACT);
+  if (!errs) oom();
+  fprintf(stderr,
+          "%s (C probe): offered %g/s, %d publisher(s) of %d clients; published %" PRIu64 " (failed %" PRIu64 ", skipped %" PRIu64
+          ") delivered %" PRIu64 " of expected %" PRIu64 ": lost %" JSON_INTEGER_FORMAT " dup %" PRIu64 " ooo %" PRIu64 " foreign %" PRIu64 "\n"
+          "  latency ms min %.3f p50 %.3f p99 %.3f p99.9 %.3f max %.3f; to another client p50 %.3f p99 %.3f\n"
+          "  connects %" PRIu64 ", deliveries on publish replies %" PRIu64 ", rehandshakes %" PRIu64 "; probe cpu %" JSON_INTEGER_FORMAT "%%%s%s%s%s\n",
+          o.label, o.rate, o.publishers, o.clients, st.published, st.publish_failed, st.skipped, st.received, st.expected,
+          json_integer_value(json_object_get(r, "lost")), st.dup, st.ooo, st.foreign, json_number_value(json_object_get(l, "min")),
+          json_number_value(json_object_get(l, "p50")), json_number_value(json_object_get(l, "p99")),
+          json_number_value(json_object_get(l, "p999")), json_number_value(json_object_get(l, "max")),
+          json_number_value(json_object_get(lo, "p50")), json_number_value(json_object_get(lo, "p99")), st.connects, st.on_publish_reply,
+          st.rehandshakes, json_integer_value(json_object_get(r, "generatorCpuPct")), json_object_size(st.errors) ? "\n  errors " : "",
+          json_object_size(st.errors) ? errs : "", e ? "\n  ERROR " : "", e ? e : "");
+  free(errs);
+}
+
+/* ---- arguments ------------------------------------------------------------------------------ */
+
+static void usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void usage(const char *fmt, ...) {
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("floor: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputs(" (--help lists the options)\n", stderr);
+    exit(2);
+  }
+  fputs("usage: floor --url http://host:port/path [options]\n"
+        "  --rate N             publishes/s offered (1..100000, default 50)\n"
+        "  --duration S         seconds of publishing (0.5..3600, default 5)\n"
+        "  --clients N          clients, all subscribed to " CHANNEL " (1..64, default 2)\n"
+        "  --publishers N       how many of them publish, round-robin (1..clients, default all)\n"
+        "  --size N             bytes of each message's data (40..65536, default 50)\n"
+        "  --drain S            max wait for deliveries after publishing (0..3600, default 5)\n"
+        "  --connect-timeout S  HTTP timeout of a held /meta/connect (1..3600, default 45)\n"
+        "  --request-timeout S  other requests (0.1..3600, default 10)\n"
+        "  --setup-timeout S    handshake+subscribe+first connect of every client (1..3600, default 20)\n"
+        "  --max-response N     bytes of one response body (1024..1073741824, default 8388608)\n"
+        "  --label L            the result's label (default the URL)\n"
+        "  --json               print the result as one JSON line on stdout\n",
+        stderr);
+  exit(0);
+}
+
+static double num_arg(const char *name, const char *v, double lo, double hi, bool integer) {
+  char *end;
+  errno = 0;
+  double d = strtod(v, &end);
+  if (!*v || *end || errno || !isfinite(d)) usage("--%s must be a number, got '%s'", name, v);
+  if (integer && d != floor(d)) usage("--%s must be an integer, got '%s'", name, v);
+  if (d < lo || d > hi) usage("--%s must be within %g..%g, got %s", name, lo, hi, v);
+  return d;
+}
+
+static void parse_url(void) {
+  const char *u = o.url;
+  if (strncmp(u, "http://", 7) != 0) usage("--url must be http://host[:port]/path (long-polling), got '%s'", u);
+  u += 7;
+  const char *slash = strchr(u, '/');
+  size_t hp = slash ? (size_t)(slash - u) : strlen(u);
+  if (hp == 0 || hp > 255) usage("--url '%s' has no host", o.url);
+  o.hostport = strndup(u, hp);
+  o.path = strdup(slash ? slash : "/");
+  if (!o.hostport || !o.path) oom();
+  for (const char *p = o.path; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f) usage("--url path must not contain spaces or control characters");
+  char *port = NULL, *host = strdup(o.hostport);
+  if (!host) oom();
+  if (host[0] == '[') {   /* [IPv6]:port */
+    char *rb = strchr(host, ']');
+    if (!rb) usage("--url '%s': unterminated [IPv6] host", o.url);
+    *rb = '\0';
+    if (rb[1] == ':') port = rb + 2;
+    else if (rb[1]) usage("--url '%s': bad host", o.url);
+    memmove(host, host + 1, strlen(host + 1) + 1);
+  } else if ((port = strchr(host, ':')) != NULL) {
+    *port++ = '\0';
+  }
+  if (port) num_arg("url port", port, 1, 65535, true);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+  int rc = getaddrinfo(host, port ? port : "80", &hints, &ai);
+  if (rc) usage("--url host '%s': %s", host, gai_strerror(rc));
+  memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
+  o.addrlen = ai->ai_addrlen;
+  freeaddrinfo(ai);
+  o.host = host;
+}
+
+static void parse_args(int argc, char **argv) {
+  o.rate = 50, o.duration = 5, o.drain = 5, o.connect_timeout = 45, o.request_timeout = 10, o.setup_timeout = 20;
+  o.clients = 2, o.publishers = 0, o.size = 50, o.max_response = 8 << 20;
+  const char *publishers = NULL;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    if (!strcmp(a, "-h") || !strcmp(a, "--help")) usage(NULL);
+    if (!strcmp(a, "--json")) {
+      o.json = true;
+      continue;
+    }
+    if (strncmp(a, "--", 2) != 0) usage("unknown argument '%s'", a);
+    const char *name = a + 2, *v = i + 1 < argc ? argv[i + 1] : NULL;
+    static const char *const valued[] = {"url", "label", "rate", "duration", "drain", "connect-timeout", "request-timeout",
+                                         "setup-timeout", "clients", "publishers", "size", "max-response"};
+    bool known = false;
+    for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(name, valued[k]);
+    if (!known) usage("unknown argument '%s'", a);
+    if (!v) usage("--%s needs a value", name);
+    i++;
+    if (!strcmp(name, "url")) o.url = v;
+    else if (!strcmp(name, "label")) o.label = v;
+    else if (!strcmp(name, "rate")) o.rate = num_arg(name, v, 1, 100000, true);
+    else if (!strcmp(name, "duration")) o.duration = num_arg(name, v, 0.5, 3600, false);
+    else if (!strcmp(name, "drain")) o.drain = num_arg(name, v, 0, 3600, false);
+    else if (!strcmp(name, "connect-timeout")) o.connect_timeout = num_arg(name, v, 1, 3600, false);
+    else if (!strcmp(name, "request-timeout")) o.request_timeout = num_arg(name, v, 0.1, 3600, false);
+    else if (!strcmp(name, "setup-timeout")) o.setup_timeout = num_arg(name, v, 1, 3600, false);
+    else if (!strcmp(name, "clients")) o.clients = (int)num_arg(name, v, 1, MAX_CLIENTS, true);
+    else if (!strcmp(name, "publishers")) publishers = v;
+    else if (!strcmp(name, "size")) o.size = (int)num_arg(name, v, 40, 65536, true);
+    else o.max_response = num_arg(name, v, 1024, 1 << 30, true);
+  }
+  if (!o.url) usage("--url is required");
+  o.publishers = publishers ? (int)num_arg("publishers", publishers, 1, o.clients, true) : o.clients;
+  if (!o.label) o.label = o.url;
+  parse_url();
+}
+
+int main(int argc, char **argv) {
+  parse_args(argc, argv);
+  signal(SIGPIPE, SIG_IGN);
+  memset(pad, 'x', sizeof pad);
+  st.errors = json_object();
+  epfd = epoll_create1(EPOLL_CLOEXEC);
+  int tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (!st.errors || epfd < 0 || tfd < 0) {
+    perror("floor: epoll/timerfd");
+    return 1;
+  }
+  struct epoll_event tev = {.events = EPOLLIN, .data.u64 = 0};   /* conn tags start at 1 */
+  if (epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &tev) < 0) {
+    perror("floor: epoll_ctl");
+    return 1;
+  }
+  /* Worst case: setup + warm-up + publishing + drain + goodbye, plus slack; never a hang. */
+  int64_t start = now_us();
+  int64_t watchdog = start + (int64_t)((o.setup_timeout + 0.5 + o.duration + o.drain + 3 + 10) * 1e6);
+  for (int i = 0; i < o.clients; i++) {
+    struct client *cl = &clients[i];
+    cl->idx = i;
+    cl->cc = (struct conn){.cl = cl, .fd = -1, .tag = (uint32_t)(2 * i + 1)};
+    cl->pc = (struct conn){.cl = cl, .fd = -1, .tag = (uint32_t)(2 * i + 2)};
+    for (int p = 0; p < MAX_CLIENTS; p++) cl->last[p] = -1;
+  }
+  phase = P_SETUP;
+  t_phase = start;
+  for (int i = 0; i < o.clients && !st.fatal[0]; i++) handshake(&clients[i], &clients[i].pc);
+  struct epoll_event evs[2 * MAX_CLIENTS + 1];
+  while (phase != P_END && !st.fatal[0]) {
+    int64_t now = now_us();
+    if (now >= watchdog) {
+      fatal("run exceeded %.1f s (watchdog)", (double)(watchdog - start) / 1e6);
+      break;
+    }
+    timeouts(now);
+    int64_t wake = step(now);
+    if (phase == P_END || st.fatal[0]) break;
+    if (wake > watchdog) wake = watchdog;
+    struct itimerspec its = {.it_value = {.tv_sec = wake / 1000000, .tv_nsec = (wake % 1000000) * 1000}};
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+    timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL);
+    int n = epoll_wait(epfd, evs, (int)(sizeof evs / sizeof *evs), -1);
+    if (n < 0 && errno != EINTR) {
+      fatal("epoll_wait: %s", strerror(errno));
+      break;
+    }
+    for (int i = 0; i < n; i++) {
+      if (evs[i].data.u64 == 0) {
+        uint64_t x;
+        if (read(tfd, &x, sizeof x) < 0 && errno != EAGAIN) fatal("timerfd: %s", strerror(errno));
+        continue;
+      }
+      uint64_t tag = evs[i].data.u64 & 0xffff, gen = evs[i].data.u64 >> 16;
+      struct client *cl = &clients[(tag - 1) / 2];
+      struct conn *c = (tag - 1) % 2 ? &cl->pc : &cl->cc;
+      if (c->fd >= 0 && c->gen == gen) conn_event(c, evs[i].events);
+    }
+  }
+  int64_t t_end = now_us();
+  if (phase <= P_PUBLISH) t_pub_end = t_end;
+  double cpu = t0 ? cpu_s() - cpu0 : 0;
+  phase = P_END;
+  for (int i = 0; i < o.clients; i++) {
+    conn_close(&clients[i].cc);
+    conn_close(&clients[i].pc);
+  }
+  json_t *r = result(t_end, cpu);
+  summary(r);
+  if (o.json) {
+    char *s = json_dumps(r, JSON_COMPACT | JSON_REAL_PRECISION(10));
+    if (!s) oom();
+    puts(s);
+    free(s);
+  }
+  json_decref(r);
+  return 0;
+}
