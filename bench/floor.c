@@ -1000,6 +1000,13 @@ static json_t *result(int64_t t_end, double cpu) {
     fatal("nothing published%s%s", it ? ": " : "", it ? json_object_iter_key(it) : "");
   }
   if (!st.fatal[0] && st.received == 0) fatal("nothing delivered");
+  /* At light load every due publish goes out: fewer means the server stalled (timeouts, refusals). */
+  if (!st.fatal[0] && (double)st.published < 0.9 * (double)pub_due) {
+    char *errs = json_dumps(st.errors, JSON_COMPACT);
+    fatal("only %" PRIu64 " of %" PRIu64 " due publishes succeeded (skipped %" PRIu64 ", failed %" PRIu64 "): %s", st.published,
+          pub_due, st.skipped, st.publish_failed, errs ? errs : "");
+    free(errs);
+  }
   if (st.fatal[0] && json_object_set_new(r, "error", json_string(st.fatal)) < 0) oom();
   return r;
 }

@@ -49,6 +49,8 @@ done
 if make -s --no-print-directory BUILD="$BUILD" floor >"$TMP/make.log" 2>&1; then
   clean=$(probe)
   check "$clean" "$CLEAN && r.instrument === 'floor.c' && r.latencyMs.p50 > 0" "floor.c, clean responder: nothing counted" || fail=1
+  strict=$(BENCH_STRICT_HTTP=1 probe)
+  check "$strict" "$CLEAN && r.rehandshakes === 0" "floor.c, responder with chunked bodies and a required session cookie: nothing counted" || fail=1
   faulty=$(BENCH_FAULTS=drop=0.02,dup=0.02,swap=0.02 probe)
   check "$faulty" "$FAULTY" "floor.c, responder dropping, duplicating and swapping 2 % each: all three counted" || fail=1
   # Bad arguments: exit 2 and a message naming the problem (no server needed).

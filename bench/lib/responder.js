@@ -4,6 +4,8 @@
 // Usage: node responder.js PORT   (prints "ready" when listening)
 // BENCH_FAULTS="drop=P,dup=P,swap=P": per recipient, lose / duplicate / queue out of order with
 // probability P — bench/selftest.sh uses it to check that the generators (bench.js, floor.c) count what they claim.
+// BENCH_STRICT_HTTP=1: chunked bodies in 7-byte chunks, and a BAYEUX_BROWSER cookie set at handshake that
+// every later request must send back (CometD's session-hijack check) — exercises a client's HTTP parser and jar.
 'use strict';
 const http = require('http');
 const crypto = require('crypto');
@@ -13,6 +15,7 @@ const sessions = new Map();   // clientId → { queue: [json text], held: res|nu
 const channels = new Map();   // channel → Set(clientId)
 const HOLD_MS = 20000;
 const faults = { drop: 0, dup: 0, swap: 0 };
+const strict = process.env.BENCH_STRICT_HTTP === '1';
 for (const kv of (process.env.BENCH_FAULTS || '').split(',').filter(Boolean)) {
   const [k, v] = kv.split('=');
   if (!(k in faults) || !(Number(v) >= 0 && Number(v) <= 1)) { console.error(`responder: bad BENCH_FAULTS item '${kv}'`); process.exit(2); }
@@ -21,6 +24,11 @@ for (const kv of (process.env.BENCH_FAULTS || '').split(',').filter(Boolean)) {
 
 function reply(res, parts) {
   const body = '[' + parts.join(',') + ']';
+  if (strict) {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    for (let i = 0; i < body.length; i += 7) res.write(body.slice(i, i + 7));
+    return res.end();
+  }
   res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) });
   res.end(body);
 }
@@ -37,13 +45,16 @@ function connectReply(m) {
   return JSON.stringify({ channel: '/meta/connect', id: m.id, successful: true, advice: { reconnect: 'retry', interval: 0, timeout: HOLD_MS } });
 }
 
-function handle(msgs, res) {
+function handle(msgs, res, cookie) {
   const out = [];
   for (const m of msgs) {
-    const s = m.clientId && sessions.get(m.clientId);
+    let s = m.clientId && sessions.get(m.clientId);
+    if (s && strict && !cookie.split(/;\s*/).includes('BAYEUX_BROWSER=' + s.browser)) s = null;
     if (m.channel === '/meta/handshake') {
       const id = crypto.randomBytes(12).toString('hex');
-      sessions.set(id, { queue: [], held: null, timer: null });
+      const browser = crypto.randomBytes(8).toString('hex');
+      sessions.set(id, { queue: [], held: null, timer: null, browser });
+      if (strict) res.setHeader('Set-Cookie', [`BAYEUX_BROWSER=${browser}; Path=/; HttpOnly`, 'other=1; Path=/']);
       out.push(JSON.stringify({ channel: m.channel, id: m.id, successful: true, clientId: id, version: '1.0',
         supportedConnectionTypes: ['long-polling'], advice: { reconnect: 'retry', interval: 0, timeout: HOLD_MS } }));
     } else if (!s) {
@@ -92,7 +103,7 @@ const server = http.createServer((req, res) => {
   req.on('end', () => {
     let msgs;
     try { msgs = JSON.parse(Buffer.concat(chunks).toString('utf8')); } catch (e) { res.writeHead(400); return res.end(); }
-    handle(Array.isArray(msgs) ? msgs : [msgs], res);
+    handle(Array.isArray(msgs) ? msgs : [msgs], res, req.headers.cookie || '');
   });
 });
 server.keepAliveTimeout = 120000;
