@@ -48,7 +48,7 @@ BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
 # The C load generator of make bench (bench/cgen.c, chttp.c, bmsg.c): jansson only, no libbx.
 CGEN := $(BUILD)/bench/bx-cgen
 CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o $(BUILD)/obj/bench/bmsg.o
-# The latency-floor probe (bench/floor.c): a C Bayeux long-polling client, jansson only.
+# The latency-floor probe (bench/floor.c + bench/chttp.c): a C Bayeux long-polling client, jansson only.
 FLOOR := $(BUILD)/bench/floor
 
 .PHONY: all deps test test-build run bench fuzz clean unit www floor
@@ -96,10 +96,10 @@ $(CGEN): $(CGEN_OBJ)
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
 	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CGEN_OBJ) $(shell pkg-config --libs jansson) -lm
 
-$(FLOOR): $(BUILD)/obj/bench/floor.o
+$(FLOOR): $(BUILD)/obj/bench/floor.o $(BUILD)/obj/bench/chttp.o
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
-	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $< $(shell pkg-config --libs jansson) -lm
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $^ $(shell pkg-config --libs jansson) -lm
 
 floor: $(FLOOR)
 

@@ -8,11 +8,15 @@
  * at RATE/s for DURATION s. Every message carries {"p":publisher,"s":seq,"t":µs CLOCK_MONOTONIC taken
  * just before write()}; every delivery (on any reply) is timestamped when its last byte is read.
  * Output: a summary on stderr; with --json one line on stdout shaped like bench.js's results.
+ * HTTP is bench/chttp.c's client (shared with bench/cgen.c): keep-alive, Content-Length and chunked
+ * bodies, a cookie jar per client, capped buffers, a deadline on every request.
  * Exit 0 even when the server failed (the result has "error"), 2 on bad arguments, 1 out of memory.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include "chttp.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <jansson.h>
@@ -34,9 +38,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEAD_CAP (64 * 1024)   /* response status line + headers */
-#define LINE_CAP 1024          /* one chunk-size or trailer line */
-#define COOKIE_CAP 8192        /* a client's Cookie header */
 #define MAX_CLIENTS 64
 #define CHANNEL "/chat/0"
 
@@ -46,7 +47,6 @@ static struct {
   const char *url, *label;
   double rate, duration, drain, connect_timeout, request_timeout, setup_timeout;
   int clients, publishers, size;
-  double max_response;   /* bytes, a number for the shared range check */
   bool json;
   /* parsed --url */
   char *host, *hostport, *path;
@@ -60,63 +60,9 @@ static double cpu_s(void) {
   return (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec + ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) / 1e6;
 }
 
-static int64_t now_us(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void oom(void) {
   fputs("floor: out of memory\n", stderr);
   exit(1);
-}
-
-/* ---- growable buffers with a cap ------------------------------------------------------------ */
-
-struct gbuf {
-  char *p;
-  size_t len, cap;
-};
-
-/* Room for n more bytes (+1 for a terminating NUL) without passing limit; -1 when over the limit. */
-static int gbuf_reserve(struct gbuf *b, size_t n, size_t limit) {
-  if (n > limit || b->len > limit - n) return -1;
-  if (b->len + n + 1 <= b->cap) return 0;
-  size_t cap = b->cap ? b->cap : 512;
-  while (cap < b->len + n + 1) cap *= 2;
-  char *p = realloc(b->p, cap);
-  if (!p) oom();
-  b->p = p;
-  b->cap = cap;
-  return 0;
-}
-
-static int gbuf_append(struct gbuf *b, const void *d, size_t n, size_t limit) {
-  if (gbuf_reserve(b, n, limit) < 0) return -1;
-  memcpy(b->p + b->len, d, n);
-  b->len += n;
-  b->p[b->len] = '\0';
-  return 0;
-}
-
-static void gbuf_printf(struct gbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends formatted text; only for our own requests (no network input), so no limit but SIZE_MAX/2. */
-static void gbuf_printf(struct gbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  int n = vsnprintf(NULL, 0, fmt, ap);
-  va_end(ap);
-  if (n < 0 || gbuf_reserve(b, (size_t)n, SIZE_MAX / 2) < 0) oom();
-  va_start(ap, fmt);
-  vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-  va_end(ap);
-  b->len += (size_t)n;
-}
-
-static void gbuf_drop_front(struct gbuf *b, size_t n) {
-  memmove(b->p, b->p + n, b->len - n);
-  b->len -= n;
-  if (b->p) b->p[b->len] = '\0';
 }
 
 /* ---- counters ------------------------------------------------------------------------------- */
@@ -158,35 +104,25 @@ static void fatal(const char *fmt, ...) {
   va_end(ap);
 }
 
-/* ---- HTTP/1.1 connections -------------------------------------------------------------------- */
+/* ---- connections ---------------------------------------------------------------------------- */
 
 enum req { REQ_NONE, REQ_HANDSHAKE, REQ_SUBSCRIBE, REQ_CONNECT0, REQ_CONNECT, REQ_PUBLISH, REQ_DISCONNECT };
-enum hstate { H_HEAD, H_LEN, H_CHUNK_SIZE, H_CHUNK_DATA, H_CHUNK_CRLF, H_TRAILER, H_EOF };
 
 struct client;
-struct conn {
+struct conn {               /* one of a client's two HTTP connections and the Bayeux request on it */
+  struct bx_hconn h;
   struct client *cl;
-  int fd;
-  uint32_t tag, gen;       /* epoll data: tag (client*2+k) | gen << 16, so stale events are ignored */
-  bool connecting, used, busy, got, reused, retried;
   enum req req;
-  uint64_t pub_seq;        /* REQ_PUBLISH: the sequence number sent */
-  char msg_id[24];         /* the Bayeux id of the request's first message */
-  int64_t deadline, t_read;
-  struct gbuf out, in, body;
-  size_t out_off, pos;     /* bytes of out written; parse position in in */
-  /* response being parsed */
-  enum hstate hs;
-  int status;
-  bool close;
-  uint64_t left;           /* Content-Length or chunk bytes still to read */
+  uint64_t pub_seq;         /* REQ_PUBLISH: the sequence number sent */
+  char msg_id[24];          /* the Bayeux id of the request's message */
+  int64_t t_read;           /* when the response was complete */
 };
 
 struct client {
   int idx;
   char *client_id;          /* NULL while not handshaken */
   char *client_id_json;     /* the same as a JSON string, for publish bodies */
-  char cookie[COOKIE_CAP];  /* "a=1; b=2" (bounded by COOKIE_CAP, checked on every add) */
+  struct bx_jar jar;        /* shared by both connections, like a browser's */
   uint64_t msg_id, seq;
   bool ready, stopped;
   int64_t connect_at;       /* when the connect loop sends its next connect; 0 = not scheduled */
@@ -201,309 +137,24 @@ struct client {
 static int epfd = -1;
 static struct client clients[MAX_CLIENTS];
 
-static void conn_close(struct conn *c) {
-  if (c->fd >= 0) {
-    epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-  }
-  c->fd = -1;
-  c->connecting = c->used = false;
-  c->in.len = 0;
-}
-
-static int conn_watch(struct conn *c, int op) {
-  struct epoll_event ev = {.events = EPOLLIN | (c->connecting || c->out_off < c->out.len ? EPOLLOUT : 0),
-                           .data.u64 = c->tag | (uint64_t)c->gen << 16};
-  return epoll_ctl(epfd, op, c->fd, &ev);
-}
-
-static int conn_open(struct conn *c) {
-  c->fd = socket(o.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (c->fd < 0) return -1;
-  c->gen = (c->gen + 1) & 0xffffffu;
-  int one = 1;
-  setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  c->used = false;
-  c->connecting = connect(c->fd, (struct sockaddr *)&o.addr, o.addrlen) < 0;
-  if (c->connecting && errno != EINPROGRESS) {
-    int e = errno;
-    close(c->fd);
-    c->fd = -1;
-    errno = e;
-    return -1;
-  }
-  if (conn_watch(c, EPOLL_CTL_ADD) < 0) {
-    int e = errno;
-    close(c->fd);
-    c->fd = -1;
-    errno = e;
-    return -1;
-  }
-  return 0;
-}
-
 static void on_reply(struct conn *c, const char *err, json_t *msgs);
-static int conn_flush(struct conn *c);
 
-/* Fails the request in flight with err; a reused keep-alive connection the server closed before
- * sending anything is retried once on a fresh connection (what browsers do). */
-static void conn_fail(struct conn *c, const char *err, bool retryable) {
-  conn_close(c);
-  if (!c->busy) return;
-  if (retryable && c->reused && !c->got && !c->retried) {
-    c->retried = true;
-    c->out_off = 0;
-    c->hs = H_HEAD;
-    c->pos = c->body.len = 0;
-    if (conn_open(c) == 0) {
-      c->used = true;
-      if (!c->connecting) conn_flush(c);
-      return;
-    }
-    err = strerror(errno);
-  }
-  c->busy = false;
-  on_reply(c, err, NULL);
-}
-
-/* Writes what is pending; -1 on a socket error (the request has been failed). */
-static int conn_flush(struct conn *c) {
-  while (c->out_off < c->out.len) {
-    ssize_t n = send(c->fd, c->out.p + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-      conn_fail(c, errno == EPIPE ? "EPIPE" : errno == ECONNRESET ? "ECONNRESET" : strerror(errno), true);
-      return -1;
-    }
-    c->out_off += (size_t)n;
-  }
-  if (conn_watch(c, EPOLL_CTL_MOD) < 0) {
-    conn_fail(c, "epoll_ctl", false);
-    return -1;
-  }
-  return 0;
-}
-
-/* Starts a request: POST body (JSON text) on c with this timeout; the reply comes to on_reply().
- * For publishes the caller formats the body right before this call, so t is taken just before write(). */
-static void conn_post(struct conn *c, enum req req, const char *body, size_t blen, double timeout_s) {
-  struct client *cl = c->cl;
-  c->out.len = 0;
-  c->out_off = 0;
-  gbuf_printf(&c->out, "POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json;charset=UTF-8\r\n"
-              "Content-Length: %zu\r\n%s%s%s\r\n",
-              o.path, o.hostport, blen, cl->cookie[0] ? "Cookie: " : "", cl->cookie, cl->cookie[0] ? "\r\n" : "");
-  if (gbuf_append(&c->out, body, blen, SIZE_MAX / 2) < 0) oom();
-  c->req = req;
-  c->busy = true;
-  c->got = c->retried = false;
-  c->hs = H_HEAD;
-  c->pos = 0;
-  c->body.len = 0;
-  c->in.len = 0;
-  c->deadline = now_us() + (int64_t)(timeout_s * 1e6);
-  if (c->fd < 0 && conn_open(c) < 0) {
-    c->busy = false;
-    on_reply(c, errno == ECONNREFUSED ? "ECONNREFUSED" : strerror(errno), NULL);
+/* chttp's completion: the status checked, the body parsed as JSON (an object becomes a batch of one). */
+static void on_http(struct bx_hconn *h, const char *err, int status, const char *body, size_t len) {
+  struct conn *c = h->user;
+  c->t_read = bx_now_us();
+  if (err) {
+    on_reply(c, err, NULL);
     return;
   }
-  c->reused = c->used;
-  c->used = true;
-  if (!c->connecting) conn_flush(c);
-}
-
-/* Keeps name=value of a Set-Cookie value in the client's jar, newest value per name. */
-static void keep_cookie(struct client *cl, const char *v, size_t n) {
-  size_t kvlen = 0;
-  while (kvlen < n && v[kvlen] != ';') kvlen++;
-  while (kvlen && (v[kvlen - 1] == ' ' || v[kvlen - 1] == '\t')) kvlen--;
-  const char *eq = memchr(v, '=', kvlen);
-  if (!eq || eq == v) return;
-  size_t nlen = (size_t)(eq - v);
-  /* Rebuild the jar without the old value of this name, then append the new one. */
-  char jar[COOKIE_CAP];
-  size_t jl = 0;
-  for (char *p = cl->cookie; *p;) {
-    char *end = strstr(p, "; ");
-    size_t l = end ? (size_t)(end - p) : strlen(p);
-    if (!(l > nlen && p[nlen] == '=' && memcmp(p, v, nlen) == 0)) {
-      if (jl) jar[jl++] = ';', jar[jl++] = ' ';
-      memcpy(jar + jl, p, l);
-      jl += l;
-    }
-    p += l + (end ? 2 : 0);
-  }
-  if (jl + 2 + kvlen + 1 > sizeof jar) {
-    count_error("cookie-too-large");
-    return;
-  }
-  if (jl) jar[jl++] = ';', jar[jl++] = ' ';
-  memcpy(jar + jl, v, kvlen);
-  jl += kvlen;
-  jar[jl] = '\0';
-  memcpy(cl->cookie, jar, jl + 1);
-}
-
-static bool hname(const char *line, size_t n, const char *name, const char **val, size_t *vlen) {
-  size_t k = strlen(name);
-  if (n <= k || line[k] != ':' || strncasecmp(line, name, k) != 0) return false;
-  const char *v = line + k + 1, *e = line + n;
-  while (v < e && (*v == ' ' || *v == '\t')) v++;
-  while (e > v && (e[-1] == ' ' || e[-1] == '\t')) e--;
-  *val = v;
-  *vlen = (size_t)(e - v);
-  return true;
-}
-
-/* Parses a decimal (Content-Length) or hex (chunk size) number filling [v, v+n); -1 when malformed. */
-static int parse_num(const char *v, size_t n, int base, uint64_t *out) {
-  uint64_t x = 0;
-  if (n == 0) return -1;
-  for (size_t i = 0; i < n; i++) {
-    int d;
-    char ch = v[i];
-    if (ch >= '0' && ch <= '9') d = ch - '0';
-    else if (base == 16 && ch >= 'a' && ch <= 'f') d = ch - 'a' + 10;
-    else if (base == 16 && ch >= 'A' && ch <= 'F') d = ch - 'A' + 10;
-    else return -1;
-    if (x > (UINT64_MAX - (uint64_t)d) / (uint64_t)base) return -1;
-    x = x * (uint64_t)base + (uint64_t)d;
-  }
-  *out = x;
-  return 0;
-}
-
-/* Status line and headers in in[0, end): sets status, close, the body framing, keeps cookies. */
-static const char *parse_head(struct conn *c, size_t end) {
-  const char *p = c->in.p, *e = p + end;
-  const char *le = memmem(p, end, "\r\n", 2);
-  if (!le || le - p < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ' ||
-      p[9] < '1' || p[9] > '5' || p[10] < '0' || p[10] > '9' || p[11] < '0' || p[11] > '9' ||
-      (le - p > 12 && p[12] != ' '))
-    return "bad-status-line";
-  c->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
-  c->close = p[7] == '0';
-  bool has_len = false, chunked = false;
-  uint64_t len = 0;
-  for (p = le + 2; p < e;) {
-    const char *nl = memmem(p, (size_t)(e - p), "\r\n", 2);
-    size_t n = nl ? (size_t)(nl - p) : (size_t)(e - p);
-    const char *v;
-    size_t vl;
-    if (hname(p, n, "Content-Length", &v, &vl)) {
-      uint64_t x;
-      if (parse_num(v, vl, 10, &x) < 0 || (has_len && x != len)) return "bad-content-length";
-      has_len = true;
-      len = x;
-    } else if (hname(p, n, "Transfer-Encoding", &v, &vl)) {
-      if (vl == 7 && strncasecmp(v, "chunked", 7) == 0) chunked = true;
-      else if (!(vl == 8 && strncasecmp(v, "identity", 8) == 0)) return "unsupported-transfer-encoding";
-    } else if (hname(p, n, "Connection", &v, &vl)) {
-      for (size_t k = 0; k + 5 <= vl; k++)
-        if (strncasecmp(v + k, "close", 5) == 0) c->close = true;
-    } else if (hname(p, n, "Set-Cookie", &v, &vl)) {
-      keep_cookie(c->cl, v, vl);
-    }
-    p += n + 2;
-  }
-  if (c->status == 204 || c->status == 304) c->hs = H_LEN, c->left = 0;
-  else if (chunked) c->hs = H_CHUNK_SIZE;   /* chunked wins over Content-Length (RFC 9112 6.3) */
-  else if (has_len) c->hs = H_LEN, c->left = len;
-  else c->hs = H_EOF, c->close = true;      /* the body ends when the server closes */
-  if (c->hs == H_LEN && len > (uint64_t)o.max_response) return "response-too-large";
-  return NULL;
-}
-
-/* Advances the parser over in[pos..]: 1 = response complete, 0 = need more bytes, -1 = error (*err). */
-static int parse(struct conn *c, const char **err) {
-  size_t cap = (size_t)o.max_response;
-  for (;;) {
-    char *p = c->in.p + c->pos;
-    size_t avail = c->in.len - c->pos;
-    switch (c->hs) {
-    case H_HEAD: {
-      char *he = avail ? memmem(p, avail, "\r\n\r\n", 4) : NULL;
-      if (!he) {
-        if (avail > HEAD_CAP) return *err = "header-too-large", -1;
-        return 0;
-      }
-      size_t hlen = (size_t)(he - p) + 4;
-      if (hlen > HEAD_CAP) return *err = "header-too-large", -1;
-      if ((*err = parse_head(c, hlen - 2)) != NULL) return -1;
-      c->pos += hlen;
-      if (c->status < 200) {   /* an interim response (100 Continue): the real one follows */
-        gbuf_drop_front(&c->in, c->pos);
-        c->pos = 0;
-        c->hs = H_HEAD;
-      }
-      break;
-    }
-    case H_LEN:
-    case H_CHUNK_DATA: {
-      size_t n = avail < c->left ? avail : (size_t)c->left;
-      if (gbuf_append(&c->body, p, n, cap) < 0) return *err = "response-too-large", -1;
-      c->pos += n;
-      c->left -= n;
-      if (c->left) return 0;
-      if (c->hs == H_CHUNK_DATA) {
-        c->hs = H_CHUNK_CRLF;
-        break;
-      }
-      if (c->pos != c->in.len) return *err = "unsolicited-data", -1;   /* we never pipeline */
-      return 1;
-    }
-    case H_CHUNK_SIZE:
-    case H_TRAILER: {
-      char *nl = avail ? memmem(p, avail, "\r\n", 2) : NULL;
-      if (!nl) {
-        if (avail > LINE_CAP) return *err = "chunk-line-too-long", -1;
-        return 0;
-      }
-      size_t n = (size_t)(nl - p);
-      c->pos += n + 2;
-      if (c->hs == H_TRAILER) {
-        if (n) break;   /* a trailer field: ignored */
-        if (c->pos != c->in.len) return *err = "unsolicited-data", -1;
-        return 1;
-      }
-      size_t hex = 0;
-      while (hex < n && p[hex] != ';' && p[hex] != ' ' && p[hex] != '\t') hex++;
-      uint64_t sz;
-      if (parse_num(p, hex, 16, &sz) < 0) return *err = "bad-chunk-size", -1;
-      if (sz > cap) return *err = "response-too-large", -1;
-      c->left = sz;
-      c->hs = sz ? H_CHUNK_DATA : H_TRAILER;
-      break;
-    }
-    case H_CHUNK_CRLF:
-      if (avail < 2) return 0;
-      if (p[0] != '\r' || p[1] != '\n') return *err = "bad-chunk", -1;
-      c->pos += 2;
-      c->hs = H_CHUNK_SIZE;
-      break;
-    case H_EOF:
-      if (gbuf_append(&c->body, p, avail, cap) < 0) return *err = "response-too-large", -1;
-      c->pos += avail;
-      return 0;   /* complete only at EOF */
-    }
-  }
-}
-
-/* The response is complete: status checked, body parsed as JSON, handed to on_reply(). */
-static void conn_done(struct conn *c) {
-  c->busy = false;
-  if (c->close) conn_close(c);
-  c->in.len = 0;
-  c->pos = 0;
-  if (c->status != 200) {
+  if (status != 200) {
     char kind[24];
-    snprintf(kind, sizeof kind, "http-%d", c->status);
+    snprintf(kind, sizeof kind, "http-%d", status);
     on_reply(c, kind, NULL);
     return;
   }
   json_error_t je;
-  json_t *j = json_loadb(c->body.p ? c->body.p : "", c->body.len, 0, &je);
+  json_t *j = json_loadb(body, len, 0, &je);
   if (!j) {
     on_reply(c, "bad-json", NULL);
     return;
@@ -517,68 +168,13 @@ static void conn_done(struct conn *c) {
   json_decref(j);
 }
 
-static void conn_readable(struct conn *c) {
-  for (;;) {
-    /* in holds only unparsed bytes: at most a header block or a chunk-size line, plus one read */
-    if (c->pos) {
-      gbuf_drop_front(&c->in, c->pos);
-      c->pos = 0;
-    }
-    if (gbuf_reserve(&c->in, 16384, HEAD_CAP + 65536) < 0) {
-      conn_fail(c, "response-too-large", false);
-      return;
-    }
-    ssize_t n = recv(c->fd, c->in.p + c->in.len, c->in.cap - c->in.len - 1, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) return;
-      conn_fail(c, errno == ECONNRESET ? "ECONNRESET" : strerror(errno), true);
-      return;
-    }
-    if (n == 0) {
-      if (c->busy && c->hs == H_EOF) {
-        c->t_read = now_us();
-        conn_done(c);
-      } else {
-        conn_fail(c, "closed", true);   /* an idle keep-alive connection closed: quietly dropped */
-      }
-      return;
-    }
-    c->t_read = now_us();
-    if (!c->busy) {
-      count_error("unsolicited-data");
-      conn_close(c);
-      return;
-    }
-    c->got = true;
-    c->in.len += (size_t)n;
-    c->in.p[c->in.len] = '\0';
-    const char *err = NULL;
-    int r = parse(c, &err);
-    if (r < 0) {
-      conn_fail(c, err, false);
-      return;
-    }
-    if (r == 1) {
-      conn_done(c);
-      return;
-    }
+/* Starts a request on c (never busy here: each connection carries one request at a time). */
+static void conn_post(struct conn *c, enum req req, const char *body, size_t len, double timeout_s) {
+  c->req = req;
+  if (bx_hconn_post(&c->h, o.hostport, o.path, body, len, (int64_t)(timeout_s * 1e6)) < 0) {
+    c->req = REQ_NONE;
+    fatal("internal: a request posted on a busy connection");
   }
-}
-
-static void conn_event(struct conn *c, uint32_t ev) {
-  if (c->connecting && (ev & (EPOLLOUT | EPOLLERR | EPOLLHUP))) {
-    int e = 0;
-    socklen_t el = sizeof e;
-    getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &el);
-    if (e) {
-      conn_fail(c, e == ECONNREFUSED ? "ECONNREFUSED" : strerror(e), false);
-      return;
-    }
-    c->connecting = false;
-  }
-  if ((ev & EPOLLOUT) && c->busy && c->out_off < c->out.len && conn_flush(c) < 0) return;
-  if (ev & (EPOLLIN | EPOLLERR | EPOLLHUP)) conn_readable(c);
 }
 
 /* ---- Bayeux --------------------------------------------------------------------------------- */
@@ -725,7 +321,7 @@ static void connect_failed(struct client *cl, const char *err, json_t *r) {
     handshake(cl, &cl->cc);   /* cc is free: its connect just came back */
     return;
   }
-  cl->connect_at = now_us() + (int64_t)((err ? 200 : (interval > 100 ? interval : 100)) * 1000);
+  cl->connect_at = bx_now_us() + (int64_t)((err ? 200 : (interval > 100 ? interval : 100)) * 1000);
 }
 
 static void setup_failed(struct client *cl, const char *what, const char *err, json_t *r) {
@@ -737,7 +333,7 @@ static void setup_failed(struct client *cl, const char *what, const char *err, j
   char kind[96];
   snprintf(kind, sizeof kind, "rehandshake:%.40s:%.40s", what, err ? err : error ? error : "refused");
   count_error(kind);
-  cl->handshake_at = now_us() + 500000;
+  cl->handshake_at = bx_now_us() + 500000;
 }
 
 /* What each request is answered on, and its name in error messages. */
@@ -789,7 +385,7 @@ static void on_reply(struct conn *c, const char *err, json_t *msgs) {
     if (phase >= P_BYE) return;
     json_t *iv = json_object_get(json_object_get(r, "advice"), "interval");
     double interval = json_is_number(iv) ? json_number_value(iv) : 0;
-    if (interval > 0) cl->connect_at = now_us() + (int64_t)(interval * 1000);
+    if (interval > 0) cl->connect_at = bx_now_us() + (int64_t)(interval * 1000);
     else send_connect(cl, false);
     return;
   }
@@ -813,24 +409,24 @@ static void on_reply(struct conn *c, const char *err, json_t *msgs) {
 
 /* One publish from the next idle publisher (round-robin); skipped when none is idle. */
 static void publish_one(void) {
-  static struct gbuf b;
+  static struct bx_gbuf b;
   for (int k = 0; k < o.publishers; k++) {
     struct client *cl = &clients[(next_publisher + k) % o.publishers];
-    if (!cl->ready || cl->pc.busy) continue;
+    if (!cl->ready || cl->pc.h.busy) continue;
     next_publisher = (cl->idx + 1) % o.publishers;
     struct conn *c = &cl->pc;
     snprintf(c->msg_id, sizeof c->msg_id, "%" PRIu64, ++cl->msg_id);
     c->pub_seq = cl->seq++;
     pub_sent[cl->idx] = cl->seq;
     b.len = 0;
-    int64_t t = now_us();   /* formatting and conn_post take ~1 µs before write() */
-    gbuf_printf(&b, "[{\"channel\":\"" CHANNEL "\",\"clientId\":%s,\"id\":\"%s\",\"data\":", cl->client_id_json, c->msg_id);
+    int64_t t = bx_now_us();   /* formatting and conn_post take ~1 µs before write() */
+    bx_gbuf_printf(&b, "[{\"channel\":\"" CHANNEL "\",\"clientId\":%s,\"id\":\"%s\",\"data\":", cl->client_id_json, c->msg_id);
     size_t data_at = b.len;
-    gbuf_printf(&b, "{\"p\":%d,\"s\":%" PRIu64 ",\"t\":%" PRId64 ",\"x\":\"", cl->idx, c->pub_seq, t);
+    bx_gbuf_printf(&b, "{\"p\":%d,\"s\":%" PRIu64 ",\"t\":%" PRId64 ",\"x\":\"", cl->idx, c->pub_seq, t);
     /* data is padded to SIZE bytes like bench.js's ({"p":..,"x":"xxx"}) */
     size_t dlen = b.len - data_at + 2;
     size_t padn = (size_t)o.size > dlen ? (size_t)o.size - dlen : 0;
-    gbuf_printf(&b, "%.*s\"}}]", (int)padn, pad);
+    bx_gbuf_printf(&b, "%.*s\"}}]", (int)padn, pad);
     conn_post(c, REQ_PUBLISH, b.p, b.len, o.request_timeout);
     return;
   }
@@ -839,7 +435,7 @@ static void publish_one(void) {
 
 static bool publishes_in_flight(void) {
   for (int i = 0; i < o.clients; i++)
-    if (clients[i].pc.busy && clients[i].pc.req == REQ_PUBLISH) return true;
+    if (clients[i].pc.h.busy && clients[i].pc.req == REQ_PUBLISH) return true;
   return false;
 }
 
@@ -847,9 +443,8 @@ static void say_bye(void) {
   for (int i = 0; i < o.clients; i++) {
     struct client *cl = &clients[i];
     cl->connect_at = cl->handshake_at = 0;
-    conn_close(&cl->cc);
-    cl->cc.busy = false;
-    if (cl->client_id && !cl->pc.busy) post_json(&cl->pc, REQ_DISCONNECT, batch1(meta(cl, &cl->pc, "/meta/disconnect")), 2);
+    bx_hconn_close(&cl->cc.h);
+    if (cl->client_id && !cl->pc.h.busy) post_json(&cl->pc, REQ_DISCONNECT, batch1(meta(cl, &cl->pc, "/meta/disconnect")), 2);
   }
 }
 
@@ -859,12 +454,12 @@ static void timeouts(int64_t now) {
   for (int i = 0; i < o.clients; i++) {
     struct conn *cs[2] = {&clients[i].cc, &clients[i].pc};
     for (int k = 0; k < 2; k++)
-      if (cs[k]->busy && now >= cs[k]->deadline) conn_fail(cs[k], "timeout", false);
-    if (clients[i].connect_at && now >= clients[i].connect_at && phase < P_BYE && !clients[i].cc.busy) {
+      bx_hconn_tick(&cs[k]->h, now);   /* a passed deadline reaches on_http as "timeout" */
+    if (clients[i].connect_at && now >= clients[i].connect_at && phase < P_BYE && !clients[i].cc.h.busy) {
       clients[i].connect_at = 0;
       send_connect(&clients[i], false);
     }
-    if (clients[i].handshake_at && now >= clients[i].handshake_at && phase < P_BYE && !clients[i].cc.busy) {
+    if (clients[i].handshake_at && now >= clients[i].handshake_at && phase < P_BYE && !clients[i].cc.h.busy) {
       clients[i].handshake_at = 0;
       handshake(&clients[i], &clients[i].cc);
     }
@@ -923,7 +518,7 @@ static int64_t step(int64_t now) {
   }
   case P_BYE: {
     bool busy = false;
-    for (int i = 0; i < o.clients; i++) busy |= clients[i].pc.busy;
+    for (int i = 0; i < o.clients; i++) busy |= clients[i].pc.h.busy;
     if (!busy || now - t_phase > 3000000) phase = P_END;
     break;
   }
@@ -933,7 +528,7 @@ static int64_t step(int64_t now) {
   for (int i = 0; i < o.clients; i++) {
     struct conn *cs[2] = {&clients[i].cc, &clients[i].pc};
     for (int k = 0; k < 2; k++)
-      if (cs[k]->busy && cs[k]->deadline < wake) wake = cs[k]->deadline;
+      if (cs[k]->h.busy && cs[k]->h.deadline < wake) wake = cs[k]->h.deadline;
     if (clients[i].connect_at && clients[i].connect_at < wake) wake = clients[i].connect_at;
     if (clients[i].handshake_at && clients[i].handshake_at < wake) wake = clients[i].handshake_at;
   }
@@ -1058,7 +653,6 @@ static void usage(const char *fmt, ...) {
         "  --connect-timeout S  HTTP timeout of a held /meta/connect (1..3600, default 45)\n"
         "  --request-timeout S  other requests (0.1..3600, default 10)\n"
         "  --setup-timeout S    handshake+subscribe+first connect of every client (1..3600, default 20)\n"
-        "  --max-response N     bytes of one response body (1024..1073741824, default 8388608)\n"
         "  --label L            the result's label (default the URL)\n"
         "  --json               print the result as one JSON line on stdout\n",
         stderr);
@@ -1111,7 +705,7 @@ static void parse_url(void) {
 
 static void parse_args(int argc, char **argv) {
   o.rate = 50, o.duration = 5, o.drain = 5, o.connect_timeout = 45, o.request_timeout = 10, o.setup_timeout = 20;
-  o.clients = 2, o.publishers = 0, o.size = 50, o.max_response = 8 << 20;
+  o.clients = 2, o.publishers = 0, o.size = 50;
   const char *publishers = NULL;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -1123,7 +717,7 @@ static void parse_args(int argc, char **argv) {
     if (strncmp(a, "--", 2) != 0) usage("unknown argument '%s'", a);
     const char *name = a + 2, *v = i + 1 < argc ? argv[i + 1] : NULL;
     static const char *const valued[] = {"url", "label", "rate", "duration", "drain", "connect-timeout", "request-timeout",
-                                         "setup-timeout", "clients", "publishers", "size", "max-response"};
+                                         "setup-timeout", "clients", "publishers", "size"};
     bool known = false;
     for (size_t k = 0; k < sizeof valued / sizeof *valued; k++) known |= !strcmp(name, valued[k]);
     if (!known) usage("unknown argument '%s'", a);
@@ -1139,8 +733,7 @@ static void parse_args(int argc, char **argv) {
     else if (!strcmp(name, "setup-timeout")) o.setup_timeout = num_arg(name, v, 1, 3600, false);
     else if (!strcmp(name, "clients")) o.clients = (int)num_arg(name, v, 1, MAX_CLIENTS, true);
     else if (!strcmp(name, "publishers")) publishers = v;
-    else if (!strcmp(name, "size")) o.size = (int)num_arg(name, v, 40, 65536, true);
-    else o.max_response = num_arg(name, v, 1024, 1 << 30, true);
+    else o.size = (int)num_arg(name, v, 40, 65536, true);
   }
   if (!o.url) usage("--url is required");
   o.publishers = publishers ? (int)num_arg("publishers", publishers, 1, o.clients, true) : o.clients;
@@ -1159,19 +752,22 @@ int main(int argc, char **argv) {
     perror("floor: epoll/timerfd");
     return 1;
   }
-  struct epoll_event tev = {.events = EPOLLIN, .data.u64 = 0};   /* conn tags start at 1 */
+  struct epoll_event tev = {.events = EPOLLIN, .data.ptr = NULL};   /* connections have data.ptr = their bx_hconn */
   if (epoll_ctl(epfd, EPOLL_CTL_ADD, tfd, &tev) < 0) {
     perror("floor: epoll_ctl");
     return 1;
   }
   /* Worst case: setup + warm-up + publishing + drain + goodbye, plus slack; never a hang. */
-  int64_t start = now_us();
+  int64_t start = bx_now_us();
   int64_t watchdog = start + (int64_t)((o.setup_timeout + 0.5 + o.duration + o.drain + 3 + 10) * 1e6);
   for (int i = 0; i < o.clients; i++) {
     struct client *cl = &clients[i];
     cl->idx = i;
-    cl->cc = (struct conn){.cl = cl, .fd = -1, .tag = (uint32_t)(2 * i + 1)};
-    cl->pc = (struct conn){.cl = cl, .fd = -1, .tag = (uint32_t)(2 * i + 2)};
+    struct conn *cs[2] = {&cl->cc, &cl->pc};
+    for (int k = 0; k < 2; k++) {
+      cs[k]->cl = cl;
+      bx_hconn_init(&cs[k]->h, epfd, (const struct sockaddr *)&o.addr, o.addrlen, &cl->jar, on_http, cs[k]);
+    }
     for (int p = 0; p < MAX_CLIENTS; p++) cl->last[p] = -1;
   }
   phase = P_SETUP;
@@ -1179,7 +775,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < o.clients && !st.fatal[0]; i++) handshake(&clients[i], &clients[i].pc);
   struct epoll_event evs[2 * MAX_CLIENTS + 1];
   while (phase != P_END && !st.fatal[0]) {
-    int64_t now = now_us();
+    int64_t now = bx_now_us();
     if (now >= watchdog) {
       fatal("run exceeded %.1f s (watchdog)", (double)(watchdog - start) / 1e6);
       break;
@@ -1197,24 +793,21 @@ int main(int argc, char **argv) {
       break;
     }
     for (int i = 0; i < n; i++) {
-      if (evs[i].data.u64 == 0) {
+      if (!evs[i].data.ptr) {
         uint64_t x;
         if (read(tfd, &x, sizeof x) < 0 && errno != EAGAIN) fatal("timerfd: %s", strerror(errno));
         continue;
       }
-      uint64_t tag = evs[i].data.u64 & 0xffff, gen = evs[i].data.u64 >> 16;
-      struct client *cl = &clients[(tag - 1) / 2];
-      struct conn *c = (tag - 1) % 2 ? &cl->pc : &cl->cc;
-      if (c->fd >= 0 && c->gen == gen) conn_event(c, evs[i].events);
+      bx_hconn_event(evs[i].data.ptr, evs[i].events);
     }
   }
-  int64_t t_end = now_us();
+  int64_t t_end = bx_now_us();
   if (phase <= P_PUBLISH) t_pub_end = t_end;
   double cpu = t0 ? cpu_s() - cpu0 : 0;
   phase = P_END;
   for (int i = 0; i < o.clients; i++) {
-    conn_close(&clients[i].cc);
-    conn_close(&clients[i].pc);
+    bx_hconn_free(&clients[i].cc.h);
+    bx_hconn_free(&clients[i].pc.h);
   }
   json_t *r = result(t_end, cpu);
   summary(r);
