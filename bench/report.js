@@ -36,8 +36,8 @@ const engineOf = (r) => r.engine || 'node';
 const scaling = runs.filter((r) => /^bayeux-fcgi-w\d+$/.test(r.label));
 const fanout = runs.filter((r) => /^fanout-/.test(r.label));
 const rps = runs.filter((r) => /^rps-/.test(r.label));
-// Latency floor, two instruments: floor-<server> from the Node generator (bench.js), floorc-<server>
-// from the C probe (bench/floor.c); <server> "responder" is the trivial in-memory responder.
+// Latency floor, two instruments: floor-<server> from the load generator (bench.js, either engine),
+// floorc-<server> from the C probe (bench/floor.c); <server> "responder" is the trivial in-memory responder.
 const floor = runs.filter((r) => /^floor-/.test(r.label));
 const floorc = runs.filter((r) => /^floorc-/.test(r.label));
 const floorOf = (prefix, s) => runs.find((r) => r.label === prefix + s);
@@ -180,10 +180,10 @@ const floorFig = (r) => (!r ? 'not run' : r.error && !r.latencyMs ? 'ERROR ' + r
   (r.latencyOthersMs ? ` (to the other client p50 ${r.latencyOthersMs.p50} ms${r.deliveredOnPublishReplies ? `, ${r.deliveredOnPublishReplies} on publish replies` : ''})` : '') +
   `, lost ${r.lost}, dup ${r.duplicated}, ooo ${r.outOfOrder}` + (r.error ? ` (ERROR ${r.error})` : ''));
 if (floorServers.length) {
-  lines.push('', 'latency floor (2 clients in 1 room, 50 single-message publishes/s), two instruments: Node generator (bench.js) | C probe (bench/floor.c):');
+  lines.push('', 'latency floor (2 clients in 1 room, 50 single-message publishes/s), two instruments: load generator (bench.js, its engine) | C probe (bench/floor.c):');
   for (const s of floorServers) {
     lines.push(`  ${s === 'responder' ? 'responder (trivial in-memory server: the instruments\' own floor)' : s}: ` +
-      `bench.js ${floorFig(floorOf('floor-', s))} | floor.c ${floorFig(floorOf('floorc-', s))}`);
+      `bench.js${floorOf('floor-', s) ? ` (${engineOf(floorOf('floor-', s))} engine)` : ''} ${floorFig(floorOf('floor-', s))} | floor.c ${floorFig(floorOf('floorc-', s))}`);
   }
 }
 
@@ -200,7 +200,7 @@ function targets() {
   const satNote = (x) => (saturated[x] ? '' : ` (${x} did not saturate)`);
   t('deliveries/s at saturation ≥ 3× Faye', atLeast('bayeux-fcgi', 'faye', 3),
     b && fb ? `${b.deliveredPerSec}/s vs ${fb.deliveredPerSec}/s = ${ratio(b.deliveredPerSec, fb.deliveredPerSec)}${satNote('bayeux-fcgi')}${satNote('faye')}` : 'no run');
-  // Judged on the C probe: the Node generator's own hops are most of its figure (see its responder row).
+  // Judged on the C probe (bench.js's node engine: its own hops were most of its figure, see its responder row).
   const p50 = (r) => (r && r.latencyMs && r.latencyMs.p50 != null && !r.error ? r.latencyMs.p50 : null);
   const flc = p50(floorOf('floorc-', 'bayeux-fcgi')), fln = p50(floorOf('floor-', 'bayeux-fcgi'));
   const rc = p50(floorOf('floorc-', 'responder')), rn = p50(floorOf('floor-', 'responder'));
@@ -208,7 +208,7 @@ function targets() {
   const ms = (x) => (x == null ? '–' : x + ' ms');
   t('publish→receive p50 ≤ 1 ms at light load', flc == null ? null : flc <= 1,
     `C probe p50 ${flc == null ? 'not measured' : flc + ' ms'} (its floor against the trivial responder ${ms(rc)}` +
-    `${cnc == null ? '' : `; cometd-node ${cnc} ms`}); Node generator p50 ${ms(fln)} (its own floor ${ms(rn)}); ` +
+    `${cnc == null ? '' : `; cometd-node ${cnc} ms`}); load generator (${engineOf(floorOf('floor-', 'bayeux-fcgi') || {})} engine) p50 ${ms(fln)} (its own floor ${ms(rn)}); ` +
     'nginx + libfcgi + Redis wake-up floor ~0.35 ms (shared/limits.md)');
   // The saturation load is the highest offered rate the server kept up with (not isSat). The best
   // deliveries/s come later, past the knee, from ever larger batches at seconds of latency: half of

@@ -246,9 +246,9 @@ for s in "${started[@]}"; do
   CLIENTS=2 ROOMS=1 ROOMS_PER_CLIENT=1 bench_one "$s" 50 --batch 1 --duration 5 --label "floor-$s" || true
 done
 
-# The same floor measured by the C probe (bench/floor.c: no Node event-loop hops on either end, the
-# instrument shared/limits.md's ~0.35 ms was measured with), then both instruments against the trivial
-# in-memory responder: each instrument's own floor.
+# The same floor measured by the C probe (bench/floor.c: one epoll loop, single publishes from both
+# clients, the cross-client path reported apart; the kind of instrument shared/limits.md's ~0.35 ms was
+# measured with), then both instruments against the trivial in-memory responder: their own floor.
 FLOOR_BIN=$BUILD/bench/floor
 floorc_one() { # LABEL URL
   local line
@@ -264,8 +264,8 @@ for s in "${started[@]}"; do
   floorc_one "floorc-$s" "${URL[$s]}"
 done
 log "latency floor of the instruments: trivial responder"
-timeout -k 5 60 node bench/bench.js --json --self --label floor-responder --clients 2 --rooms 1 --rooms-per-client 1 \
-  --rate 50 --batch 1 --duration 5 2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "responder floor run failed"
+timeout -k 5 60 node bench/bench.js --json --self --engine "$ENGINE" --cgen "$CGEN" --label floor-responder --clients 2 \
+  --rooms 1 --rooms-per-client 1 --rate 50 --batch 1 --duration 5 2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "responder floor run failed"
 if rurl=$(floorc_responder_start "$BENCH_DIR/responder"); then
   floorc_one floorc-responder "$rurl"
   floorc_responder_stop "$BENCH_DIR/responder"
