@@ -41,6 +41,8 @@ for engine in $ENGINES; do
   fi
   clean=$(run)
   check "$clean" "$CLEAN" "$engine engine, clean responder: nothing counted" || fail=1
+  strict=$(BENCH_STRICT_HTTP=1 run)
+  check "$strict" "$CLEAN && r.rehandshakes === 0" "$engine engine, responder with chunked bodies and a required session cookie: nothing counted" || fail=1
   faulty=$(BENCH_FAULTS=drop=0.02,dup=0.02,swap=0.02 run)
   check "$faulty" "$FAULTY" \
     "$engine engine, responder dropping, duplicating and swapping 2 % each: all three counted" || fail=1
