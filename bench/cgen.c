@@ -282,7 +282,7 @@ static struct {
       received, dup, ooo, foreign;
 } st;
 static int inflight;   /* publish batches awaiting their reply */
-static int64_t t_last_recv;
+static int64_t t_last_recv, t_last_pub_ok, t_last_pub_err;
 
 static struct { char *name; long long n; } *errs;
 static size_t nerrs;
@@ -513,6 +513,7 @@ static void on_publish(struct client *c, const char *e, const struct bx_bmsgs *m
   if (e) {
     count_error("publish:", e);
     st.publish_failed += batch;
+    t_last_pub_err = bx_now_us();
   } else {
     take_deliveries(c, msgs);
     for (size_t i = 0; i < msgs->n; i++) {
@@ -530,6 +531,7 @@ static void on_publish(struct client *c, const char *e, const struct bx_bmsgs *m
     }
     st.published += ok;
     st.publish_failed += batch - ok;
+    if (ok) t_last_pub_ok = bx_now_us();
     if (ok < batch) count_error("publish:refused", NULL);
     st.expected += (long long)ok * members[c->pub_room];
   }
@@ -903,6 +905,19 @@ int main(int argc, char **argv) {
       error = ebuf;
     } else if (st.received == 0) {
       error = "nothing delivered";
+    } else {
+      /* A server that died or stalled mid-run: publish requests failing and none succeeding at the end
+       * of the window (a merely saturated server still answers its publishers, only later). */
+      int64_t tail = (int64_t)(fmin(2.0, o.duration / 2) * 1e6);
+      if (t_last_pub_err >= t_pub_end - tail && t_last_pub_ok < t_pub_end - tail) {
+        char keys[200] = "";
+        for (size_t i = 0; i < nerrs; i++)
+          if (!strncmp(errs[i].name, "publish:", 8))
+            snprintf(keys + strlen(keys), sizeof keys - strlen(keys), "%s%s", *keys ? ", " : "", errs[i].name);
+        snprintf(ebuf, sizeof ebuf, "server dead or stalled: publishes failing and none succeeded in the last %.1f s of publishing (%s)",
+                 (double)tail / 1e6, keys);
+        error = ebuf;
+      }
     }
   }
   if (error) json_object_set_new(res, "error", json_string(error));
