@@ -17,7 +17,8 @@
 #      ENGINE (generator of the long-polling rows: c = bench/cgen.c, node = bench.js's worker threads;
 #      default c when $BUILD/bench/bx-cgen is built; websocket rows always use node), SELF_SWEEP (1: also
 #      run the generator against the trivial responder at every swept rate, its own latency floor),
-#      UPDATE_README=1 (rewrite the README Performance table from this run).
+#      UPDATE_README=1 (rewrite the README Performance table from this run), SETTLE_PCT (15) and
+#      SETTLE_MAX (20 s): before each run, wait until the machine is at most SETTLE_PCT % busy.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
@@ -64,7 +65,11 @@ ENGINE=${ENGINE:-$([ -x "$CGEN" ] && echo c || echo node)}
 case $ENGINE in node) ;; c) [ -x "$CGEN" ] || die "ENGINE=c: $CGEN is not built (make BUILD=$BUILD)" ;;
   *) die "ENGINE must be c or node (got '$ENGINE')" ;; esac
 SELF_SWEEP=${SELF_SWEEP:-1}
+SETTLE_PCT=${SETTLE_PCT:-15}
+SETTLE_MAX=${SETTLE_MAX:-20}
 [[ $SELF_SWEEP =~ ^[01]$ ]] || die "SELF_SWEEP must be 0 or 1 (got '$SELF_SWEEP')"
+[[ $SETTLE_PCT =~ ^[0-9]+$ && $SETTLE_PCT -le 100 ]] || die "SETTLE_PCT must be 0..100 (got '$SETTLE_PCT')"
+[[ $SETTLE_MAX =~ ^[0-9]+$ ]] || die "SETTLE_MAX must be a whole number of seconds (got '$SETTLE_MAX')"
 [[ $DURATION =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "DURATION must be a number of seconds (got '$DURATION')"
 command -v node >/dev/null || die "node missing (make deps)"
 mkdir -p "$BENCH_DIR" "$OUT"
@@ -182,6 +187,31 @@ server_pids() { # SERVER
 
 # One run: appends a JSON line to $RUNS; a failed run is an error row, never a hang (bench.js has
 # timeouts everywhere and a watchdog; `timeout` is the last resort).
+# CPU busy % of the whole machine over SEC seconds (/proc/stat: user nice system idle iowait irq softirq steal).
+cpu_busy_pct() { # SEC
+  local a b c d e f g h t1 i1 t2 i2
+  read -r _ a b c d e f g h _ < /proc/stat; t1=$((a + b + c + d + e + f + g + h)); i1=$((d + e))
+  sleep "$1"
+  read -r _ a b c d e f g h _ < /proc/stat; t2=$((a + b + c + d + e + f + g + h)); i2=$((d + e))
+  echo $(( t2 > t1 ? 100 * ((t2 - t1) - (i2 - i1)) / (t2 - t1) : 0 ))
+}
+
+# Wait (at most SETTLE_MAX s) until the machine is quiet (≤ SETTLE_PCT % busy over a second): a peer
+# that fell behind keeps draining its backlog after its run ends, and that CPU would otherwise be
+# charged to the next server's run. Sets BUSY_BEFORE (the last figure) for the run's JSON.
+settle() {
+  local t0=$SECONDS
+  BUSY_BEFORE=$(cpu_busy_pct 1)
+  while [ "$BUSY_BEFORE" -gt "$SETTLE_PCT" ]; do
+    if [ $((SECONDS - t0)) -ge "$SETTLE_MAX" ]; then
+      log "machine still ${BUSY_BEFORE} % busy after ${SETTLE_MAX} s: running anyway"; return
+    fi
+    BUSY_BEFORE=$(cpu_busy_pct 1)
+  done
+  [ $((SECONDS - t0)) -gt 1 ] && log "waited $((SECONDS - t0)) s for the machine to settle (${BUSY_BEFORE} % busy)"
+  return 0
+}
+
 bench_one() { # SERVER RATE [extra bench.js args]
   local s=$1 rate=$2 limit line
   shift 2
@@ -191,11 +221,14 @@ bench_one() { # SERVER RATE [extra bench.js args]
   fi
   local nflags=() engine=$ENGINE
   [[ " $* " == *" websocket "* ]] && nflags=(--experimental-websocket --no-warnings) engine=node
+  settle
   line=$(timeout -k 5 "$limit" node "${nflags[@]}" bench/bench.js --json --engine "$engine" --cgen "$CGEN" --label "$s" --url "${URL[$s]}" --rate "$rate" \
          --redis-port "${REDISP[$s]}" --pids "$(server_pids "$s")" "$@" 2> >(sed 's/^/    /' >&2))
   if [ -z "$line" ]; then
     line=$(printf '{"label":"%s","offered":%s,"error":"generator gave no result (killed after %s s?)"}' "$s" "$rate" "$limit")
   fi
+  line=$(printf '%s' "$line" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);
+    r.busyBeforePct=+process.argv[1];process.stdout.write(JSON.stringify(r))})' "$BUSY_BEFORE")
   echo "$line" >> "$RUNS"
   printf '%s' "$line" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const r=JSON.parse(s);
     process.exit(r.error||r.publishedPerSec<0.9*r.offered||(r.latencyMs&&r.latencyMs.p50>1000)?1:0)})'
