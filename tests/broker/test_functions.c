@@ -878,6 +878,17 @@ static void test_wrong_type_keys(void **state) {
     assert_non_null(strstr(e, T_PREFIX "expiry"));
     e = t_fcall_err(S, "bx_connect", "v1", "", "w", "t", "-1", "1", "1", "1", "1", "-1", "lp", NULL);
     assert_non_null(strstr(e, T_PREFIX "expiry"));
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "expiry", NULL));
+
+    /* The browser's session set of another type: a connect that would park (it counts the browser's
+     * held polls for maxSessionsPerBrowser) fails naming it, before writing anything. */
+    t_session(S, "v5", "bv5");
+    freeReplyObject(t_cmd(S, "DEL", T_PREFIX "browser:bv5", NULL));
+    freeReplyObject(t_cmd(S, "SET", T_PREFIX "browser:bv5", "junk", NULL));
+    e = t_fcall_err(S, "bx_connect", "v5", "bv5", "w", "t5", "-1", "1", "1", "1", "1", "1", "lp", NULL);
+    assert_non_null(strstr(e, T_PREFIX "browser:bv5"));
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{v5}:s", "w", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "v5", NULL), 0);
 }
 
 static void test_session_info(void **state) {
