@@ -112,7 +112,7 @@ function connectLoop(c) {
 // Open-loop publishing: batches are due at RATE/BATCH per second from t0; a due batch
 // with no idle publisher is counted as skipped (the server is saturated).
 let idle = [], t0 = 0, due = 0;
-const pad = 'x'.repeat(64);
+const pad = 'x'.repeat(W.size);   // data is padded up to SIZE bytes (bench.js bounds it to 65536)
 function publishTick() {
   if (!publishing) return;
   const want = 1 + Math.floor(((nowUs() - t0) / 1e6) * W.rate / W.batch);   // first batch at t0
