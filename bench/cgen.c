@@ -53,9 +53,7 @@ static struct {
   double clients, rooms, rpc, rate, duration, batch, size, threads, setup_conc, connect_timeout, request_timeout,
       setup_timeout, drain, seed;
   bool json, marks;
-  char *host, *path;   /* from url: Host header value, path + query */
-  struct sockaddr_storage addr;
-  socklen_t addrlen;
+  struct bx_url u;      /* from url: Host header value, path + query, address */
 } o;
 
 enum kind { O_STR, O_INT, O_NUM, O_FLAG };
@@ -128,36 +126,8 @@ static void set_opt(const struct opt *p, const char *v) {
 }
 
 static void parse_url(void) {
-  const char *u = o.url;
-  if (strncmp(u, "http://", 7) != 0) usage("--url must be http://host[:port]/path (long-polling), got '%s'", u);
-  const char *h = u + 7, *slash = strchr(h, '/');
-  size_t hl = slash ? (size_t)(slash - h) : strlen(h);
-  if (hl == 0 || memchr(h, '@', hl)) usage("--url '%s' has no usable host", u);
-  o.host = strndup(h, hl);
-  o.path = strdup(slash ? slash : "/");
-  char *q = strchr(o.path, '#');
-  if (q) *q = 0;
-  char *name, *port = NULL;
-  if (o.host[0] == '[') {   /* [v6]:port */
-    char *rb = strchr(o.host, ']');
-    if (!rb) usage("--url '%s': bad IPv6 host", u);
-    name = strndup(o.host + 1, (size_t)(rb - o.host - 1));
-    if (rb[1] == ':') port = rb + 2;
-    else if (rb[1]) usage("--url '%s': bad host", u);
-  } else {
-    char *colon = strchr(o.host, ':');
-    name = colon ? strndup(o.host, (size_t)(colon - o.host)) : strdup(o.host);
-    if (colon) port = colon + 1;
-  }
-  if (port && (!*port || strspn(port, "0123456789") != strlen(port) || atoi(port) < 1 || atoi(port) > 65535))
-    usage("--url '%s': bad port", u);
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-  int e = getaddrinfo(name, port ? port : "80", &hints, &ai);
-  if (e) usage("--url '%s': %s", u, gai_strerror(e));
-  memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
-  o.addrlen = ai->ai_addrlen;
-  freeaddrinfo(ai);
-  free(name);
+  char err[512];
+  if (bx_url_parse(o.url, &o.u, err, sizeof err) < 0) usage("%s", err);
 }
 
 static void parse_args(int argc, char **argv) {
@@ -371,7 +341,7 @@ static void post(struct client *c, bool on_cc, enum req r, struct bx_gbuf *body)
   }
   if (on_cc) c->cc_req = r;
   else c->pc_req = r;
-  bx_hconn_post(h, o.host, o.path, body->p, body->len, tmo);
+  bx_hconn_post(h, o.u.hostport, o.u.path, body->p, body->len, tmo);
 }
 
 static struct bx_gbuf scratch;
@@ -800,8 +770,8 @@ int main(int argc, char **argv) {
   for (int i = 0; i < n; i++) {
     struct client *c = &clients[i];
     c->g = i;
-    bx_hconn_init(&c->cc, epfd, (struct sockaddr *)&o.addr, o.addrlen, &c->jar, on_reply, c);
-    bx_hconn_init(&c->pc, epfd, (struct sockaddr *)&o.addr, o.addrlen, &c->jar, on_reply, c);
+    bx_hconn_init(&c->cc, epfd, (struct sockaddr *)&o.u.addr, o.u.addrlen, &c->jar, on_reply, c);
+    bx_hconn_init(&c->pc, epfd, (struct sockaddr *)&o.u.addr, o.u.addrlen, &c->jar, on_reply, c);
   }
   char when[32];
   time_t now_wall = time(NULL);
@@ -969,8 +939,7 @@ int main(int argc, char **argv) {
   free(lat);
   bx_gbuf_free(&scratch);
   bx_bmsgs_free(&reply);
-  free(o.host);
-  free(o.path);
+  bx_url_free(&o.u);
   close(epfd);
   return 0;
 }

@@ -8,6 +8,7 @@
 #include "chttp.h"
 
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdarg.h>
@@ -469,4 +470,74 @@ void bx_hconn_event(struct bx_hconn *c, uint32_t events) {
     if (c->fd < 0) return;
   }
   if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) readable(c);
+}
+
+/* ---- URLs ----------------------------------------------------------------------------------- */
+
+int bx_url_parse(const char *url, struct bx_url *u, char *err, size_t errlen) {
+  memset(u, 0, sizeof *u);
+  char *host = NULL;
+  if (strncmp(url, "http://", 7) != 0) {
+    snprintf(err, errlen, "--url must be http://host[:port]/path (long-polling), got '%s'", url);
+    goto fail;
+  }
+  const char *h = url + 7, *slash = strchr(h, '/');
+  size_t hp = slash ? (size_t)(slash - h) : strlen(h);
+  if (hp == 0 || hp > 255 || memchr(h, '@', hp)) {
+    snprintf(err, errlen, "--url '%s' has no usable host", url);
+    goto fail;
+  }
+  u->hostport = strndup(h, hp);
+  u->path = strdup(slash ? slash : "/");
+  host = strdup(u->hostport);
+  if (!u->hostport || !u->path || !host) {
+    snprintf(err, errlen, "out of memory");
+    goto fail;
+  }
+  char *frag = strchr(u->path, '#');
+  if (frag) *frag = '\0';
+  for (const char *p = u->path; *p; p++)
+    if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+      snprintf(err, errlen, "--url path must not contain spaces or control characters");
+      goto fail;
+    }
+  char *port = NULL;
+  if (host[0] == '[') {   /* [IPv6]:port */
+    char *rb = strchr(host, ']');
+    if (!rb || (rb[1] && rb[1] != ':')) {
+      snprintf(err, errlen, "--url '%s': bad [IPv6] host", url);
+      goto fail;
+    }
+    if (rb[1] == ':') port = rb + 2;
+    *rb = '\0';
+    memmove(host, host + 1, strlen(host + 1) + 1);
+  } else if ((port = strchr(host, ':')) != NULL) {
+    *port++ = '\0';
+  }
+  if (port && (!*port || strspn(port, "0123456789") != strlen(port) || strlen(port) > 5 || atoi(port) < 1 ||
+               atoi(port) > 65535)) {
+    snprintf(err, errlen, "--url '%s': bad port", url);
+    goto fail;
+  }
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+  int rc = getaddrinfo(host, port ? port : "80", &hints, &ai);
+  if (rc) {
+    snprintf(err, errlen, "--url host '%s': %s", host, gai_strerror(rc));
+    goto fail;
+  }
+  memcpy(&u->addr, ai->ai_addr, ai->ai_addrlen);
+  u->addrlen = ai->ai_addrlen;
+  freeaddrinfo(ai);
+  free(host);
+  return 0;
+fail:
+  free(host);
+  bx_url_free(u);
+  return -1;
+}
+
+void bx_url_free(struct bx_url *u) {
+  free(u->hostport);
+  free(u->path);
+  u->hostport = u->path = NULL;
 }

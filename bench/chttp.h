@@ -1,4 +1,4 @@
-/* bench/chttp.h — a small non-blocking HTTP/1.1 client for the C bench tools (bench/cgen.c): one
+/* bench/chttp.h — a small non-blocking HTTP/1.1 client for the C bench tools (cgen.c, floor.c): one
  * request at a time per keep-alive connection, driven by the caller's epoll loop, Content-Length and
  * chunked bodies, Set-Cookie kept in a per-client jar and sent back. Every request has a deadline;
  * every failure reaches the callback exactly once (never a hang, never a silent drop). */
@@ -37,6 +37,17 @@ struct bx_jar {
 /* Keep the name=value of one Set-Cookie value (n bytes). The jar owns its copies; bx_jar_free frees them. */
 void bx_jar_set(struct bx_jar *j, const char *v, size_t n);
 void bx_jar_free(struct bx_jar *j);
+
+/* An http:// URL resolved for bx_hconn: hostport is the Host header value, path the request target. */
+struct bx_url {
+  char *hostport, *path;
+  struct sockaddr_storage addr;
+  socklen_t addrlen;
+};
+/* Parse and resolve url (http://host[:port]/path, [IPv6] hosts, a "#fragment" dropped). 0, or -1 with
+ * err set (the tools print it as a usage error). u's strings are the caller's: bx_url_free. */
+int bx_url_parse(const char *url, struct bx_url *u, char *err, size_t errlen);
+void bx_url_free(struct bx_url *u);
 
 struct bx_hconn;
 /* Completion: err NULL and status/body on a full response, else err names the failure ("timeout",

@@ -48,10 +48,7 @@ static struct {
   double rate, duration, drain, connect_timeout, request_timeout, setup_timeout;
   int clients, publishers, size;
   bool json;
-  /* parsed --url */
-  char *host, *hostport, *path;
-  struct sockaddr_storage addr;
-  socklen_t addrlen;
+  struct bx_url u;   /* parsed --url */
 } o;
 
 static double cpu_s(void) {
@@ -171,7 +168,7 @@ static void on_http(struct bx_hconn *h, const char *err, int status, const char 
 /* Starts a request on c (never busy here: each connection carries one request at a time). */
 static void conn_post(struct conn *c, enum req req, const char *body, size_t len, double timeout_s) {
   c->req = req;
-  if (bx_hconn_post(&c->h, o.hostport, o.path, body, len, (int64_t)(timeout_s * 1e6)) < 0) {
+  if (bx_hconn_post(&c->h, o.u.hostport, o.u.path, body, len, (int64_t)(timeout_s * 1e6)) < 0) {
     c->req = REQ_NONE;
     fatal("internal: a request posted on a busy connection");
   }
@@ -671,37 +668,8 @@ static double num_arg(const char *name, const char *v, double lo, double hi, boo
 }
 
 static void parse_url(void) {
-  const char *u = o.url;
-  if (strncmp(u, "http://", 7) != 0) usage("--url must be http://host[:port]/path (long-polling), got '%s'", u);
-  u += 7;
-  const char *slash = strchr(u, '/');
-  size_t hp = slash ? (size_t)(slash - u) : strlen(u);
-  if (hp == 0 || hp > 255) usage("--url '%s' has no host", o.url);
-  o.hostport = strndup(u, hp);
-  o.path = strdup(slash ? slash : "/");
-  if (!o.hostport || !o.path) oom();
-  for (const char *p = o.path; *p; p++)
-    if ((unsigned char)*p <= ' ' || *p == 0x7f) usage("--url path must not contain spaces or control characters");
-  char *port = NULL, *host = strdup(o.hostport);
-  if (!host) oom();
-  if (host[0] == '[') {   /* [IPv6]:port */
-    char *rb = strchr(host, ']');
-    if (!rb) usage("--url '%s': unterminated [IPv6] host", o.url);
-    *rb = '\0';
-    if (rb[1] == ':') port = rb + 2;
-    else if (rb[1]) usage("--url '%s': bad host", o.url);
-    memmove(host, host + 1, strlen(host + 1) + 1);
-  } else if ((port = strchr(host, ':')) != NULL) {
-    *port++ = '\0';
-  }
-  if (port) num_arg("url port", port, 1, 65535, true);
-  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
-  int rc = getaddrinfo(host, port ? port : "80", &hints, &ai);
-  if (rc) usage("--url host '%s': %s", host, gai_strerror(rc));
-  memcpy(&o.addr, ai->ai_addr, ai->ai_addrlen);
-  o.addrlen = ai->ai_addrlen;
-  freeaddrinfo(ai);
-  o.host = host;
+  char err[512];
+  if (bx_url_parse(o.url, &o.u, err, sizeof err) < 0) usage("%s", err);
 }
 
 static void parse_args(int argc, char **argv) {
@@ -767,7 +735,7 @@ int main(int argc, char **argv) {
     struct conn *cs[2] = {&cl->cc, &cl->pc};
     for (int k = 0; k < 2; k++) {
       cs[k]->cl = cl;
-      bx_hconn_init(&cs[k]->h, epfd, (const struct sockaddr *)&o.addr, o.addrlen, &cl->jar, on_http, cs[k]);
+      bx_hconn_init(&cs[k]->h, epfd, (const struct sockaddr *)&o.u.addr, o.u.addrlen, &cl->jar, on_http, cs[k]);
     }
     for (int p = 0; p < MAX_CLIENTS; p++) cl->last[p] = -1;
   }
