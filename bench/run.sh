@@ -279,13 +279,14 @@ fi
 # the reference workload's long-polling cycle without nginx, workers or generator.
 if [ -x "$BUILD/bin/brokercost" ]; then
   log "broker cost per function (Redis commandstats)"
-  BC_DIR=$BENCH_DIR/brokercost; rm -rf "$BC_DIR"; mkdir -p "$BC_DIR"; bcport=$(bx_free_port)
-  redis-server --port "$bcport" --bind 127.0.0.1 --save '' --appendonly no --dir "$BC_DIR" \
-    --pidfile "$BC_DIR/redis.pid" --daemonize yes --logfile "$BC_DIR/redis.log" >/dev/null
-  for _ in $(seq 50); do redis-cli -p "$bcport" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  timeout -k 5 120 "$BUILD/bin/brokercost" --json --port "$bcport" --clients "$CLIENTS" --rooms "$ROOMS" \
-    --rooms-per-client "$ROOMS_PER_CLIENT" --rounds "$([ "$QUICK" = 1 ] && echo 10 || echo 30)" \
-    2> >(sed 's/^/    /' >&2) >> "$RUNS" || printf '{"label":"broker-cost","error":"brokercost failed"}\n' >> "$RUNS"
+  BC_DIR=$BENCH_DIR/brokercost; rm -rf "$BC_DIR"; bcport=$(bx_free_port)
+  if bx_start_redis "$BC_DIR" "$bcport"; then
+    timeout -k 5 120 "$BUILD/bin/brokercost" --json --port "$bcport" --clients "$CLIENTS" --rooms "$ROOMS" \
+      --rooms-per-client "$ROOMS_PER_CLIENT" --rounds "$([ "$QUICK" = 1 ] && echo 10 || echo 30)" \
+      2> >(sed 's/^/    /' >&2) >> "$RUNS" || printf '{"label":"broker-cost","error":"brokercost failed"}\n' >> "$RUNS"
+  else
+    printf '{"label":"broker-cost","error":"its redis-server did not start"}\n' >> "$RUNS"
+  fi
   bx_stop_pidfile "$BC_DIR/redis.pid"
 fi
 
