@@ -222,9 +222,7 @@ int main(int argc, char **argv)
                 for (int q = 0; q < nq; q++) conf[2 * q] = ccid[q], conf[2 * q + 1] = cbn[q];
                 measure_start(&us0, &k0);
                 freeReplyObject(fcall("bx_confirm", 2 * nq, conf));
-                phase one = { 0, 0 };
-                measure_end(&one, us0, k0);
-                pf.us += one.us, pf.calls += one.calls;
+                measure_end(&pf, us0, k0);
                 nq = 0;
             }
         }
