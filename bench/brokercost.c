@@ -2,14 +2,15 @@
  *
  * Runs the long-polling cycle of the reference workload against an otherwise idle Redis, without
  * nginx, workers or generator: CLIENTS sessions subscribed to ROOMS_PER_CLIENT of ROOMS rooms; each
- * round every session parks a /meta/connect (bx_connect), one bx_publish_batch of BATCH messages
+ * round every session parks a /meta/connect (bx_connect, or bx_connect_batch in groups of
+ * --connect-batch as a worker gathers them under load), one bx_publish_batch of BATCH messages
  * goes to random rooms (pushing to the parked polls), and every pushed session is confirmed in
  * gathered bx_confirm calls of up to 100 sessions, as a worker does. The time of each phase is the
  * delta of Redis's own INFO commandstats (cmdstat_fcall usec), so client and network time are
  * excluded. Use an empty Redis: every FCALL in it during a phase is counted.
  *
  * Usage: brokercost [--port N] [--host H] [--clients N] [--rooms N] [--rooms-per-client N]
- *                   [--batch N] [--rounds N] [--seed N] [--json]
+ *                   [--batch N] [--rounds N] [--seed N] [--connect-batch N] [--json]
  * Exit 0 ok, 1 Redis error, 2 bad arguments. */
 #include <errno.h>
 #include <stdio.h>
@@ -23,7 +24,7 @@
 
 typedef struct opts {
     const char *host;
-    long port, clients, rooms, per_client, batch, rounds, seed;
+    long port, clients, rooms, per_client, batch, rounds, seed, connect_batch;
     int json;
 } opts;
 
@@ -39,7 +40,7 @@ static void usage(const char *msg)
 {
     if (msg) fprintf(stderr, "brokercost: %s\n", msg);
     fprintf(stderr, "usage: brokercost [--host H] [--port N] [--clients N] [--rooms N] [--rooms-per-client N]\n"
-                    "                  [--batch N] [--rounds N] [--seed N] [--json]\n");
+                    "                  [--batch N] [--rounds N] [--seed N] [--connect-batch N] [--json]\n");
     exit(msg ? 2 : 0);
 }
 
@@ -58,7 +59,7 @@ static long num(const char *name, const char *v, long min, long max)
 
 static void parse(int argc, char **argv, opts *o)
 {
-    *o = (opts){ "127.0.0.1", 6379, 1000, 100, 10, 10, 30, 1, 0 };
+    *o = (opts){ "127.0.0.1", 6379, 1000, 100, 10, 10, 30, 1, 1, 0 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--json")) { o->json = 1; continue; }
@@ -71,6 +72,7 @@ static void parse(int argc, char **argv, opts *o)
         else if (!strcmp(a, "--batch")) o->batch = num("batch", v, 1, 1000);
         else if (!strcmp(a, "--rounds")) o->rounds = num("rounds", v, 1, 100000);
         else if (!strcmp(a, "--seed")) o->seed = num("seed", v, 0, 2147483647);
+        else if (!strcmp(a, "--connect-batch")) o->connect_batch = num("connect-batch", v, 1, 1000);
         else {
             char m[160];
             snprintf(m, sizeof m, "unknown argument '%.100s'", a);
@@ -145,9 +147,14 @@ int main(int argc, char **argv)
 
     char cid[32], br[32], tok[32];
     const char **sub = calloc((size_t)o.per_client + 4, sizeof *sub);
+    /* one group of --connect-batch connects: n, then 11 arguments each */
+    size_t cn = 1 + 11 * (size_t)o.connect_batch;
+    const char **cargs = calloc(cn, sizeof *cargs);
+    char (*ccids)[32] = calloc((size_t)o.connect_batch, sizeof *ccids);
+    char (*cbrs)[32] = calloc((size_t)o.connect_batch, sizeof *cbrs);
     char (*rooms)[32] = calloc((size_t)o.per_client, sizeof *rooms);
     long long *bn = calloc((size_t)o.clients, sizeof *bn);
-    if (!sub || !rooms || !bn) die("setup", "out of memory");
+    if (!sub || !rooms || !bn || !cargs || !ccids || !cbrs) die("setup", "out of memory");
     for (long i = 0; i < o.clients; i++) {
         snprintf(cid, sizeof cid, "c%ld", i);
         snprintf(br, sizeof br, "b%ld", i);
@@ -180,11 +187,24 @@ int main(int argc, char **argv)
     for (long r = 0; r < o.rounds; r++) {
         snprintf(tok, sizeof tok, "t%ld", r + 1);
         measure_start(&us0, &k0);
-        for (long i = 0; i < o.clients; i++) {
-            snprintf(cid, sizeof cid, "c%ld", i);
-            snprintf(br, sizeof br, "b%ld", i);
-            const char *c[] = { cid, br, "w1", tok, "-1", "1", "30000", "60000", "600000", "1", "long-polling" };
-            freeReplyObject(fcall("bx_connect", 11, c));
+        for (long i = 0; i < o.clients;) {
+            long g = o.connect_batch < o.clients - i ? o.connect_batch : o.clients - i;
+            char gn[16];
+            snprintf(gn, sizeof gn, "%ld", g);
+            int a = 0;
+            cargs[a++] = gn;
+            for (long j = 0; j < g; j++, i++) {
+                snprintf(ccids[j], sizeof ccids[j], "c%ld", i);
+                snprintf(cbrs[j], sizeof cbrs[j], "b%ld", i);
+                const char *c[] = { ccids[j], cbrs[j], "w1", tok, "-1", "1", "30000", "60000", "600000", "1",
+                                    "long-polling" };
+                memcpy(cargs + a, c, sizeof c);
+                a += 11;
+            }
+            if (o.connect_batch == 1)
+                freeReplyObject(fcall("bx_connect", 11, cargs + 1));
+            else
+                freeReplyObject(fcall("bx_connect_batch", a, cargs));
         }
         measure_end(&pc, us0, k0);
 
@@ -228,20 +248,23 @@ int main(int argc, char **argv)
         }
     }
 
-    double connect_us = pc.calls ? pc.us / (double)pc.calls : 0;
+    long long connects = (long long)o.clients * o.rounds; /* pc.calls counts FCALLs, not connects */
+    double connect_us = connects ? pc.us / (double)connects : 0;
     double publish_us = pp.calls ? pp.us / (double)pp.calls : 0;
     double push_per_pub = (double)pushed / (double)o.rounds;
     double confirm_us = pushed ? pf.us / (double)pushed : 0;
-    fprintf(stderr, "brokercost: %ld sessions, %ld rooms × %ld, batches of %ld, %ld rounds: bx_connect %.1f µs, "
+    fprintf(stderr, "brokercost: %ld sessions, %ld rooms × %ld, batches of %ld, %ld rounds: "
+            "bx_connect %.1f µs (%ld per call), "
             "bx_publish_batch %.0f µs (%.0f pushes: %.1f µs each), bx_confirm %.1f µs per session\n",
-            o.clients, o.rooms, o.per_client, o.batch, o.rounds, connect_us, publish_us, push_per_pub,
-            push_per_pub > 0 ? publish_us / push_per_pub : 0, confirm_us);
+            o.clients, o.rooms, o.per_client, o.batch, o.rounds, connect_us, o.connect_batch, publish_us,
+            push_per_pub, push_per_pub > 0 ? publish_us / push_per_pub : 0, confirm_us);
     if (o.json)
         printf("{\"label\":\"broker-cost\",\"clients\":%ld,\"rooms\":%ld,\"roomsPerClient\":%ld,\"batch\":%ld,"
-               "\"rounds\":%ld,\"connectUs\":%.2f,\"publishBatchUs\":%.1f,\"pushesPerPublish\":%.1f,"
+               "\"rounds\":%ld,\"connectBatch\":%ld,\"connectUs\":%.2f,\"publishBatchUs\":%.1f,\"pushesPerPublish\":%.1f,"
                "\"usPerPush\":%.2f,\"confirmUsPerSession\":%.2f}\n",
-               o.clients, o.rooms, o.per_client, o.batch, o.rounds, connect_us, publish_us, push_per_pub,
-               push_per_pub > 0 ? publish_us / push_per_pub : 0, confirm_us);
+               o.clients, o.rooms, o.per_client, o.batch, o.rounds, o.connect_batch, connect_us, publish_us,
+               push_per_pub, push_per_pub > 0 ? publish_us / push_per_pub : 0, confirm_us);
+    free(cargs), free(ccids), free(cbrs);
     free(sub), free(rooms), free(bn), free(pub), free(chn), free(msg), free(conf), free(ccid), free(cbn);
     bx_store_sync_close(S);
     return 0;

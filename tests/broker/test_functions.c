@@ -891,6 +891,87 @@ static void test_wrong_type_keys(void **state) {
     assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "v5", NULL), 0);
 }
 
+/* bx_connect_batch: each connect as bx_connect would do it, in order, each with its own reply. */
+static void test_connect_batch(void **state) {
+    (void)state;
+    redisContext *w1 = t_wake_listen("w1");
+    t_session(S, "k1", "");
+    t_session(S, "k2", "");
+    t_session(S, "k3", "");
+    t_subscribe(S, "k3", "/kb");
+    assert_int_equal(publish_n("", "/kb", "{\"m\":1}"), 1);
+#define KC(cid, token) cid, "", "w1", token, "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1", "long-polling"
+    /* k1 parks, then a second connect of k1 in the same call supersedes it; an unknown session;
+     * k3 has a message queued and is answered with it. */
+    redisReply *r = t_fcall(S, "bx_connect_batch", "4", KC("k1", "a1"), KC("k1", "a2"), KC("nope", "a3"),
+                            KC("k3", "a4"), NULL);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    assert_int_equal(r->elements, 4);
+    assert_string_equal(t_str(r->element[0], 0), "parked");
+    assert_string_equal(t_str(r->element[1], 0), "parked");
+    assert_string_equal(t_str(r->element[2], 0), "unknown");
+    assert_string_equal(t_str(r->element[3], 0), "msgs");
+    assert_int_equal(r->element[3]->elements, 5);
+    assert_string_equal(t_str(r->element[3], 4), "{\"m\":1}");
+    char k3batch[32];
+    snprintf(k3batch, sizeof k3batch, "%s", t_str(r->element[3], 3));
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "FCALL", "bx_confirm", "0", T_PREFIX, "k3", k3batch, NULL), 1);
+    t_wake_expect(w1, "s a1");
+    r = t_cmd(S, "HMGET", T_PREFIX "{k1}:s", "w", "k", NULL);
+    assert_string_equal(t_str(r, 0), "w1");
+    assert_string_equal(t_str(r, 1), "a2");
+    freeReplyObject(r);
+    r = t_cmd(S, "HGET", T_PREFIX "parked", "k1", NULL);
+    assert_string_equal(r->str, "w1");
+    freeReplyObject(r);
+    /* expiry of a parked poll: now + timeout + maxInterval; of an answered one: now + maxInterval */
+    r = t_cmd(S, "ZMSCORE", T_PREFIX "expiry", "k1", "k3", NULL);
+    double e1 = strtod(r->element[0]->str, NULL), e3 = strtod(r->element[1]->str, NULL);
+    freeReplyObject(r);
+    assert_true(e1 - e3 >= 19000 && e1 - e3 <= 21000);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "k3", NULL), 0);
+
+    /* One session's queue of the wrong type: its connect fails naming the key and changes
+     * nothing; the connects before and after it go through. */
+    freeReplyObject(t_cmd(S, "SET", T_PREFIX "{k2}:q", "junk", NULL));
+    r = t_fcall(S, "bx_connect_batch", "3", KC("k1", "b1"), KC("k2", "b2"), KC("k3", "b3"), NULL);
+    assert_int_equal(r->elements, 3);
+    assert_string_equal(t_str(r->element[0], 0), "parked");
+    assert_int_equal(r->element[1]->type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(r->element[1]->str, "WRONGTYPE"));
+    assert_non_null(strstr(r->element[1]->str, T_PREFIX "{k2}:q"));
+    assert_string_equal(t_str(r->element[2], 0), "parked");
+    freeReplyObject(r);
+    t_wake_expect(w1, "s a2");
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{k2}:s", "w", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "k2", NULL), 0);
+
+    /* Arguments: checked for every connect before any runs, a value equal to the previous
+     * connect's included; an error names the argument and nothing is done. */
+    const char *e = t_fcall_err(S, "bx_connect_batch", "2", KC("k1", "c1"), "k3", "", "w1", "c2", "-1", "1",
+                                T_TIMEOUT, T_EXPIRY, "x", "-1", "long-polling", NULL);
+    assert_non_null(strstr(e, "ttl_ms"));
+    e = t_fcall_err(S, "bx_connect_batch", "2", KC("k1", "c1"), "k3", "", "w 1", "c2", "-1", "1",
+                    T_TIMEOUT, T_EXPIRY, T_TTL, "-1", "long-polling", NULL);
+    assert_non_null(strstr(e, "worker"));
+    r = t_cmd(S, "HGET", T_PREFIX "{k1}:s", "k", NULL);
+    assert_string_equal(r->str, "b1");
+    freeReplyObject(r);
+    e = t_fcall_err(S, "bx_connect_batch", "2", KC("k1", "c1"), NULL);
+    assert_non_null(strstr(e, "wrong number of arguments"));
+    e = t_fcall_err(S, "bx_connect_batch", "0", NULL);
+    assert_non_null(strstr(e, "n: must be >= 1"));
+    e = t_fcall_err(S, "bx_connect_batch", "1001", NULL);
+    assert_non_null(strstr(e, "at most 1000"));
+    /* the counter counts connects, not calls: the 3 sessions' first connects, then 3 + 2 in the batches */
+    r = t_cmd(S, "HGET", T_PREFIX "stats", "connects", NULL);
+    assert_string_equal(r->str, "8");
+    freeReplyObject(r);
+#undef KC
+    redisFree(w1);
+}
+
 static void test_session_info(void **state) {
     (void)state;
     t_session(S, "i1", "bi");
@@ -934,6 +1015,7 @@ int main(void) {
         cmocka_unit_test_setup(test_commands_per_publish_flat, setup),
         cmocka_unit_test_setup(test_bad_arguments, setup),
         cmocka_unit_test_setup(test_wrong_type_keys, setup),
+        cmocka_unit_test_setup(test_connect_batch, setup),
         cmocka_unit_test_setup(test_session_info, setup),
     };
     int rc = cmocka_run_group_tests_name("broker functions", tests, NULL, NULL);
