@@ -76,6 +76,144 @@ static void connect_done(bx_exchange *ex, const redisReply *r)
     connect_reply(ex, batch, advice);
 }
 
+/* ---- gathered connects (bx_connect_batch) ------------------------------- */
+
+#define CONNECT_ARGC 11         /* bx_connect's arguments after the prefix */
+#define CONNECT_BATCH_MAX 256   /* connects per bx_connect_batch (the broker takes up to 1000) */
+
+/* A bx_connect_batch in flight: its exchanges in argument order. */
+typedef struct connect_batch {
+    bx_dispatch *d;
+    size_t n;
+    bx_exchange *ex[];
+} connect_batch;
+
+static void gathered_send(bx_dispatch *d);
+
+/* Each exchange of the batch gets its own element of the reply, as if it had called bx_connect. */
+static void connect_batch_done(const redisReply *r, const char *err, void *arg)
+{
+    connect_batch *b = arg;
+    bx_dispatch *d = b->d;
+    d->gathered.inflight--;
+    int shaped = r && r->type == REDIS_REPLY_ARRAY && r->elements == b->n;
+    if (r && !shaped)
+        bx_error("bx_connect_batch: a reply of type %d with %zu elements for %zu connects", r->type,
+                 r->type == REDIS_REPLY_ARRAY ? r->elements : 0, b->n);
+    gathered_send(d); /* what arrived meanwhile goes now, before these answers add more */
+    for (size_t i = 0; i < b->n; i++) {
+        const redisReply *e = shaped ? r->element[i] : NULL;
+        const char *why = r ? "malformed bx_connect_batch reply" : err;
+        if (e && e->type == REDIS_REPLY_ERROR) {
+            bx_warn("bx_connect of c=%s failed: %s", b->ex[i]->cid, e->str);
+            why = e->str;
+            e = NULL;
+        }
+        bx_dx_store_reply(e, why, b->ex[i]); /* may free the exchange */
+    }
+    free(b);
+}
+
+/* Forget a gathered exchange's place in the list and its arguments (sent, or never to be). */
+static bx_exchange *gathered_unlink(bx_exchange *ex)
+{
+    bx_exchange *next = ex->gathered_next;
+    ex->gathered_next = NULL;
+    bx_dx_args_free(&ex->connect_args);
+    memset(&ex->connect_args, 0, sizeof ex->connect_args);
+    return next;
+}
+
+/* Fail the exchanges of a detached list (their connects were not sent): each continuation runs. */
+static void gathered_fail(bx_exchange *ex, const char *why)
+{
+    while (ex) {
+        bx_exchange *next = gathered_unlink(ex);
+        bx_debug("connect c=%s not sent: %s", ex->cid, why);
+        bx_dx_store_reply(NULL, why, ex); /* may free ex */
+        ex = next;
+    }
+}
+
+/* Send every gathered connect, in calls of at most CONNECT_BATCH_MAX. */
+static void gathered_send(bx_dispatch *d)
+{
+    while (d->gathered.head) {
+        /* detach up to CONNECT_BATCH_MAX: continuations run below may gather again */
+        bx_exchange *head = d->gathered.head, *last = head;
+        size_t n = 1;
+        while (n < CONNECT_BATCH_MAX && last->gathered_next) {
+            last = last->gathered_next;
+            n++;
+        }
+        d->gathered.head = last->gathered_next;
+        if (!d->gathered.head)
+            d->gathered.tail = NULL;
+        last->gathered_next = NULL;
+
+        if (d->closed) {
+            gathered_fail(head, "worker stopping");
+            continue;
+        }
+        size_t argc = 1 + n * CONNECT_ARGC;
+        connect_batch *b = malloc(sizeof *b + n * sizeof *b->ex);
+        const char **v = malloc(argc * sizeof *v);
+        size_t *len = malloc(argc * sizeof *len);
+        if (!b || !v || !len) {
+            free(b), free(v), free(len);
+            gathered_fail(head, "out of memory");
+            continue;
+        }
+        char num[24];
+        snprintf(num, sizeof num, "%zu", n);
+        v[0] = num;
+        len[0] = strlen(num);
+        b->d = d;
+        b->n = 0;
+        for (bx_exchange *ex = head; ex; ex = ex->gathered_next) {
+            memcpy(v + 1 + b->n * CONNECT_ARGC, ex->connect_args.v, CONNECT_ARGC * sizeof *v);
+            memcpy(len + 1 + b->n * CONNECT_ARGC, ex->connect_args.len, CONNECT_ARGC * sizeof *len);
+            b->ex[b->n++] = ex;
+        }
+        char err[160] = "";
+        int rc = bx_store_fcall(d->store, "bx_connect_batch", (int)argc, v, len, connect_batch_done, b, err,
+                                sizeof err);
+        free(v), free(len);
+        if (rc < 0) {
+            free(b);
+            gathered_fail(head, err);
+            continue;
+        }
+        bx_debug("bx_connect_batch sent with %zu connects", n);
+        d->gathered.inflight++;
+        for (bx_exchange *ex = head; ex;)
+            ex = gathered_unlink(ex);
+    }
+}
+
+/* The connect goes to the broker now if no bx_connect_batch of this worker is in flight, else with
+ * the others that arrive before it is answered. */
+static void connect_call(bx_exchange *ex, args *a)
+{
+    bx_dispatch *d = ex->d;
+    if (ex->group.n > 0 || a->oom || d->closed || a->n != CONNECT_ARGC) {
+        bx_dx_call(ex, "bx_connect", a, connect_done); /* grouped broadcasts go first; failures */
+        return;
+    }
+    ex->k = connect_done;
+    ex->busy = 1;
+    ex->connect_args = *a;
+    memset(a, 0, sizeof *a);
+    ex->gathered_next = NULL;
+    if (d->gathered.tail)
+        d->gathered.tail->gathered_next = ex;
+    else
+        d->gathered.head = ex;
+    d->gathered.tail = ex;
+    if (d->gathered.inflight == 0)
+        gathered_send(d);
+}
+
 /* Hold time: the transport's timeout, or the client's transient advice.timeout if smaller. */
 static long connect_hold_ms(const bx_exchange *ex)
 {
@@ -117,7 +255,7 @@ void bx_dx_do_connect(bx_exchange *ex)
     bx_dx_args_add(&a, bx_transport_name(ex->info.transport));
     if (hold && ex->hooks.hold)
         ex->hooks.hold(ex, ex->hooks.arg);
-    bx_dx_call(ex, "bx_connect", &a, connect_done);
+    connect_call(ex, &a);
 }
 
 /* ---- parked connect: drains and events ------------------------------ */

@@ -142,7 +142,7 @@ static void message_done(bx_exchange *ex)
     ex->next++;
 }
 
-static void on_store_reply(const redisReply *r, const char *err, void *arg)
+void bx_dx_store_reply(const redisReply *r, const char *err, void *arg)
 {
     bx_exchange *ex = arg;
     step_fn *k = ex->k;
@@ -177,7 +177,7 @@ void bx_dx_call(bx_exchange *ex, const char *fn, args *a, step_fn *k)
         k(ex, NULL);
         return;
     }
-    int rc = bx_store_fcall(ex->d->store, fn, a->n, (const char **)a->v, a->len, on_store_reply, ex, err,
+    int rc = bx_store_fcall(ex->d->store, fn, a->n, (const char **)a->v, a->len, bx_dx_store_reply, ex, err,
                             sizeof err);
     bx_dx_args_free(a);
     if (rc < 0) {
@@ -539,6 +539,7 @@ void bx_exchange_free(bx_exchange *ex)
     bx_dx_args_free(&ex->group.a);
     free(ex->group.ctx);
     bx_dx_args_free(&ex->deferred.a);
+    bx_dx_args_free(&ex->connect_args);
     json_decref(ex->replies);
     texts_free(&ex->deliveries);
     free(ex->browser);

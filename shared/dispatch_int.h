@@ -58,6 +58,13 @@ struct bx_dispatch {
      * bx_confirm for all its polls, instead of one broker call per poll. */
     int gather;
     args confirms;
+    /* Connects that arrived while a bx_connect_batch was in flight (connect.c), oldest first: sent in
+     * one call when it is answered. After a publish answers hundreds of polls their reconnects
+     * arrive together, and one FCALL per connect made them queue in Redis (the p99 tail). */
+    struct {
+        bx_exchange *head, *tail;
+        int inflight; /* bx_connect_batch calls not answered yet */
+    } gathered;
 };
 
 
@@ -105,6 +112,8 @@ struct bx_exchange {
     int advice_due;      /* the held connect's reply must carry the full advice */
     const char *local_error; /* error to reply after a session check succeeds */
     long long confirm_batch;
+    args connect_args;   /* a gathered connect's bx_connect arguments, until its batch is sent */
+    bx_exchange *gathered_next;
     /* Broadcasts of this batch waiting to go to the broker together (see broadcast in publish.c): one
      * bx_publish_batch means one RPUSH and at most one wake-up per recipient per batch. */
     struct {
@@ -230,6 +239,9 @@ void bx_dx_finish(bx_exchange *ex, bx_ex_state st);
 void bx_dx_finish_http(bx_exchange *ex, int status);
 /* One broker call fn with the arguments of *a (taken: *a is emptied); k runs exactly once (may be now). */
 void bx_dx_call(bx_exchange *ex, const char *fn, args *a, step_fn *k);
+/* The answer to ex's broker call in flight (r NULL: failed, err says why): clears busy, runs ex->k
+ * once; ex may be freed when it returns. For calls that carry several exchanges (connect.c). */
+void bx_dx_store_reply(const redisReply *r, const char *err, void *ex);
 /* The current message is answered: outgoing extensions, next message (may free ex). */
 void bx_dx_complete(bx_exchange *ex);
 /* Browser argument of session calls, borrowed from ex: "" not checked, NULL the request owns no session. */

@@ -1,7 +1,13 @@
-// bayeux-notes.md §7 scenarios 22–24, session expiry after interval + maxInterval, client abort while parked.
+// bayeux-notes.md §7 scenarios 22–24, session expiry after interval + maxInterval, client abort while parked,
+// connects gathered into one broker call.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { CFG, FRONT, IMMEDIATE_MS, Client, Jar, connectReply, deliveries, sleep, unique, assertHealthy } from './lib/bayeux.mjs';
+import { workerLogLines } from './lib/stack.mjs';
+
+const run = promisify(execFile);
 
 test('#22 disconnect releases the held connect with reconnect:none; the clientId is then unknown', async () => {
   const s1 = await new Client('s1').ready();
@@ -99,4 +105,26 @@ test('client abort while parked: others unaffected, the queue is kept for the ne
   assert.deepEqual(deliveries(r1).map((m) => m.data), ['kept'], `the queued message after the abort: ${r1.text}`);
   assert.ok(r1.ms < IMMEDIATE_MS, `the re-poll waited ${r1.ms} ms for a queued message`);
   await assertHealthy('client abort');
+});
+
+test('connects that arrive while the broker is busy go together in one bx_connect_batch, each answered as its own', async () => {
+  const ch = `/gather/${unique('g')}`;
+  const clients = await Promise.all(Array.from({ length: 16 }, (_, i) => new Client(`gather${i}`).ready()));
+  for (const c of clients) assert.equal((await c.subscribe(ch)).successful, true);
+  const gathered = () => workerLogLines(/bx_connect_batch sent with (\d+) connects/)
+    .filter((l) => Number(/with (\d+) connects/.exec(l)[1]) >= 2).length;
+  const before = gathered();
+  // Redis holds every write call for 600 ms: each worker's first connect waits in it, the others
+  // arrive meanwhile and must be gathered into one call once it is answered.
+  await run('redis-cli', ['-p', process.env.BX_STACK_REDIS_PORT, 'CLIENT', 'PAUSE', '600', 'WRITE']);
+  const polls = clients.map((c) => c.connect());
+  await sleep(1000);
+  const pub = await new Client('gather-pub').ready();
+  assert.equal((await pub.publish(ch, { n: 1 })).successful, true);
+  for (const [i, res] of (await Promise.all(polls)).entries()) {
+    assert.equal(res.status, 200, `gather${i}: HTTP ${res.status} ${res.text}`);
+    assert.equal(connectReply(res).successful, true, `gather${i}: ${res.text}`);
+    assert.deepEqual(deliveries(res).map((m) => m.data), [{ n: 1 }], `gather${i}: ${res.text}`);
+  }
+  assert.ok(gathered() > before, 'no bx_connect_batch carried more than one connect');
 });
