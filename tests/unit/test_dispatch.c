@@ -24,6 +24,7 @@ static struct call {
     char text[2048];
     bx_store_cb *cb;
     void *arg;
+    int single; /* a bx_connect_batch of one connect: recorded and answered as a bx_connect */
 } calls[MAX_CALLS];
 static int n_calls, store_down;
 
@@ -37,6 +38,9 @@ int bx_store_fcall(bx_store *s, const char *fn, int argc, const char **argv, con
     }
     assert_true(n_calls < MAX_CALLS);
     struct call *c = &calls[n_calls++];
+    c->single = strcmp(fn, "bx_connect_batch") == 0 && argc > 0 && lens[0] == 1 && argv[0][0] == '1';
+    if (c->single)
+        fn = "bx_connect", argv++, lens++, argc--;
     size_t o = (size_t)snprintf(c->text, sizeof c->text, "%s", fn);
     for (int i = 0; i < argc && o < sizeof c->text; i++)
         o += (size_t)snprintf(c->text + o, sizeof c->text - o, " %.*s", (int)lens[i], argv[i]);
@@ -90,13 +94,15 @@ static void rfree(redisReply *r)
     free(r);
 }
 
-/* Answer call i (NULL reply = broker failure), then forget it. */
+/* Answer call i (NULL reply = broker failure), then forget it. A connect sent alone in a
+ * bx_connect_batch gets r as the one element of the batch's reply. */
 static void answer(int i, redisReply *r)
 {
     assert_true(i < n_calls && calls[i].cb);
     bx_store_cb *cb = calls[i].cb;
     calls[i].cb = NULL;
-    cb(r, r ? NULL : "down", calls[i].arg);
+    redisReply one = { .type = REDIS_REPLY_ARRAY, .elements = 1, .element = &r };
+    cb(r && calls[i].single ? &one : r, r ? NULL : "down", calls[i].arg);
     if (r)
         rfree(r);
 }
@@ -642,6 +648,61 @@ static void test_push_confirms_gathered(void **state)
     answer(2, mk("i", 2LL));
 }
 
+/* Connects that arrive while a bx_connect_batch is in flight wait and go in one call when it is
+ * answered; each exchange gets its own element of the reply, an error element fails only its own. */
+static void test_connects_gathered(void **state)
+{
+    (void)state;
+    bx_exchange *ex[3];
+    ex[0] = ex_new(CONNECT("2", ""), "b1");
+    bx_exchange_start(ex[0]);
+    assert_int_equal(n_calls, 1);
+    ex[1] = ex_new("[{\"channel\":\"/meta/connect\",\"clientId\":\"c2\",\"id\":\"3\"}]", "b1");
+    bx_exchange_start(ex[1]);
+    ex[2] = ex_new("[{\"channel\":\"/meta/connect\",\"clientId\":\"c3\",\"id\":\"4\"}]", "b1");
+    bx_exchange_start(ex[2]);
+    assert_int_equal(n_calls, 1); /* gathered: the first is in flight */
+    answer(0, mk("siii", "parked", 0LL, 0LL, 0LL));
+    assert_int_equal(last_state, BX_EX_PARKED);
+    assert_int_equal(n_calls, 2);
+    char head[128];
+    snprintf(head, sizeof head, "bx_connect_batch 2 c2 b1 w1 %s -1 1 ", bx_exchange_token(ex[1]));
+    assert_memory_equal(calls[1].text, head, strlen(head));
+    assert_non_null(strstr(calls[1].text, " c3 b1 w1 "));
+    assert_non_null(strstr(calls[1].text, bx_exchange_token(ex[2])));
+    /* c2: answered with a message; c3: its connect failed in Redis → retry advice, as a failed bx_connect */
+    redisReply *r = calloc(1, sizeof *r);
+    r->type = REDIS_REPLY_ARRAY;
+    r->elements = 2;
+    r->element = calloc(2, sizeof *r->element);
+    r->element[0] = mk("siiis", "msgs", 0LL, 0LL, 7LL, "{\"channel\":\"/a\",\"data\":1}");
+    redisReply *e = r->element[1] = calloc(1, sizeof *e);
+    e->type = REDIS_REPLY_ERROR;
+    e->str = strdup("WRONGTYPE key it:{c3}:q holds a string, expected a list");
+    e->len = strlen(e->str);
+    n_states = 0;
+    bx_store_cb *cb = calls[1].cb;
+    calls[1].cb = NULL;
+    cb(r, NULL, calls[1].arg);
+    rfree(r->element[0]);
+    free(e->str);
+    free(e);
+    free(r->element);
+    free(r);
+    assert_int_equal(n_states, 2);
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_non_null(strstr(body, "\"reconnect\":\"retry\""));
+    assert_non_null(strstr(body, "\"successful\":false"));
+    assert_int_equal(bx_exchange_delivery_count(ex[1]), 1);
+    assert_int_equal(bx_exchange_delivery_count(ex[2]), 0);
+    assert_int_equal(n_calls, 2);
+    bx_exchange_abandon(ex[0]);
+    answer(2, mk("si", "empty", 0LL));
+    assert_int_equal(last_state, BX_EX_GONE);
+    for (int i = 0; i < 3; i++)
+        bx_exchange_free(ex[i]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -665,6 +726,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timestamp_and_timesync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_answers_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_confirms_gathered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connects_gathered, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
