@@ -688,8 +688,18 @@ local function confirm(_, args)
     plans[#plans + 1] = { sk = sk, batch = arg_int(fn, 'batch', args[i + 1], 0) }
   end
   for _, pl in ipairs(plans) do
-    local inflight = rd('list', pl.sk.f, 'LRANGE', 0, -1)
-    pl.n, pl.total = inflight_upto(inflight, pl.batch), #inflight
+    -- Tags never decrease along the list (batch numbers only grow), so when the last entry is
+    -- confirmed every entry is: one LINDEX instead of reading and splitting every message.
+    local last = rd('list', pl.sk.f, 'LINDEX', -1)
+    if not last then
+      pl.n, pl.total = 0, 0
+    elseif inflight_split(last) <= pl.batch then
+      pl.total = redis.call('LLEN', pl.sk.f)
+      pl.n = pl.total
+    else
+      local inflight = redis.call('LRANGE', pl.sk.f, 0, -1)
+      pl.n, pl.total = inflight_upto(inflight, pl.batch), #inflight
+    end
   end
   local dropped = 0
   for _, pl in ipairs(plans) do

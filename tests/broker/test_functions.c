@@ -362,6 +362,33 @@ static void test_inflight_ack(void **state) {
     r = t_connect(S, "k1", "w", "t");
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
+
+    /* Two batches in flight: a confirm of the older drops only its entries, from the front. */
+    t_session(S, "k2", "");
+    t_subscribe(S, "k2", "/k2");
+    publish_n("", "/k2", "n1");
+    r = t_connect(S, "k2", "w", "t");
+    long long c1 = t_int(r, 3);
+    freeReplyObject(r);
+    publish_n("", "/k2", "n2");
+    publish_n("", "/k2", "n3");
+    r = t_connect(S, "k2", "w", "t");
+    long long c2 = t_int(r, 3);
+    assert_int_equal(r->elements, 7); /* n1 again, then n2 n3 */
+    freeReplyObject(r);
+    snprintf(num, sizeof num, "%lld", c1);
+    r = t_fcall(S, "bx_confirm", "k2", num, NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    r = t_cmd(S, "LRANGE", T_PREFIX "{k2}:f", "0", "-1", NULL);
+    assert_int_equal(r->elements, 2);
+    assert_non_null(strstr(r->element[0]->str, "|n2"));
+    freeReplyObject(r);
+    snprintf(num, sizeof num, "%lld", c2);
+    r = t_fcall(S, "bx_confirm", "k2", num, NULL);
+    assert_int_equal(r->integer, 2);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "{k2}:f", NULL), 0);
 }
 
 /* Redis restarted from an older state (AOF rolled back): the session's batch counter went back,
