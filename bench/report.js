@@ -218,9 +218,12 @@ function targets() {
     const satLoad = Math.max(...kept.map((r) => r.offered)), half = satLoad / 2;
     const h = ours.reduce((a, r) => (Math.abs(r.offered - half) < Math.abs(a.offered - half) ? r : a));
     const cn = sweep.find((r) => r.label === 'cometd-node' && r.offered === h.offered && r.latencyMs);
+    // where the 20 ms holds in this sweep: the highest kept-up rate whose p99 is within it
+    const within = kept.filter((r) => r.latencyMs && r.latencyMs.p99 <= 20).map((r) => r.offered);
     t('p99 ≤ 20 ms at half the saturation load', h.latencyMs.p99 <= 20, `p99 ${h.latencyMs.p99} ms at ${h.offered} msg/s ` +
       `(saturation load ${satLoad} msg/s, the highest rate kept up with; best deliveries/s at ${b.offered} msg/s)` +
-      (cn ? `; cometd-node p99 ${cn.latencyMs.p99} ms at ${h.offered} msg/s` : ''));
+      (cn ? `; cometd-node p99 ${cn.latencyMs.p99} ms at ${h.offered} msg/s` : '') +
+      `; p99 ≤ 20 ms ${within.length ? `up to ${Math.max(...within)} msg/s` : 'at no rate'} in this sweep`);
   } else t('p99 ≤ 20 ms at half the saturation load', null, ours.length ? 'bayeux-fcgi did not saturate in this run' : 'no run');
   const hello = rps.find((r) => r.label === 'rps-hello' && !r.error), pub = rps.find((r) => r.label === 'rps-bayeux-fcgi' && !r.error);
   t('non-blocking publish req/s ≥ 50 % of the libfcgi hello world', hello && pub ? pub.reqPerSec >= hello.reqPerSec / 2 : null,
