@@ -45,9 +45,10 @@ INT_BIN  := $(patsubst tests/integration/%.c,$(BUILD)/tests/%,$(INT_SRC))
 
 BINS := $(if $(FCGI_SRC),$(BUILD)/bin/bayeux-fcgi) $(if $(CTL_SRC),$(BUILD)/bin/bayeuxctl) $(if $(WS_SRC),$(BUILD)/bin/bayeux-ws)
 BINS := $(or $(strip $(BINS)),$(BUILD)/libbx.a)
-# The C load generator of make bench (bench/cgen.c, chttp.c, bmsg.c): jansson only, no libbx.
+# The C load generator of make bench (bench/cgen.c, chttp.c, cws.c, bmsg.c): jansson, wslay and libcrypto
+# (WebSocket transport), no libbx.
 CGEN := $(BUILD)/bench/bx-cgen
-CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o $(BUILD)/obj/bench/bmsg.o
+CGEN_OBJ := $(BUILD)/obj/bench/cgen.o $(BUILD)/obj/bench/chttp.o $(BUILD)/obj/bench/cws.o $(BUILD)/obj/bench/bmsg.o
 # The latency-floor probe (bench/floor.c + bench/chttp.c): a C Bayeux long-polling client, jansson only.
 FLOOR := $(BUILD)/bench/floor
 
@@ -94,7 +95,7 @@ $(BUILD)/bin/bayeux-ws: $(WS_OBJ) $(BUILD)/libbx.a
 $(CGEN): $(CGEN_OBJ)
 	@mkdir -p $(dir $@)
 	@[ "$(V)" = 0 ] && echo "  LD  $@" || true
-	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CGEN_OBJ) $(shell pkg-config --libs jansson) -lm
+	$(Q)$(CC) $(BX_LDFLAGS) -o $@ $(CGEN_OBJ) $(shell pkg-config --libs jansson libcrypto) -lwslay -lm
 
 $(FLOOR): $(BUILD)/obj/bench/floor.o $(BUILD)/obj/bench/chttp.o
 	@mkdir -p $(dir $@)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// bayeux-bench: CometD's reference chat workload over long-polling against one Bayeux server.
+// bayeux-bench: CometD's reference chat workload over long-polling or WebSocket against one Bayeux server.
 // CLIENTS clients, each subscribed to ROOMS_PER_CLIENT of ROOMS rooms /chat/<n>; publishers send
 // batches of BATCH messages of SIZE bytes at RATE msg/s for DURATION s. Every message carries its
 // publisher, that publisher's sequence number and its send time; every delivery is timestamped.
@@ -17,7 +17,7 @@ const S = require('./lib/sample');
 
 const OPTS = {
   url:               { env: 'URL', def: '', help: 'Bayeux endpoint, http://host:port/path' },
-  transport:         { env: 'TRANSPORT', def: 'long-polling', help: 'long-polling or websocket (Node 20: node --experimental-websocket)' },
+  transport:         { env: 'TRANSPORT', def: 'long-polling', help: 'long-polling or websocket (--engine node on Node 20: node --experimental-websocket)' },
   clients:           { env: 'CLIENTS', def: 1000, int: [1, 100000] },
   rooms:             { env: 'ROOMS', def: 100, int: [1, 100000] },
   'rooms-per-client': { env: 'ROOMS_PER_CLIENT', def: 10, int: [1, 1000] },
@@ -37,8 +37,8 @@ const OPTS = {
   label:             { env: 'LABEL', def: '' },
   seed:              { env: 'SEED', def: 1, int: [0, 2 ** 31 - 1] },
   json:              { flag: true, help: 'print the result as one JSON line on stdout' },
-  self:              { flag: true, help: 'run against a trivial in-memory responder: the generator ceiling' },
-  engine:            { env: 'ENGINE', def: 'node', help: 'node (worker threads) or c (bench/cgen.c: one epoll loop, long-polling only)' },
+  self:              { flag: true, help: 'run against a trivial in-memory responder (long-polling or websocket): the generator ceiling' },
+  engine:            { env: 'ENGINE', def: 'node', help: 'node (worker threads) or c (bench/cgen.c: one epoll loop)' },
   cgen:              { env: 'CGEN', def: path.join(__dirname, '..', 'build', 'bench', 'bx-cgen'), help: 'the C engine binary (make)' },
 };
 
@@ -73,13 +73,11 @@ function parseArgs(argv) {
     o[k] = n;
   }
   if (!['long-polling', 'websocket'].includes(o.transport)) usage(`--transport (TRANSPORT) must be long-polling or websocket, got '${o.transport}'`);
-  if (o.transport === 'websocket' && o.self) usage('--self measures the long-polling generator only');
   if (!['node', 'c'].includes(o.engine)) usage(`--engine (ENGINE) must be node or c, got '${o.engine}'`);
-  if (o.engine === 'c' && o.transport !== 'long-polling') usage('--engine c runs long-polling only (websocket: --engine node)');
   if (o.engine === 'c') {
     try { fs.accessSync(o.cgen, fs.constants.X_OK); } catch (e) { usage(`--engine c: ${o.cgen} is not built (make, or --cgen PATH)`); }
   }
-  if (o.transport === 'websocket' && typeof WebSocket !== 'function') usage('--transport websocket needs a WebSocket client: run node with --experimental-websocket (Node 20)');
+  if (o.transport === 'websocket' && o.engine === 'node' && typeof WebSocket !== 'function') usage('--transport websocket needs a WebSocket client: run node with --experimental-websocket (Node 20)');
   if (o['rooms-per-client'] > o.rooms) usage(`ROOMS_PER_CLIENT (${o['rooms-per-client']}) cannot exceed ROOMS (${o.rooms})`);
   if (!o.self) {
     if (!o.url) usage('--url (URL) is required unless --self');
@@ -288,7 +286,7 @@ async function runEngineC(o, result) {
   let responder = null;
   try {
     if (o.self) { responder = await startResponder(); o.url = result.url = responder.url; o.pidList = [responder.child.pid]; }
-    const args = ['--json', '--marks', '--url', o.url, '--label', result.label, '--clients', o.clients, '--rooms', o.rooms,
+    const args = ['--json', '--marks', '--url', o.url, '--transport', o.transport, '--label', result.label, '--clients', o.clients, '--rooms', o.rooms,
       '--rooms-per-client', o['rooms-per-client'], '--rate', o.rate, '--duration', o.duration, '--batch', o.batch,
       '--size', o.size, '--setup-concurrency', o['setup-concurrency'], '--connect-timeout', o['connect-timeout'],
       '--request-timeout', o['request-timeout'], '--setup-timeout', o['setup-timeout'], '--drain', o.drain, '--seed', o.seed];

@@ -252,6 +252,7 @@ static int msg_field(struct sc *s, struct bx_str k, void *arg) {
   if (bx_str_is(k, "error")) return str_field(s, &m->error);
   if (bx_str_is(k, "successful")) {
     m->successful = *s->p == 't';
+    m->has_successful = true;
     return skip(s);
   }
   if (bx_str_is(k, "advice") && *s->p == '{') return object(s, advice_field, m);

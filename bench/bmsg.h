@@ -18,6 +18,7 @@ struct bx_str {
 struct bx_bmsg {
   struct bx_str channel, id, client_id, error, reconnect;   /* reconnect: advice.reconnect */
   bool successful;                                           /* "successful": true */
+  bool has_successful;                                       /* "successful" present: a reply, not a delivery */
   bool has_interval;                                         /* advice.interval is a number */
   double interval;
   bool has_data;                                             /* "data" present, any value */

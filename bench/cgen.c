@@ -1,16 +1,21 @@
-/* bench/cgen.c — bx-cgen: the reference chat workload of bench/bench.js over long-polling, in C on one
- * epoll loop, so the instrument's own latency is not the floor of every figure (issue #9).
+/* bench/cgen.c — bx-cgen: the reference chat workload of bench/bench.js over long-polling or WebSocket,
+ * in C on one epoll loop, so the instrument's own latency is not the floor of every figure (issue #9).
  *
  * Mirrors bench/lib/worker.js: CLIENTS clients, each with its own cookie jar and two keep-alive HTTP/1.1
- * connections like a browser (one for the held /meta/connect, one for everything else): handshake →
+ * connections like a browser (one for the held /meta/connect, one for everything else), or with
+ * --transport websocket one WebSocket (bench/cws.c) carrying every request, as bench/lib/ws.js: opened
+ * by the first request, requests matched to replies by message id, anything else taken as deliveries
+ * when its frame arrives; a failed socket fails every request on it and the next request opens a new
+ * one. Per client: handshake →
  * one batched subscribe to its ROOMS_PER_CLIENT rooms (/chat/<n>, chosen by mulberry32(SEED) exactly as
  * bench.js does) → first connect with advice.timeout 0 → connect loop. Publishing is open-loop: batches
  * of BATCH publishes are due at RATE/BATCH per second; each goes to a random idle publisher, which waits
  * for the reply before its next batch; a due batch with no idle publisher is counted as skipped. Message
  * data is {"p":publisher,"s":seq,"t":CLOCK_MONOTONIC µs taken just before the write,"x":padding to SIZE};
- * deliveries may ride on any reply and are timestamped when their reply has been read. Counted: lost,
- * duplicated (same p,s twice at one client), out of order (s below the last seen from p), foreign.
- * Replies are read by bench/bmsg.c (the fields needed, no JSON tree); HTTP is bench/chttp.c.
+ * deliveries may ride on any reply and are timestamped when their reply (WebSocket: their frame) has
+ * been read. Counted: lost, duplicated (same p,s twice at one client), out of order (s below the last
+ * seen from p), foreign. Replies are read by bench/bmsg.c (the fields needed, no JSON tree); HTTP is
+ * bench/chttp.c.
  *
  * Output: a summary on stderr and, with --json, one JSON line on stdout with bench.js's field names.
  * --marks (for bench.js --engine c, which samples server CPU/RSS/Redis around the window) prints "@t0"
@@ -39,6 +44,7 @@
 
 #include "bmsg.h"
 #include "chttp.h"
+#include "cws.h"
 
 #define SEQ_SPAN (1 << 20)   /* delivery key = publisher * SEQ_SPAN + seq, as bench/lib/clock.js */
 /* How often deadlines and delayed reconnects are looked at: every 5 ms, or less often with many clients
@@ -56,6 +62,8 @@ static struct {
   struct bx_url u;      /* from url: Host header value, path + query, address */
 } o;
 
+static bool ws_mode;   /* --transport websocket */
+
 enum kind { O_STR, O_INT, O_NUM, O_FLAG };
 static const struct opt {
   const char *name, *env;
@@ -66,7 +74,7 @@ static const struct opt {
   const char *help;
 } OPTS[] = {
     {"url", "URL", O_STR, &o.url, "", 0, 0, "Bayeux endpoint, http://host:port/path"},
-    {"transport", "TRANSPORT", O_STR, &o.transport, "long-polling", 0, 0, "long-polling only (websocket: bench.js)"},
+    {"transport", "TRANSPORT", O_STR, &o.transport, "long-polling", 0, 0, "long-polling or websocket"},
     {"clients", "CLIENTS", O_INT, &o.clients, "1000", 1, 100000, NULL},
     {"rooms", "ROOMS", O_INT, &o.rooms, "100", 1, 100000, NULL},
     {"rooms-per-client", "ROOMS_PER_CLIENT", O_INT, &o.rpc, "10", 1, 1000, NULL},
@@ -156,8 +164,9 @@ static void parse_args(int argc, char **argv) {
     if (!v) usage("--%s needs a value", p->name);
     set_opt(p, v);
   }
-  if (strcmp(o.transport, "long-polling") != 0)
-    usage("--transport (TRANSPORT) must be long-polling (websocket runs use node bench/bench.js), got '%s'", o.transport);
+  if (strcmp(o.transport, "long-polling") != 0 && strcmp(o.transport, "websocket") != 0)
+    usage("--transport (TRANSPORT) must be long-polling or websocket, got '%s'", o.transport);
+  ws_mode = !strcmp(o.transport, "websocket");
   if (o.rpc > o.rooms) usage("ROOMS_PER_CLIENT (%g) cannot exceed ROOMS (%g)", o.rpc, o.rooms);
   if (!*o.url) usage("--url (URL) is required");
   if (o.rate * o.duration > o.clients * (1 << 18)) usage("RATE × DURATION too large for CLIENTS publishers");
@@ -226,6 +235,19 @@ static void map_free(struct u64map *m) {
 
 enum req { R_HANDSHAKE, R_SUBSCRIBE, R_CONNECT0, R_CONNECT, R_PUBLISH, R_DISCONNECT };
 
+/* A request in flight on a client's WebSocket: messages first..first+n-1 (ids), left unanswered. Its
+ * replies are copied (they may arrive over several frames, whose scan is reused), strings into strs. */
+struct pend {
+  enum req r;
+  unsigned first, n, left;
+  int64_t deadline;
+  struct bx_gbuf body;   /* not sent yet: the socket is still opening */
+  struct bx_bmsg *got;   /* n slots */
+  size_t (*off)[5];      /* per reply: where its strings start in strs */
+  size_t ngot;
+  struct bx_gbuf strs;
+};
+
 struct client {
   int g;              /* publisher number */
   int *rooms;
@@ -233,6 +255,9 @@ struct client {
   struct bx_jar jar;
   struct bx_hconn cc, pc;   /* held connect; everything else */
   enum req cc_req, pc_req;
+  struct bx_ws ws;          /* --transport websocket: everything */
+  struct pend *pend;        /* ws requests in flight, oldest first */
+  size_t npend, cappend;
   unsigned msg_id;
   uint32_t seq;
   bool ready, busy, in_setup, in_idle;
@@ -331,10 +356,165 @@ static void idle_push(struct client *c) {
 static const struct bx_bmsgs no_msgs;
 static void handle(struct client *c, enum req r, const char *e, const struct bx_bmsgs *msgs);
 
-static void post(struct client *c, bool on_cc, enum req r, struct bx_gbuf *body) {
+/* ---- WebSocket requests (bench/lib/ws.js) -------------------------------------------------------- */
+
+static struct bx_str *str_field(struct bx_bmsg *m, int i) {
+  struct bx_str *f[5] = {&m->channel, &m->id, &m->client_id, &m->error, &m->reconnect};
+  return f[i];
+}
+
+static void pend_free(struct pend *p) {
+  bx_gbuf_free(&p->body);
+  bx_gbuf_free(&p->strs);
+  free(p->got);
+  free(p->off);
+}
+
+/* Request i of c is over (e NULL: every message answered): out of the list, then to handle(), which
+ * may post again on c. */
+static void complete(struct client *c, size_t i, const char *e) {
+  struct pend p = c->pend[i];
+  memmove(&c->pend[i], &c->pend[i + 1], (c->npend - i - 1) * sizeof *c->pend);
+  c->npend--;
+  struct bx_bmsgs v = {.m = p.got, .n = p.ngot};
+  for (size_t k = 0; k < p.ngot; k++)
+    for (int f = 0; f < 5; f++) {
+      struct bx_str *s = str_field(&p.got[k], f);
+      if (s->p) s->p = p.strs.p + p.off[k][f];
+    }
+  handle(c, p.r, e, e ? &no_msgs : &v);
+  pend_free(&p);
+}
+
+/* Fail every request in flight on c (those its handlers post meanwhile are left alone). */
+static void ws_fail_all(struct client *c, const char *e) {
+  for (size_t k = c->npend; k > 0 && c->npend; k--) complete(c, 0, e);
+}
+
+/* Close c's socket and fail what was in flight on it (bench/lib/ws.js's destroy). */
+static void ws_drop(struct client *c, const char *e) {
+  bx_ws_close(&c->ws);
+  ws_fail_all(c, e);
+}
+
+/* The request of c that m answers: only a message with "successful" is a reply; a delivery may carry
+ * its publisher's id, which can equal one of ours. */
+static bool find_pend(const struct client *c, const struct bx_bmsg *m, size_t *at) {
+  if (!m->has_successful || !m->id.p || m->id.n == 0 || m->id.n > 9) return false;
+  unsigned id = 0;
+  for (size_t k = 0; k < m->id.n; k++) {
+    if (m->id.p[k] < '0' || m->id.p[k] > '9') return false;
+    id = id * 10 + (unsigned)(m->id.p[k] - '0');
+  }
+  for (size_t i = 0; i < c->npend; i++)
+    if (id >= c->pend[i].first && id - c->pend[i].first < c->pend[i].n) {
+      *at = i;
+      return true;
+    }
+  return false;
+}
+
+/* Copy reply m into p (its strings into p->strs: the frame's scan is reused by the next frame). */
+static void keep(struct pend *p, const struct bx_bmsg *m) {
+  if (!p->got) {
+    p->got = xcalloc(p->n, sizeof *p->got);
+    p->off = xcalloc(p->n, sizeof *p->off);
+  }
+  if (p->ngot == p->n) return;   /* a duplicated reply: left already counted it down */
+  struct bx_bmsg *k = &p->got[p->ngot];
+  *k = *m;
+  for (int f = 0; f < 5; f++) {
+    const struct bx_str *s = str_field(k, f);
+    p->off[p->ngot][f] = p->strs.len;
+    if (s->p) bx_gbuf_append(&p->strs, s->p, s->n, SIZE_MAX / 2);
+  }
+  p->ngot++;
+}
+
+static void post_ws(struct client *c, enum req r, unsigned n, const struct bx_gbuf *body, int64_t tmo) {
+  if (c->npend == c->cappend) {
+    c->cappend = c->cappend ? c->cappend * 2 : 4;
+    c->pend = realloc(c->pend, c->cappend * sizeof *c->pend);
+    if (!c->pend) exit(1);
+  }
+  struct pend *p = &c->pend[c->npend++];
+  memset(p, 0, sizeof *p);
+  p->r = r;
+  p->first = c->msg_id - n + 1;   /* the body's ids are the last n msg_ids */
+  p->n = p->left = n;
+  p->deadline = bx_now_us() + tmo;
+  if (c->ws.state == BX_WS_OPEN && bx_ws_send_text(&c->ws, body->p, body->len) == 0) return;
+  /* Sent once the socket is open; if it is failing instead, the failure (or the deadline) ends it. */
+  bx_gbuf_append(&p->body, body->p, body->len, SIZE_MAX / 2);
+  if (c->ws.state == BX_WS_IDLE) bx_ws_open(&c->ws, o.u.hostport, o.u.path, (int64_t)(o.request_timeout * 1e6));
+}
+
+static void take_deliveries(struct client *c, const struct bx_bmsgs *r);
+static struct bx_bmsgs wsframe, pushed;
+
+/* A text frame: its deliveries are taken first (timestamped now), then the replies go to their requests. */
+static void on_ws_msg(struct bx_ws *w, const char *msg, size_t len) {
+  struct client *c = w->user;
+  if (len > BODY_LIMIT || bx_bmsgs_parse(&wsframe, msg, len) < 0) {
+    count_error("ws:", "bad-json");   /* ws.js drops such a frame too */
+    return;
+  }
+  if (pushed.cap < wsframe.n) {
+    pushed.cap = wsframe.n;
+    pushed.m = realloc(pushed.m, pushed.cap * sizeof *pushed.m);
+    if (!pushed.m) exit(1);
+  }
+  pushed.n = 0;
+  size_t at;
+  for (size_t i = 0; i < wsframe.n; i++)
+    if (!find_pend(c, &wsframe.m[i], &at)) pushed.m[pushed.n++] = wsframe.m[i];
+  take_deliveries(c, &pushed);
+  for (size_t i = 0; i < wsframe.n; i++)
+    if (find_pend(c, &wsframe.m[i], &at)) {   /* looked up again: a reply's handler may have changed the list */
+      keep(&c->pend[at], &wsframe.m[i]);
+      if (--c->pend[at].left == 0) complete(c, at, NULL);
+    }
+}
+
+/* Open: send what waited, oldest first. Failed or closed: every request on it fails (ws.js's _failAll). */
+static void on_ws_state(struct bx_ws *w, const char *e) {
+  struct client *c = w->user;
+  if (!e) {
+    for (size_t i = 0; i < c->npend; i++)
+      if (c->pend[i].body.len) {
+        bx_ws_send_text(w, c->pend[i].body.p, c->pend[i].body.len);
+        bx_gbuf_free(&c->pend[i].body);
+      }
+    return;
+  }
+  count_error("ws:", e);
+  ws_fail_all(c, e);
+}
+
+/* Requests past their deadline fail alone; the socket stays (ws.js). */
+static void ws_expire(struct client *c, int64_t now) {
+  for (size_t i = 0; i < c->npend;) {
+    if (now < c->pend[i].deadline) {
+      i++;
+      continue;
+    }
+    complete(c, i, "timeout");
+    i = 0;   /* the handler may have changed the list */
+  }
+}
+
+/* ---- requests ------------------------------------------------------------------------------------ */
+
+/* Send request r of c (body: its last n msg_ids) on the held-connect connection (on_cc) or the other
+ * one; over WebSocket both are the client's one socket. */
+static void post(struct client *c, bool on_cc, enum req r, unsigned n, struct bx_gbuf *body) {
   struct bx_hconn *h = on_cc ? &c->cc : &c->pc;
   int64_t tmo = (int64_t)((r == R_CONNECT ? o.connect_timeout : o.request_timeout) * 1e6);
   if (r == R_DISCONNECT) tmo = 2000000;
+  if (ws_mode) {
+    post_ws(c, r, n, body, tmo);
+    return;
+  }
   if (h->busy) {   /* e.g. a re-handshake while a publish is in flight (bench.js fails it the same way) */
     handle(c, r, "busy", &no_msgs);
     return;
@@ -353,16 +533,16 @@ static void handshake(struct client *c) {
   scratch.len = 0;
   bx_gbuf_printf(&scratch,
                  "[{\"channel\":\"/meta/handshake\",\"version\":\"1.0\",\"minimumVersion\":\"1.0\","
-                 "\"supportedConnectionTypes\":[\"long-polling\"],\"id\":\"%u\"}]",
-                 ++c->msg_id);
-  post(c, false, R_HANDSHAKE, &scratch);
+                 "\"supportedConnectionTypes\":[\"%s\"],\"id\":\"%u\"}]",
+                 o.transport, ++c->msg_id);
+  post(c, false, R_HANDSHAKE, 1, &scratch);
 }
 
 static void connect_now(struct client *c, bool first) {
   scratch.len = 0;
-  bx_gbuf_printf(&scratch, "[{\"channel\":\"/meta/connect\",\"clientId\":%s,\"connectionType\":\"long-polling\",\"id\":\"%u\"%s}]",
-                 c->cid_json, ++c->msg_id, first ? ",\"advice\":{\"timeout\":0}" : "");
-  post(c, true, first ? R_CONNECT0 : R_CONNECT, &scratch);
+  bx_gbuf_printf(&scratch, "[{\"channel\":\"/meta/connect\",\"clientId\":%s,\"connectionType\":\"%s\",\"id\":\"%u\"%s}]",
+                 c->cid_json, o.transport, ++c->msg_id, first ? ",\"advice\":{\"timeout\":0}" : "");
+  post(c, true, first ? R_CONNECT0 : R_CONNECT, 1, &scratch);
 }
 
 static void wake_later(struct client *c, int64_t ms) { c->wake_at = bx_now_us() + ms * 1000; }
@@ -393,6 +573,7 @@ static void handshake_done(struct client *c, const char *e) {
 }
 
 static void setup_launch(void) {
+  if (stopping) return;   /* a WebSocket failed at the end fails its setup requests */
   while (setup_active < (int)o.setup_conc && setup_next < (int)o.clients) {
     struct client *c = &clients[setup_next++];
     setup_active++;
@@ -531,7 +712,7 @@ static void send_batch(struct client *c) {
     bx_gbuf_printf(&scratch, "\"}}");
   }
   bx_gbuf_printf(&scratch, "]");
-  post(c, false, R_PUBLISH, &scratch);
+  post(c, false, R_PUBLISH, (unsigned)o.batch, &scratch);
 }
 
 /* Open-loop publishing: batch k (from 0) is due RATE/BATCH per second from t0. */
@@ -605,7 +786,7 @@ static void handle(struct client *c, enum req r, const char *e, const struct bx_
       bx_gbuf_printf(&scratch, "%s{\"channel\":\"/meta/subscribe\",\"clientId\":%s,\"subscription\":\"/chat/%d\",\"id\":\"%u\"}",
                      i ? "," : "", c->cid_json, c->rooms[i], ++c->msg_id);
     bx_gbuf_printf(&scratch, "]");
-    post(c, false, R_SUBSCRIBE, &scratch);
+    post(c, false, R_SUBSCRIBE, (unsigned)o.rpc, &scratch);
     break;
   }
   case R_SUBSCRIBE: {
@@ -640,7 +821,8 @@ static void handle(struct client *c, enum req r, const char *e, const struct bx_
     on_publish(c, e, msgs);
     break;
   case R_DISCONNECT:
-    bx_hconn_close(&c->pc);
+    if (ws_mode) ws_drop(c, "closed");
+    else bx_hconn_close(&c->pc);
     disconnect_pending--;
     break;
   }
@@ -649,6 +831,17 @@ static void handle(struct client *c, enum req r, const char *e, const struct bx_
 static void disconnect_all(void) {
   for (int i = 0; i < (int)o.clients; i++) {
     struct client *c = &clients[i];
+    if (ws_mode && !c->cid_json) {
+      ws_drop(c, "closed");
+      continue;
+    }
+    if (ws_mode) {   /* ws.js sends it even with a publish in flight; its reply closes the socket */
+      disconnect_pending++;
+      scratch.len = 0;
+      bx_gbuf_printf(&scratch, "[{\"channel\":\"/meta/disconnect\",\"clientId\":%s,\"id\":\"%u\"}]", c->cid_json, ++c->msg_id);
+      post(c, false, R_DISCONNECT, 1, &scratch);
+      continue;
+    }
     bx_hconn_close(&c->cc);
     if (!c->cid_json || c->pc.busy) {   /* a publish in flight: the session expires on its own */
       bx_hconn_close(&c->pc);
@@ -657,7 +850,7 @@ static void disconnect_all(void) {
     disconnect_pending++;
     scratch.len = 0;
     bx_gbuf_printf(&scratch, "[{\"channel\":\"/meta/disconnect\",\"clientId\":%s,\"id\":\"%u\"}]", c->cid_json, ++c->msg_id);
-    post(c, false, R_DISCONNECT, &scratch);
+    post(c, false, R_DISCONNECT, 1, &scratch);
   }
 }
 
@@ -672,8 +865,13 @@ static void step(int64_t until) {
     next_sweep = now + SWEEP_US;
     for (int i = 0; i < (int)o.clients; i++) {
       struct client *c = &clients[i];
-      bx_hconn_tick(&c->cc, now);
-      bx_hconn_tick(&c->pc, now);
+      if (ws_mode) {
+        bx_ws_tick(&c->ws, now);
+        ws_expire(c, now);
+      } else {
+        bx_hconn_tick(&c->cc, now);
+        bx_hconn_tick(&c->pc, now);
+      }
       if (c->wake_at && now >= c->wake_at && !stopping) {
         c->wake_at = 0;
         connect_loop(c);
@@ -689,7 +887,10 @@ static void step(int64_t until) {
   int ms = until > now ? (int)((until - now + 999) / 1000) : 0;
   struct epoll_event ev[256];
   int n = epoll_wait(epfd, ev, 256, ms);
-  for (int i = 0; i < n; i++) bx_hconn_event(ev[i].data.ptr, ev[i].events);
+  for (int i = 0; i < n; i++) {
+    if (ws_mode) bx_ws_event(ev[i].data.ptr, ev[i].events);
+    else bx_hconn_event(ev[i].data.ptr, ev[i].events);
+  }
 }
 
 static void run_until(int64_t t) {
@@ -772,12 +973,13 @@ int main(int argc, char **argv) {
     c->g = i;
     bx_hconn_init(&c->cc, epfd, (struct sockaddr *)&o.u.addr, o.u.addrlen, &c->jar, on_reply, c);
     bx_hconn_init(&c->pc, epfd, (struct sockaddr *)&o.u.addr, o.u.addrlen, &c->jar, on_reply, c);
+    bx_ws_init(&c->ws, epfd, (struct sockaddr *)&o.u.addr, o.u.addrlen, BODY_LIMIT, on_ws_msg, on_ws_state, c);
   }
   char when[32];
   time_t now_wall = time(NULL);
   strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now_wall));
   json_t *res = json_pack("{s:s, s:s, s:s, s:s, s:i, s:i, s:i, s:i, s:i, s:f, s:f, s:i, s:s, s:f}", "label", label, "engine", "c",
-                          "url", o.url, "transport", "long-polling", "clients", n, "rooms", (int)o.rooms, "roomsPerClient",
+                          "url", o.url, "transport", o.transport, "clients", n, "rooms", (int)o.rooms, "roomsPerClient",
                           (int)o.rpc, "batch", (int)o.batch, "size", (int)o.size, "offered", o.rate, "duration", o.duration,
                           "threads", 1, "time", when, "fanout", fanout);
   const char *error = NULL;
@@ -924,6 +1126,9 @@ int main(int argc, char **argv) {
     struct client *c = &clients[i];
     bx_hconn_free(&c->cc);
     bx_hconn_free(&c->pc);
+    bx_ws_free(&c->ws);
+    for (size_t k = 0; k < c->npend; k++) pend_free(&c->pend[k]);
+    free(c->pend);
     bx_jar_free(&c->jar);
     map_free(&c->seen);
     map_free(&c->last);
@@ -939,6 +1144,8 @@ int main(int argc, char **argv) {
   free(lat);
   bx_gbuf_free(&scratch);
   bx_bmsgs_free(&reply);
+  bx_bmsgs_free(&wsframe);
+  bx_bmsgs_free(&pushed);
   bx_url_free(&o.u);
   close(epfd);
   return 0;

@@ -144,9 +144,30 @@ void bx_hconn_init(struct bx_hconn *c, int epfd, const struct sockaddr *addr, so
   c->user = user;
 }
 
-static const char *errname(int e) {
+const char *bx_errname(int e) {
   const char *n = strerrorname_np(e);
   return n ? n : "net-error";
+}
+
+int bx_tcp_connect(const struct sockaddr *addr, socklen_t addrlen, int epfd, void *ptr, bool *connecting, const char **err) {
+  *connecting = false;
+  int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    *err = bx_errname(errno);
+    return -1;
+  }
+  int one = 1;
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = ptr};
+  int rc = epoll_ctl(epfd, EPOLL_CTL_ADD, fd, &ev);
+  if (rc == 0) rc = connect(fd, addr, addrlen);
+  if (rc < 0 && errno != EINPROGRESS) {
+    *err = bx_errname(errno);
+    close(fd);   /* also leaves the epoll set */
+    return -1;
+  }
+  *connecting = rc < 0;
+  return fd;
 }
 
 static void drop_socket(struct bx_hconn *c) {
@@ -194,22 +215,28 @@ static void fail(struct bx_hconn *c, const char *err, bool retryable) {
   c->cb(c, err, 0, NULL, 0);
 }
 
-static void flush(struct bx_hconn *c) {
-  while (c->woff < c->out.len) {
-    ssize_t n = send(c->fd, c->out.p + c->woff, c->out.len - c->woff, MSG_NOSIGNAL);
+int bx_send_all(int fd, const char *p, size_t len, size_t *off, const char **err) {
+  while (*off < len) {
+    ssize_t n = send(fd, p + *off, len - *off, MSG_NOSIGNAL);
     if (n > 0) {
-      c->woff += (size_t)n;
+      *off += (size_t)n;
     } else if (n < 0 && errno == EINTR) {
       continue;
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      watch(c, true);
-      return;
+      return 1;
     } else {
-      fail(c, n < 0 ? errname(errno) : "closed", true);
-      return;
+      *err = n < 0 ? bx_errname(errno) : "closed";
+      return -1;
     }
   }
-  watch(c, false);
+  return 0;
+}
+
+static void flush(struct bx_hconn *c) {
+  const char *err = NULL;
+  int r = bx_send_all(c->fd, c->out.p, c->out.len, &c->woff, &err);
+  if (r < 0) fail(c, err, true);
+  else watch(c, r > 0);
 }
 
 /* Open a socket if needed and write the request; failures are deferred to bx_hconn_tick so the
@@ -220,31 +247,12 @@ static void send_request(struct bx_hconn *c) {
   c->woff = 0;
   if (c->fd < 0) {
     c->used = false;
-    c->fd = socket(c->addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->fd = bx_tcp_connect(c->addr, c->addrlen, c->epfd, c, &c->connecting, &c->deferred);
     if (c->fd < 0) {
-      c->deferred = errname(errno);
       c->deadline = 0;
       return;
     }
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
     c->want_out = true;
-    if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, c->fd, &ev) < 0) {
-      c->deferred = errname(errno);
-      c->deadline = 0;
-      drop_socket(c);
-      return;
-    }
-    if (connect(c->fd, c->addr, c->addrlen) < 0) {
-      if (errno != EINPROGRESS) {
-        c->deferred = errname(errno);
-        c->deadline = 0;
-        drop_socket(c);
-        return;
-      }
-      c->connecting = true;
-    }
   }
   c->reused = c->used;
   c->used = true;
@@ -271,8 +279,7 @@ void bx_hconn_tick(struct bx_hconn *c, int64_t now) {
   fail(c, c->deferred ? c->deferred : "timeout", false);
 }
 
-/* Does header line [s, s+n) have this name? Sets the trimmed value. */
-static bool hname(const char *s, size_t n, const char *name, const char **val, size_t *vlen) {
+bool bx_http_hname(const char *s, size_t n, const char *name, const char **val, size_t *vlen) {
   size_t k = strlen(name);
   const char *colon = memchr(s, ':', n);
   if (!colon) return false;
@@ -284,7 +291,7 @@ static bool hname(const char *s, size_t n, const char *name, const char **val, s
   return true;
 }
 
-static bool has_token(const char *v, size_t n, const char *tok) {
+bool bx_http_has_token(const char *v, size_t n, const char *tok) {
   size_t k = strlen(tok);
   for (size_t i = 0; i + k <= n; i++)
     if (strncasecmp(v + i, tok, k) == 0) return true;
@@ -333,17 +340,17 @@ static int parse(struct bx_hconn *c, int *status, size_t *end, bool *close_after
     const char *le = memmem(ls, (size_t)(he + 2 - ls), "\r\n", 2);
     size_t ln = (size_t)(le - ls), vl;
     const char *v;
-    if (hname(ls, ln, "content-length", &v, &vl)) {
+    if (bx_http_hname(ls, ln, "content-length", &v, &vl)) {
       uint64_t x;
       if (parse_num(v, vl, 10, BODY_CAP, &x) < 0) return *err = "bad-content-length", -1;
       if (have_len && x != clen) return *err = "bad-content-length", -1;
       have_len = true;
       clen = x;
-    } else if (hname(ls, ln, "transfer-encoding", &v, &vl)) {
-      chunked = has_token(v, vl, "chunked");
-    } else if (hname(ls, ln, "connection", &v, &vl)) {
-      if (has_token(v, vl, "close")) *close_after = true;
-      else if (has_token(v, vl, "keep-alive")) *close_after = false;
+    } else if (bx_http_hname(ls, ln, "transfer-encoding", &v, &vl)) {
+      chunked = bx_http_has_token(v, vl, "chunked");
+    } else if (bx_http_hname(ls, ln, "connection", &v, &vl)) {
+      if (bx_http_has_token(v, vl, "close")) *close_after = true;
+      else if (bx_http_has_token(v, vl, "keep-alive")) *close_after = false;
     }
     ls = le + 2;
   }
@@ -396,7 +403,7 @@ static void take_cookies(struct bx_hconn *c) {
     const char *le = memmem(ls, (size_t)(he + 2 - ls), "\r\n", 2);
     const char *v;
     size_t vl;
-    if (hname(ls, (size_t)(le - ls), "set-cookie", &v, &vl)) bx_jar_set(c->jar, v, vl);
+    if (bx_http_hname(ls, (size_t)(le - ls), "set-cookie", &v, &vl)) bx_jar_set(c->jar, v, vl);
     ls = le + 2;
   }
 }
@@ -420,7 +427,7 @@ static void readable(struct bx_hconn *c) {
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       break;
     } else {
-      fail(c, errname(errno), true);
+      fail(c, bx_errname(errno), true);
       return;
     }
   }
@@ -458,7 +465,7 @@ void bx_hconn_event(struct bx_hconn *c, uint32_t events) {
     socklen_t l = sizeof e;
     if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &e, &l) < 0) e = errno;
     if (e) {
-      fail(c, errname(e), false);
+      fail(c, bx_errname(e), false);
       return;
     }
     c->connecting = false;

@@ -49,6 +49,20 @@ struct bx_url {
 int bx_url_parse(const char *url, struct bx_url *u, char *err, size_t errlen);
 void bx_url_free(struct bx_url *u);
 
+/* The errno name ("ECONNREFUSED"), a static string. */
+const char *bx_errname(int e);
+/* A non-blocking TCP_NODELAY socket connecting to addr, registered in epfd (EPOLLIN | EPOLLOUT, data.ptr
+ * = ptr). The fd (the caller closes it), *connecting true while the connect is in progress; or -1 with
+ * *err set (a static string). */
+int bx_tcp_connect(const struct sockaddr *addr, socklen_t addrlen, int epfd, void *ptr, bool *connecting, const char **err);
+/* Write p[*off, len) to non-blocking fd, advancing *off: 0 all written, 1 the socket is full (wait for
+ * EPOLLOUT), -1 failed with *err set (a static string). */
+int bx_send_all(int fd, const char *p, size_t len, size_t *off, const char **err);
+/* Does header line [s, s+n) (no CRLF) have this name, case-insensitively? Sets *val and *vlen to its trimmed value. */
+bool bx_http_hname(const char *s, size_t n, const char *name, const char **val, size_t *vlen);
+/* Does header value v (n bytes) contain tok, case-insensitively? */
+bool bx_http_has_token(const char *v, size_t n, const char *tok);
+
 struct bx_hconn;
 /* Completion: err NULL and status/body on a full response, else err names the failure ("timeout",
  * "closed", "ECONNREFUSED", "bad-chunk", ...) and body is NULL. body stays valid until the next

@@ -10,12 +10,12 @@
 # Env: QUICK=1 (short sweep, < 3 min), CLIENTS (1000), ROOMS (100), ROOMS_PER_CLIENT (10),
 #      RATES ("100 400 800 1600"), DURATION (10 s per run), TRANSPORTS ("long-polling websocket"; QUICK:
 #      long-polling: websocket runs use bayeux-ws and Faye's websocket), SATURATE (1: keep doubling the rate per
-#      server until it saturates, up to MAX_RATE 25600), SERVERS ("bayeux-fcgi faye cometd-node"),
+#      server and transport until it saturates, up to MAX_RATE 25600), SERVERS ("bayeux-fcgi faye cometd-node"),
 #      WORKERS (2), CAPACITY=1 (also: PARKED parked polls on one worker and PARKED idle WebSocket
 #      connections on bayeux-ws, worker scaling 1/2/4, Redis commands per publish at 100/1000/4000 clients),
 #      PARKED (10000), THREADS (generator threads), BUILD (build), BENCH_DIR (build/bench),
-#      ENGINE (generator of the long-polling rows: c = bench/cgen.c, node = bench.js's worker threads;
-#      default c when $BUILD/bench/bx-cgen is built; websocket rows always use node), SELF_SWEEP (1: also
+#      ENGINE (generator of every row: c = bench/cgen.c, node = bench.js's worker threads;
+#      default c when $BUILD/bench/bx-cgen is built; websocket rows too), SELF_SWEEP (1: also
 #      run the generator against the trivial responder at every swept rate, its own latency floor),
 #      UPDATE_README=1 (rewrite the README Performance table from this run), SETTLE_PCT (15) and
 #      SETTLE_MAX (20 s): before each run, wait until the machine is at most SETTLE_PCT % busy.
@@ -235,7 +235,7 @@ bench_one() { # SERVER RATE [extra bench.js args]
     printf '{"label":"%s","offered":%s,"error":"server not started"}\n' "$s" "$rate" >> "$RUNS"; return
   fi
   local nflags=() engine=$ENGINE
-  [[ " $* " == *" websocket "* ]] && nflags=(--experimental-websocket --no-warnings) engine=node
+  [[ " $* " == *" websocket "* ]] && nflags=(--experimental-websocket --no-warnings)
   freeze_others "$s"
   settle
   line=$(timeout -k 5 "$limit" node "${nflags[@]}" bench/bench.js --json --engine "$engine" --cgen "$CGEN" --label "$s" --url "${URL[$s]}" --rate "$rate" \
@@ -251,7 +251,7 @@ bench_one() { # SERVER RATE [extra bench.js args]
 }
 
 # ---- run ------------------------------------------------------------------------------------
-log "generator engine: $ENGINE for long-polling rows, node for websocket rows"
+log "generator engine: $ENGINE (long-polling and websocket rows)"
 log "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -1); clients $CLIENTS, rooms $ROOMS × $ROOMS_PER_CLIENT, rates $RATES, ${DURATION}s each"
 started=()
 for s in $SERVERS; do
@@ -272,6 +272,12 @@ if [ "$SELF_SWEEP" = 1 ]; then
     log "generator's own latency (trivial responder, $r msg/s, engine $ENGINE)"
     timeout -k 5 $(( 120 + CLIENTS / 20 + ${DURATION%.*} + ${DRAIN%.*} )) node bench/bench.js --json --self --engine "$ENGINE" \
       --cgen "$CGEN" --label generator-self --rate "$r" 2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "self run at $r failed"
+    if [[ " $TRANSPORTS " == *" websocket "* ]]; then
+      log "generator's own latency over websocket (trivial responder, $r msg/s, engine $ENGINE)"
+      timeout -k 5 $(( 120 + CLIENTS / 20 + ${DURATION%.*} + ${DRAIN%.*} )) node --experimental-websocket --no-warnings \
+        bench/bench.js --json --self --engine "$ENGINE" --transport websocket --cgen "$CGEN" --label generator-self \
+        --rate "$r" 2> >(sed 's/^/    /' >&2) >> "$RUNS" || log "websocket self run at $r failed"
+    fi
   done
 fi
 
@@ -354,7 +360,7 @@ for r in $RATES; do
     for s in $SERVERS; do
       [ -n "${WSOK[$s]:-}" ] || continue
       log "$s over websocket at $r msg/s"
-      bench_one "$s" "$r" --transport websocket --label "$s-ws" || true
+      bench_one "$s" "$r" --transport websocket --label "$s-ws" || saturated[$s-ws]=1
     done
   fi
 done
@@ -367,6 +373,18 @@ if [ "$SATURATE" = 1 ]; then
       bench_one "$s" "$r" || saturated[$s]=1
     done
   done
+  # Over WebSocket too: the p99 target is judged per transport at half its saturation load.
+  if [[ " $TRANSPORTS " == *" websocket "* ]]; then
+    for s in $SERVERS; do
+      [ -n "${WSOK[$s]:-}" ] || continue
+      r=$top
+      while [ -z "${saturated[$s-ws]:-}" ] && [ $((r * 2)) -le "$MAX_RATE" ]; do
+        r=$((r * 2))
+        log "$s over websocket at $r msg/s (towards saturation)"
+        bench_one "$s" "$r" --transport websocket --label "$s-ws" || saturated[$s-ws]=1
+      done
+    done
+  fi
 fi
 
 if [ "$CAPACITY" = 1 ] && [[ " ${started[*]} " == *" bayeux-fcgi "* ]]; then

@@ -4,8 +4,9 @@
 # duplicated, out of order must all be 0) and with injected faults (BENCH_FAULTS: each must be counted,
 # and lost must match the drops within sampling noise). Also: the probe rejects bad arguments with exit 2.
 # Not a performance test: small load, no timing asserted. Exit 0 = every check passed.
-# Both engines are checked (ENGINES, default "node c"; c = bench/cgen.c, built here into $BUILD if missing);
-# the probe too ($BUILD/bench/floor, built here if missing).
+# Both engines are checked (ENGINES, default "node c"; c = bench/cgen.c, built here into $BUILD if missing),
+# over long-polling and over WebSocket (the responder's websocket mode pushes deliveries as frames of their
+# own); the probe too ($BUILD/bench/floor, built here if missing).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source tests/lib/common.sh
@@ -18,7 +19,8 @@ FLOOR=$BUILD/bench/floor
 TMP=$(mktemp -d /tmp/bx-selftest.XXXXXX)
 trap 'floorc_responder_stop "$TMP"; rm -rf "$TMP"' EXIT
 
-run() { node bench/bench.js --self --json --engine "$engine" --clients 50 --rooms 10 --rooms-per-client 2 --rate 200 --duration 3 --drain 3 2>/dev/null; }
+run() { node --experimental-websocket --no-warnings bench/bench.js --self --json --engine "$engine" --clients 50 --rooms 10 \
+  --rooms-per-client 2 --rate 200 --duration 3 --drain 3 2>/dev/null; }
 # The probe's floor workload (2 clients, 1 room, single-message publishes, both publishing) at a rate
 # high enough for the fault counts to be well above sampling noise.
 probe() { # [RATE]
@@ -46,7 +48,22 @@ for engine in $ENGINES; do
   faulty=$(BENCH_FAULTS=drop=0.02,dup=0.02,swap=0.02 run)
   check "$faulty" "$FAULTY" \
     "$engine engine, responder dropping, duplicating and swapping 2 % each: all three counted" || fail=1
+  clean=$(TRANSPORT=websocket run)
+  check "$clean" "$CLEAN && r.transport === 'websocket'" "$engine engine over websocket, clean responder: nothing counted" || fail=1
+  faulty=$(TRANSPORT=websocket BENCH_FAULTS=drop=0.02,dup=0.02,swap=0.02 run)
+  check "$faulty" "$FAULTY && r.transport === 'websocket'" \
+    "$engine engine over websocket, responder dropping, duplicating and swapping 2 % each: all three counted" || fail=1
 done
+
+# bx-cgen: a transport it does not speak is a usage error; a dead server over websocket is an error row.
+if [[ " $ENGINES " == *" c "* ]] && [ -x "$CGEN" ]; then
+  out=$("$CGEN" --url http://127.0.0.1:1/cometd --transport ws 2>&1 >/dev/null); rc=$?
+  if [ "$rc" = 2 ] && [[ $out == *"must be long-polling or websocket"* ]]; then echo "ok   bx-cgen --transport ws: exit 2, '$out'"
+  else echo "FAIL bx-cgen --transport ws: exit $rc, '$out' (wanted exit 2)"; fail=1; fi
+  port=$(bx_free_port)
+  dead=$(timeout 30 "$CGEN" --json --transport websocket --clients 5 --url "http://127.0.0.1:$port/cometd" 2>/dev/null)
+  check "$dead" "r.transport === 'websocket' && /ECONNREFUSED/.test(r.error || '')" "bx-cgen over websocket, nothing listening: an error in the result" || fail=1
+fi
 
 if make -s --no-print-directory BUILD="$BUILD" floor >"$TMP/make.log" 2>&1; then
   clean=$(probe)
