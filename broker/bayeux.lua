@@ -330,7 +330,8 @@ end
 -- in-flight already, see recipients_write) travel in one "p" payload per worker, answered
 -- without another broker call:
 --   p <npool> <nsess>\n  then npool times <len>:<message>  then nsess times \n<cid> <token> <batch> <i,j,...>
--- (i, j: 1-based indexes into the pool, in delivery order).
+-- (i, j: 1-based indexes into the pool, in delivery order), and for a websocket connect that stays
+-- held " <prev>": the session's batch number before this one.
 local function wake_workers(k, parked)
   local by_worker, order = {}, {}
   for _, p in ipairs(parked) do
@@ -351,7 +352,8 @@ local function wake_workers(k, parked)
         end
         idx[i] = j
       end
-      b.sess[#b.sess + 1] = string.format('\n%s %s %d %s', p[1], push.token, push.batch, table.concat(idx, ','))
+      b.sess[#b.sess + 1] = string.format('\n%s %s %d %s', p[1], push.token, push.batch, table.concat(idx, ',')) ..
+                            (push.ws and string.format(' %d', push.prev) or '')
     else
       b.plain[#b.plain + 1] = p[1]
     end
@@ -512,7 +514,7 @@ local function connect_one(k, c, now, acc)
     fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'w', c.worker, 'k', c.token
     fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'xm', c.expiry_ms, 'tl', c.ttl
     redis.call('HSET', k.parked, cid, c.worker)
-    reply[1], reply[4] = 'parked', 0
+    reply[1], reply[4] = 'parked', tonumber(sess.bn) or 0
     expiry = now + c.timeout_ms + c.expiry_ms
   else
     if sess.w then unpark(k, sk, cid, sess) end
@@ -590,17 +592,20 @@ local function connect_batch(_, args)
 end
 
 -- keys: P{cid}:s P{cid}:q P{cid}:f  Pexpiry
--- args: prefix cid token final(0/1) expiry_ms ttl_ms
--- returns: {"gone"} | {"superseded"} | {"msgs", batch, msg...} | {"empty", 0} | {"parked", 0}
+-- args: prefix cid token final(0/1) expiry_ms ttl_ms [framed]
+-- returns: {"gone"} | {"superseded"} | {"msgs", batch, msg...} | {"empty", 0} | {"parked", bn}
+-- framed (websocket): in-flight batches up to it were written to the socket by the caller and wait for
+-- their bx_confirm: they are kept but not returned (they would arrive twice).
 local function drain(_, args)
   local fn = 'bx_drain'
-  arg_count(fn, args, 6, 6)
+  arg_count(fn, args, 6, 7)
   local P = arg_prefix(fn, args[1])
   local cid = arg_id(fn, 'cid', args[2])
   local token = arg_id(fn, 'token', args[3])
   local final = arg_flag(fn, 'final', args[4])
   local expiry_ms = arg_int(fn, 'expiry_ms', args[5], 0)
   local ttl = arg_int(fn, 'ttl_ms', args[6], 1)
+  local framed = args[7] and arg_int(fn, 'framed', args[7], 0) or 0
   local k, sk = K(P), SK(P, cid)
 
   local sess = load_session(sk)
@@ -612,15 +617,16 @@ local function drain(_, args)
   need(k.expiry, 'zset')
   need(k.parked, 'hash')
   local queued, inflight, has_sentinel = drain_read(sk)
+  local skip = framed > 0 and inflight_upto(inflight, framed) or 0
 
   -- writes
   local now = now_ms()
   local reply
   if pushed then redis.call('HSET', sk.s, 'pk', '') end
-  if #queued + #inflight > 0 then
+  if #queued + #inflight - skip > 0 then
     unpark(k, sk, cid, sess)
     reply = { 'msgs' }
-    drain_write(sk, queued, inflight, 0, reply, has_sentinel, ttl, sess.bn, now)
+    drain_write(sk, queued, inflight, skip, reply, has_sentinel, ttl, sess.bn, now)
   elseif final or pushed then
     unpark(k, sk, cid, sess)
     if not has_sentinel then queue_reset(sk, false) end
@@ -628,7 +634,7 @@ local function drain(_, args)
   else
     -- A wake-up found nothing (another path drained it): wake this worker again next time.
     redis.call('HSET', k.parked, cid, sess.w)
-    return { 'parked', 0 }
+    return { 'parked', tonumber(sess.bn) or 0 }
   end
   redis.call('HSET', sk.s, 'ls', now)
   redis.call('ZADD', k.expiry, now + expiry_ms, cid)
@@ -666,7 +672,7 @@ local function push(_, args)
       queue_reset(sk, false)
       expire_session(sk, ttl)
     end
-    return { 'parked', 0 }
+    return { 'parked', tonumber(sess.bn) or 0 }
   end
   local reply, now = { 'msgs' }, now_ms()
   drain_write(sk, queued, {}, 0, reply, has_sentinel, ttl, sess.bn, now)
@@ -677,6 +683,7 @@ end
 -- keys: P{cid}:f of each session
 -- args: prefix cid batch [cid batch ...] (a worker confirms all the polls of one push wake-up at once)
 -- returns: number of in-flight messages dropped (tag <= batch), over all sessions
+local CONFIRM_SCAN = 32
 local function confirm(_, args)
   local fn = 'bx_confirm'
   arg_count(fn, args, 3)
@@ -697,15 +704,24 @@ local function confirm(_, args)
       pl.total = redis.call('LLEN', pl.sk.f)
       pl.n = pl.total
     else
-      local inflight = redis.call('LRANGE', pl.sk.f, 0, -1)
-      pl.n, pl.total = inflight_upto(inflight, pl.batch), #inflight
+      -- later batches follow (a websocket connect pushed to while earlier frames are written): read
+      -- from the front only as far as the confirmed ones go, not the whole list at every confirm
+      local n, from = 0, 0
+      while true do
+        local part = redis.call('LRANGE', pl.sk.f, from, from + CONFIRM_SCAN - 1)
+        local k = inflight_upto(part, pl.batch)
+        n = n + k
+        if k < #part or #part < CONFIRM_SCAN then break end
+        from = from + CONFIRM_SCAN
+      end
+      pl.n, pl.total = n, n + 1 -- the last entry is not confirmed: LTRIM below
     end
   end
   local dropped = 0
   for _, pl in ipairs(plans) do
     if pl.n == pl.total then
       if pl.n > 0 then redis.call('DEL', pl.sk.f) end
-    else
+    elseif pl.n > 0 then
       redis.call('LTRIM', pl.sk.f, pl.n, -1)
     end
     dropped = dropped + pl.n
@@ -826,7 +842,11 @@ end
 -- Returns the list of {cid, worker, push} for wake_workers. push (nil: plain wake-up) is set for
 -- an HTTP poll whose queue and in-flight list are empty: recipients_write then moves its messages
 -- straight to in-flight and the wake-up carries them (one broker call less per delivery).
--- Websocket polls stay parked while messages are pushed to them, so they get plain wake-ups.
+-- A held websocket connect (session without the ack extension) whose queue is empty gets the same,
+-- but stays parked: bayeux-ws writes the messages as frames while the connect stays held, so a
+-- push costs no bx_push call (that call and its confirm were 60 % of Redis's time over websocket).
+-- Its in-flight list may hold batches being written: the wake-up names the previous batch number
+-- too, so the worker can tell that it missed one (then it drains instead, in order).
 local function recipients_parked(k, acc)
   local parked = {}
   if acc.n == 0 then return parked end
@@ -842,12 +862,16 @@ local function recipients_parked(k, acc)
         -- two of the session's keys by hand: SK()'s table of five was a tenth of a push (measured)
         local base = k.P .. '{' .. acc.id[i] .. '}:'
         local s = base .. 's'
-        local v = rd('hash', s, 'HMGET', 'k', 't', 'xm', 'tl', 'bn')
+        local v = rd('hash', s, 'HMGET', 'k', 't', 'xm', 'tl', 'bn', 'ack')
         local push
-        if v[1] and v[2] ~= 'websocket' and not acc.legacy[i] and count[acc.id[i]] == 1 and
-           acc.len[i] == 0 then
+        if v[1] and not acc.legacy[i] and count[acc.id[i]] == 1 and acc.len[i] == 0 then
           local f = base .. 'f'
-          if rd('list', f, 'LLEN') == 0 then
+          if v[2] == 'websocket' then
+            if v[6] ~= '1' then
+              rd('list', f, 'LLEN')
+              push = { i = i, token = v[1], s = s, f = f, tl = tonumber(v[4]), bn = v[5], ws = true }
+            end
+          elseif rd('list', f, 'LLEN') == 0 then
             push = { i = i, token = v[1], s = s, f = f, xm = tonumber(v[3]) or 0, tl = tonumber(v[4]), bn = v[5] }
           end
         end
@@ -880,13 +904,18 @@ local function recipients_write(k, acc, message, parked)
       end
       local ttl = push.tl or redis.call('PTTL', push.s)
       if ttl > 0 then redis.call('PEXPIRE', push.f, ttl) end
-      -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
-      redis.call('HDEL', push.s, 'w', 'k')
-      redis.call('HSET', push.s, 'pk', push.token, 'bn', bn)
-      -- answered now: the session expires maxInterval after this, as after a drain
-      if push.xm > 0 then -- 0: parked by an older library version, its expiry stays
-        zadd[#zadd + 1] = now + push.xm
-        zadd[#zadd + 1] = p[1]
+      if push.ws then -- stays parked (and in Pparked): the next publish pushes again
+        push.prev = tonumber(push.bn) or 0
+        redis.call('HSET', push.s, 'bn', bn)
+      else
+        -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
+        redis.call('HDEL', push.s, 'w', 'k')
+        redis.call('HSET', push.s, 'pk', push.token, 'bn', bn)
+        -- answered now: the session expires maxInterval after this, as after a drain
+        if push.xm > 0 then -- 0: parked by an older library version, its expiry stays
+          zadd[#zadd + 1] = now + push.xm
+          zadd[#zadd + 1] = p[1]
+        end
       end
     end
   end
@@ -906,11 +935,11 @@ local function recipients_write(k, acc, message, parked)
       end
     end
   end
-  if #parked > 0 then
-    local ids = {}
-    for j, p in ipairs(parked) do ids[j] = p[1] end
-    chunked('HDEL', k.parked, ids, 1, #ids)
+  local ids = {}
+  for _, p in ipairs(parked) do
+    if not (p[3] and p[3].ws) then ids[#ids + 1] = p[1] end
   end
+  if #ids > 0 then chunked('HDEL', k.parked, ids, 1, #ids) end
 end
 
 -- Replayed publishes: the same message id and the same text among the session's last

@@ -55,6 +55,9 @@ static void connect_done(bx_exchange *ex, const redisReply *r)
     if (is_status(r, "parked")) {
         ex->advice_due = advice != NULL; /* sent when the held connect is answered */
         json_decref(advice);
+        ex->bn_known = batch;
+        ex->framed = 0;
+        ex->need_drain = 0;
         connect_parked(ex);
         return;
     }
@@ -293,6 +296,7 @@ static void drain_done(bx_exchange *ex, const redisReply *r)
         return;
     }
     if (is_status(r, "parked")) {
+        ex->bn_known = rint_at(r, 1); /* nothing this exchange has not written is in flight */
         connect_parked(ex);
         return;
     }
@@ -314,6 +318,7 @@ static void push_done(bx_exchange *ex, const redisReply *r)
     bx_dx_add_deliveries(ex, r, 2);
     bx_debug("connect c=%s token %s stays held: %zu messages pushed (batch %lld)", ex->cid, ex->token,
              ex->deliveries.n, rint_at(r, 1));
+    ex->bn_known = ex->framed = rint_at(r, 1);
     ex->push(ex, rint_at(r, 1), ex->hooks.arg);
     bx_dx_texts_clear(&ex->deliveries);
     connect_parked(ex);
@@ -344,6 +349,9 @@ static void drain(bx_exchange *ex, int why)
     bx_dx_args_addl(&a, why != PEND_WAKE);
     bx_dx_args_addl(&a, expiry_ms(ex));
     bx_dx_args_addl(&a, ttl_ms(ex));
+    if (ex->framed > 0) /* written as frames, waiting for their confirm: not again */
+        bx_dx_args_addl(&a, ex->framed);
+    ex->need_drain = 0;
     bx_dx_call(ex, "bx_drain", &a, drain_done);
 }
 
@@ -368,7 +376,7 @@ static void handle_pending(bx_exchange *ex)
         ex->pend &= ~why;
         if (why != PEND_WAKE)
             ex->pend &= ~PEND_WAKE; /* a final drain takes everything anyway */
-        if (why == PEND_WAKE && push_allowed(ex))
+        if (why == PEND_WAKE && push_allowed(ex) && !ex->need_drain)
             push(ex);
         else
             drain(ex, why);
@@ -384,6 +392,11 @@ static void event(bx_exchange *ex, int what)
 }
 
 void bx_exchange_wake(bx_exchange *ex) { event(ex, PEND_WAKE); }
+void bx_exchange_resync(bx_exchange *ex)
+{
+    ex->need_drain = 1;
+    event(ex, PEND_WAKE);
+}
 void bx_exchange_expire(bx_exchange *ex) { event(ex, PEND_EXPIRE); }
 void bx_exchange_abandon(bx_exchange *ex) { event(ex, PEND_ABANDON); }
 void bx_exchange_superseded(bx_exchange *ex) { event(ex, PEND_SUPER); }
@@ -393,10 +406,40 @@ void bx_exchange_shutdown(bx_exchange *ex) { event(ex, PEND_SHUTDOWN); }
 /* Messages pushed for a parked poll: they are in its in-flight list as batch. A poll that is
  * idle and parked is answered with them now; any other state drains instead (bx_drain knows
  * the pushed token), so nothing depends on this wake-up arriving. */
-void bx_dx_exchange_push(bx_exchange *ex, long long batch, const pooled *pool, const size_t *idx, size_t n)
+/* A pushed batch for a held websocket connect that stays held: written as frames now when the exchange
+ * is idle and heard every batch before it; otherwise it is drained (with what else it missed), because
+ * a later push written first would overtake it. */
+static void exchange_push_held(bx_exchange *ex, long long batch, long long prev, const pooled *pool,
+                               const size_t *idx, size_t n)
+{
+    const char *why = !push_allowed(ex) ? "no push on this session" : !ex->parked ? "not parked yet"
+                    : ex->busy ? "a broker call is in flight" : ex->pend ? "events pending"
+                    : ex->need_drain ? "a batch was missed" : prev != ex->bn_known ? "a batch before it was missed"
+                    : NULL;
+    if (why) {
+        bx_debug("connect c=%s token %s: pushed batch %lld (after %lld, known %lld) while %s → drain", ex->cid,
+                 ex->token, batch, prev, ex->bn_known, why);
+        bx_exchange_resync(ex);
+        return;
+    }
+    for (size_t i = 0; i < n; i++)
+        bx_dx_deliver_text(ex, pool[idx[i]].s, pool[idx[i]].len, i);
+    bx_debug("connect c=%s token %s stays held: %zu messages pushed by the publish (batch %lld)", ex->cid,
+             ex->token, ex->deliveries.n, batch);
+    ex->bn_known = ex->framed = batch;
+    ex->push(ex, batch, ex->hooks.arg);
+    bx_dx_texts_clear(&ex->deliveries);
+}
+
+void bx_dx_exchange_push(bx_exchange *ex, long long batch, long long prev, const pooled *pool, const size_t *idx,
+                         size_t n)
 {
     if (ex->done)
         return;
+    if (prev >= 0) {
+        exchange_push_held(ex, batch, prev, pool, idx, n);
+        return;
+    }
     if (!ex->parked || ex->busy || ex->pend) {
         bx_debug("connect c=%s token %s: pushed batch %lld while %s → drain", ex->cid, ex->token, batch,
                  ex->busy ? "a broker call is in flight" : !ex->parked ? "not parked yet" : "events pending");

@@ -92,6 +92,7 @@ void bx_exchange_free(bx_exchange *ex);
 
 /* Events for a parked exchange (ignored in a final state; queued while a broker call runs). */
 void bx_exchange_wake(bx_exchange *ex);        /* messages arrived: drain, stay parked if none */
+void bx_exchange_resync(bx_exchange *ex);      /* wake-ups may be lost: drain (websocket: not a push) */
 void bx_exchange_expire(bx_exchange *ex);      /* hold timeout: final drain, reply */
 void bx_exchange_abandon(bx_exchange *ex);     /* browser went away: unpark (queue kept), → GONE */
 void bx_exchange_superseded(bx_exchange *ex);  /* a newer connect took over: → HTTP_ERROR duplicate code */

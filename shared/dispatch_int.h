@@ -112,6 +112,11 @@ struct bx_exchange {
     int advice_due;      /* the held connect's reply must carry the full advice */
     const char *local_error; /* error to reply after a session check succeeds */
     long long confirm_batch;
+    /* A held websocket connect to which publishes push (broker/API.md "Wake-up channel"): the session's
+     * batch number as this exchange last heard it, the last batch it wrote as frames, and whether it
+     * missed a pushed batch (then it drains, skipping what it wrote, so nothing comes out of order). */
+    long long bn_known, framed;
+    int need_drain;
     args connect_args;   /* a gathered connect's bx_connect arguments, until its batch is sent */
     bx_exchange *gathered_next;
     /* Broadcasts of this batch waiting to go to the broker together (see broadcast in publish.c): one
@@ -275,8 +280,10 @@ void bx_dx_do_disconnect(bx_exchange *ex);
 /* /meta/connect of the current message; may park ex (connect.c). */
 void bx_dx_do_connect(bx_exchange *ex);
 /* Answer a parked poll with the pushed messages pool[idx[0..n)] (borrowed: copied), batch `batch`,
- * or drain when it is not idle (connect.c, may free ex). */
-void bx_dx_exchange_push(bx_exchange *ex, long long batch, const pooled *pool, const size_t *idx, size_t n);
+ * or drain when it is not idle (connect.c, may free ex). prev >= 0: a held websocket connect that stays
+ * held; the session's batch before this one (a mismatch means a pushed batch was missed: drain). */
+void bx_dx_exchange_push(bx_exchange *ex, long long batch, long long prev, const pooled *pool, const size_t *idx,
+                         size_t n);
 /* /meta/subscribe (subscribe=1) or /meta/unsubscribe (0) of the current message (subscribe.c). */
 void bx_dx_do_subscription(bx_exchange *ex, int subscribe);
 /* Publish of the current message: broadcast, service or denial (publish.c). */

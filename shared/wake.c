@@ -41,7 +41,7 @@ static int parse_word(const char **p, const char *end, char *out, size_t cap)
     return 1;
 }
 
-/* "p <npool> <nsess>\n" <len>:<message>... ("\n<cid> <token> <batch> <i,j,...>")... */
+/* "p <npool> <nsess>\n" <len>:<message>... ("\n<cid> <token> <batch> <i,j,...>[ <prev>]")... */
 static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find, void *arg)
 {
     const char *p = payload + 2, *end = payload + len;
@@ -103,6 +103,11 @@ static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find
             else
                 break;
         }
+        long long prev = -1; /* a held websocket connect: the batch before this one */
+        if (ok && p < end && *p == ' ') {
+            p++;
+            ok = (prev = parse_num(&p, end)) >= 0 && prev < batch;
+        }
         if (!ok) {
             bx_warn("push wake-up: session entry %lld malformed", i + 1);
             goto out;
@@ -117,7 +122,7 @@ static void wake_push(const char *payload, size_t len, bx_exchange_find_fn *find
             d = ex->d;
             d->gather = 1;
         }
-        bx_dx_exchange_push(ex, batch, pool, idx, n); /* may free ex */
+        bx_dx_exchange_push(ex, batch, prev, pool, idx, n); /* may free ex */
     }
 out:
     if (d) {

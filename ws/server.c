@@ -39,14 +39,15 @@ static bx_exchange *find(char kind, const char *key, void *arg)
 static void on_wake(const char *payload, size_t len, void *arg)
 {
     bx_ws_server *s = arg;
-    if (len == 1 && payload[0] == 'r') { /* wake-ups may have been lost: re-drain every held connect */
+    if (len == 1 && payload[0] == 'r') { /* wake-ups may have been lost: re-drain every held connect (a
+                                           * drain, not a push: a lost pushed batch must not be overtaken) */
         size_t n;
         char **tokens = bx_parked_tokens(s->parked, &n);
         bx_info("wake-up channel reconnected: re-draining %zu held connects", n);
         for (size_t i = 0; i < n; i++) {
             bx_exchange *ex = find('t', tokens[i], s);
             if (ex)
-                bx_exchange_wake(ex);
+                bx_exchange_resync(ex);
             free(tokens[i]);
         }
         free(tokens);

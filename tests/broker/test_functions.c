@@ -88,7 +88,10 @@ static void test_publish_wakes_once_per_worker(void **state) {
     for (int i = 0; i < 3; i++) {
         t_session(S, ids[i], "");
         t_subscribe(S, ids[i], "/chat/a");
-        /* a1, a2: long-polling (pushed); a3: websocket (stays parked on push: plain wake-up) */
+        /* a1, a2: long-polling (pushed); a3: websocket with the ack extension (delivers on connects
+         * only: plain wake-up) */
+        if (i == 2)
+            freeReplyObject(t_cmd(S, "HSET", T_PREFIX "{a3}:s", "ack", "1", NULL));
         redisReply *r = t_fcall(S, "bx_connect", ids[i], "", workers[i], ids[i], "-1", "1", T_TIMEOUT, T_EXPIRY,
                                 T_TTL, "-1", i < 2 ? "long-polling" : "websocket", NULL);
         assert_string_equal(t_str(r, 0), "parked");
@@ -189,11 +192,11 @@ static void test_drain_parked_and_final(void **state) {
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "parked", NULL), 0);
 }
 
-/* One message published on /chat/p wakes w1; bx_push then returns just it as a batch after `after`
- * (batch numbers only grow); returns that batch. */
-static long long push_one(redisContext *w1, const char *msg, long long after) {
-    assert_int_equal(publish_n("", "/chat/p", msg), 1);
-    t_wake_expect(w1, "w p1");
+/* One message in p1's queue (a publish pushes to a held websocket connect itself when the queue is empty:
+ * test_ws_push_through; a queue fills when it was not parked); bx_push returns just it as a batch after
+ * `after` (batch numbers only grow); returns that batch. */
+static long long push_one(const char *msg, long long after) {
+    freeReplyObject(t_cmd(S, "RPUSH", T_PREFIX "{p1}:q", msg, NULL));
     redisReply *r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "msgs");
     assert_int_equal(r->elements, 3);
@@ -223,9 +226,10 @@ static void test_push_stays_parked(void **state) {
     r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
-    long long b1 = push_one(w1, "{\"m\":1}", 0);
+    long long b1 = push_one("{\"m\":1}", 0);
     /* Only the newly queued message: batch b1 is still in flight (not confirmed), not sent twice here. */
-    push_one(w1, "{\"m\":2}", b1);
+    push_one("{\"m\":2}", b1);
+    assert_null(t_wake_next(w1));
     /* Neither batch confirmed (the socket died before its writes completed): the next connect
      * resends both, in order. */
     assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p1}:f", NULL), 2);
@@ -243,6 +247,65 @@ static void test_push_stays_parked(void **state) {
     r = t_fcall(S, "bx_push", "nope", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "gone");
     freeReplyObject(r);
+    redisFree(w1);
+}
+
+/* A publish pushes to a held websocket connect (no ack extension, empty queue) itself: the messages go to
+ * in-flight as a new batch, the wake-up carries them and the previous batch number, and the connect stays
+ * parked for the next publish. bx_drain with framed skips what the worker wrote and waits to confirm. */
+static void test_ws_push_through(void **state) {
+    (void)state;
+    redisContext *w1 = t_wake_listen("w1");
+    t_session(S, "q1", "");
+    t_subscribe(S, "q1", "/chat/q");
+    redisReply *r = t_fcall(S, "bx_connect", "q1", "", "w1", "tok", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                            "websocket", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    assert_int_equal(t_int(r, 3), 0); /* the session's batch number: none yet */
+    freeReplyObject(r);
+    long long b[3];
+    char want[128], num[32];
+    for (int i = 0; i < 2; i++) {
+        const char *msg = i ? "{\"m\":2}" : "{\"m\":1}";
+        assert_int_equal(publish_n("", "/chat/q", msg), 1);
+        char *p = t_wake_next(w1);
+        assert_non_null(p);
+        b[i] = t_unbatch(p);
+        assert_true(b[i] > (i ? b[i - 1] : 0));
+        snprintf(want, sizeof want, "p 1 1\n7:%s\nq1 tok B 1 %lld", msg, i ? b[i - 1] : 0LL);
+        assert_string_equal(p, want);
+        free(p);
+        /* still parked and listed: the next publish pushes again; no pk, nothing queued */
+        assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{q1}:s", "w", NULL), 1);
+        assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "q1", NULL), 1);
+        assert_int_equal(t_cmd_int(S, "HSTRLEN", T_PREFIX "{q1}:s", "pk", NULL), 0);
+        assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:q", NULL), 1); /* the sentinel */
+    }
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:f", NULL), 2);
+    snprintf(num, sizeof num, "%lld", b[0]);
+    freeReplyObject(t_fcall(S, "bx_confirm", "q1", num, NULL));
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:f", NULL), 1);
+    /* the worker wrote b[1] and waits for its confirm: a drain neither returns nor counts it */
+    snprintf(num, sizeof num, "%lld", b[1]);
+    r = t_fcall(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, num, NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    assert_int_equal(t_int(r, 1), b[1]);
+    freeReplyObject(r);
+    /* a batch it missed comes back, after what it wrote and in order; the connect is answered */
+    assert_int_equal(publish_n("", "/chat/q", "{\"m\":3}"), 1);
+    char *p = t_wake_next(w1);
+    assert_non_null(p);
+    b[2] = t_unbatch(p);
+    free(p);
+    r = t_fcall(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, num, NULL);
+    assert_string_equal(t_str(r, 0), "msgs");
+    assert_int_equal(r->elements, 3);
+    assert_true(t_int(r, 1) > b[2]);
+    assert_string_equal(t_str(r, 2), "{\"m\":3}");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{q1}:s", "w", NULL), 0); /* unparked */
+    /* framed must be a number */
+    assert_non_null(strstr(t_fcall_err(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, "x", NULL), "framed"));
     redisFree(w1);
 }
 
@@ -1024,6 +1087,7 @@ int main(void) {
         cmocka_unit_test_setup(test_publish_wakes_once_per_worker, setup),
         cmocka_unit_test_setup(test_drain_parked_and_final, setup),
         cmocka_unit_test_setup(test_push_stays_parked, setup),
+        cmocka_unit_test_setup(test_ws_push_through, setup),
         cmocka_unit_test_setup(test_supersede, setup),
         cmocka_unit_test_setup(test_disconnect_notifies_and_removes_all, setup),
         cmocka_unit_test_setup(test_inflight_ack, setup),

@@ -616,6 +616,67 @@ static void test_push_answers_parked(void **state)
     bx_exchange_free(ex);
 }
 
+/* A held websocket connect that publishes push to: a pushed batch that follows the one the exchange
+ * last heard of is written as frames at once (no broker call) and the connect stays held; a batch after
+ * a missed one is not written: the exchange drains, skipping what it wrote, and the drain answers. */
+static long long ws_batch[8];
+static size_t ws_count[8];
+static int n_ws;
+static void on_ws_push(bx_exchange *ex, long long batch, void *arg)
+{
+    (void)arg;
+    assert_true(n_ws < 8);
+    ws_batch[n_ws] = batch;
+    ws_count[n_ws++] = bx_exchange_delivery_count(ex);
+}
+
+static void ws_wake(bx_exchange *ex, const char *msgs, const char *idx, long long batch, long long prev)
+{
+    char p[512];
+    int n = snprintf(p, sizeof p, "p %d 1\n%s\nc1 %s %lld %s %lld", idx[0] == '1' && idx[1] == ',' ? 2 : 1, msgs,
+                     bx_exchange_token(ex), batch, idx, prev);
+    bx_dispatch_wake(p, (size_t)n, find_the, NULL);
+}
+
+#define M(n) "25:{\"channel\":\"/a\",\"data\":" #n "}"
+
+static void test_ws_push_through(void **state)
+{
+    (void)state;
+    n_ws = 0;
+    bx_exchange *ex = the_ex = ex_new(CONNECT("3", ""), "b1");
+    bx_exchange_set_push(ex, on_ws_push);
+    bx_exchange_start(ex);
+    answer(0, mk("siii", "parked", 0LL, 0LL, 40LL)); /* the session's batch number is 40 */
+    assert_int_equal(last_state, BX_EX_PARKED);
+    int states = n_states;
+    ws_wake(ex, M(1) M(2), "1,2", 41, 40);
+    assert_int_equal(n_ws, 1);
+    assert_int_equal(ws_batch[0], 41);
+    assert_int_equal(ws_count[0], 2);
+    ws_wake(ex, M(3), "1", 42, 41);
+    assert_int_equal(n_ws, 2);
+    assert_int_equal(ws_batch[1], 42);
+    assert_int_equal(n_calls, 1); /* no broker call: the publish moved them */
+    assert_int_equal(n_states, states); /* still held */
+    /* batch 43 never arrived: 44 is not written (it would overtake 43); drain, skipping up to 42 */
+    ws_wake(ex, M(5), "1", 44, 43);
+    assert_int_equal(n_ws, 2);
+    assert_int_equal(n_calls, 2);
+    assert_memory_equal(calls[1].text, "bx_drain c1 ", 12);
+    size_t tl = strlen(calls[1].text);
+    assert_true(tl > 3 && strcmp(calls[1].text + tl - 3, " 42") == 0);
+    /* while it is in flight, a pushed batch is not written either */
+    ws_wake(ex, M(6), "1", 45, 44);
+    assert_int_equal(n_ws, 2);
+    assert_int_equal(n_calls, 2);
+    answer(1, mk("siss", "msgs", 46LL, "{\"channel\":\"/a\",\"data\":4}", "{\"channel\":\"/a\",\"data\":5}"));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":4},{\"channel\":\"/a\",\"data\":5},"
+                              "{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true}]");
+    bx_exchange_free(ex);
+}
+
 static bx_exchange *two[2];
 static bx_exchange *find_two(char kind, const char *key, void *arg)
 {
@@ -726,6 +787,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_timestamp_and_timesync, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_answers_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_confirms_gathered, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_push_through, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connects_gathered, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
     };
