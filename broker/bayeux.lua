@@ -868,8 +868,8 @@ local function recipients_parked(k, acc)
           local f = base .. 'f'
           if v[2] == 'websocket' then
             if v[6] ~= '1' then
-              rd('list', f, 'LLEN')
-              push = { i = i, token = v[1], s = s, f = f, tl = tonumber(v[4]), bn = v[5], ws = true }
+              local flen = rd('list', f, 'LLEN')
+              push = { i = i, token = v[1], s = s, f = f, tl = tonumber(v[4]), bn = v[5], ws = true, flen = flen }
             end
           elseif rd('list', f, 'LLEN') == 0 then
             push = { i = i, token = v[1], s = s, f = f, xm = tonumber(v[3]) or 0, tl = tonumber(v[4]), bn = v[5] }
@@ -902,8 +902,10 @@ local function recipients_write(k, acc, message, parked)
         for j = 1, #msgs do tagged[j] = tag .. msgs[j] end
         chunked('RPUSH', push.f, tagged, 1, #tagged)
       end
-      local ttl = push.tl or redis.call('PTTL', push.s)
-      if ttl > 0 then redis.call('PEXPIRE', push.f, ttl) end
+      if not (push.ws and push.flen > 0) then -- a list that exists got its TTL when it was created
+        local ttl = push.tl or redis.call('PTTL', push.s)
+        if ttl > 0 then redis.call('PEXPIRE', push.f, ttl) end
+      end
       if push.ws then -- stays parked (and in Pparked): the next publish pushes again
         push.prev = tonumber(push.bn) or 0
         redis.call('HSET', push.s, 'bn', bn)

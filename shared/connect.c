@@ -179,6 +179,8 @@ static void gathered_send(bx_dispatch *d)
             b->ex[b->n++] = ex;
         }
         char err[160] = "";
+        if (d->confirm_scheduled) /* gathered confirms go first (see bx_dispatch_gather_confirms) */
+            bx_dx_confirm_flush(d);
         int rc = bx_store_fcall(d->store, "bx_connect_batch", (int)argc, v, len, connect_batch_done, b, err,
                                 sizeof err);
         free(v), free(len);

@@ -177,6 +177,8 @@ void bx_dx_call(bx_exchange *ex, const char *fn, args *a, step_fn *k)
         k(ex, NULL);
         return;
     }
+    if (ex->d->confirm_scheduled) /* gathered confirms go first: a drain must not overtake them */
+        bx_dx_confirm_flush(ex->d);
     int rc = bx_store_fcall(ex->d->store, fn, a->n, (const char **)a->v, a->len, bx_dx_store_reply, ex, err,
                             sizeof err);
     bx_dx_args_free(a);
@@ -484,6 +486,7 @@ bx_services *bx_dispatch_services(bx_dispatch *d)
 
 void bx_dispatch_close(bx_dispatch *d)
 {
+    bx_dx_confirm_flush(d); /* gathered confirms still go */
     d->closed = 1;
 }
 
@@ -622,6 +625,10 @@ static void confirm_done(const redisReply *r, const char *err, void *arg)
 void bx_dx_confirm_flush(bx_dispatch *d)
 {
     args *a = &d->confirms;
+    if (d->confirm_scheduled) {
+        d->confirm_scheduled = 0;
+        d->live--;
+    }
     if (a->n == 0 && !a->oom)
         return;
     char err[160];
@@ -643,8 +650,26 @@ void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch)
         return;
     bx_dx_args_add(&d->confirms, cid);
     bx_dx_args_addl(&d->confirms, batch);
-    if (!d->gather)
+    if (d->gather)
+        return;
+    if (!d->confirm_schedule) {
         bx_dx_confirm_flush(d);
+    } else if (!d->confirm_scheduled) {
+        d->confirm_scheduled = 1;
+        d->live++;
+        d->confirm_schedule(d->confirm_schedule_arg);
+    }
+}
+
+void bx_dispatch_gather_confirms(bx_dispatch *d, void (*schedule)(void *arg), void *arg)
+{
+    d->confirm_schedule = schedule;
+    d->confirm_schedule_arg = arg;
+}
+
+void bx_dispatch_flush_confirms(bx_dispatch *d)
+{
+    bx_dx_confirm_flush(d);
 }
 
 void bx_exchange_confirm(bx_exchange *ex)

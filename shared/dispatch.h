@@ -120,6 +120,13 @@ void bx_exchange_confirm(bx_exchange *ex);
 /* Confirm in-flight batch `batch` of session cid (copied) once it was written (websocket push).
  * Fire and forget; counts in bx_dispatch_live until the broker answers. */
 void bx_dispatch_confirm(bx_dispatch *d, const char *cid, long long batch);
+/* From now on bx_dispatch_confirm gathers: the first confirm gathered calls schedule(arg), which must make
+ * the event loop call bx_dispatch_flush_confirms(d) soon (bayeux-ws: one bx_confirm per loop pass instead
+ * of one per written batch). Any other broker call of d sends the gathered confirms first, so a confirm
+ * never reaches Redis after a later drain of its session. arg is borrowed. */
+void bx_dispatch_gather_confirms(bx_dispatch *d, void (*schedule)(void *arg), void *arg);
+/* Send the gathered confirms in one bx_confirm now (nothing when none). */
+void bx_dispatch_flush_confirms(bx_dispatch *d);
 
 /* Wake-up channel payload from the store ("w cid...", "s token", "d token", or "p ..." carrying
  * the messages of pushed polls, broker/API.md): calls find to map a client id (kind 'c') or token

@@ -58,6 +58,11 @@ struct bx_dispatch {
      * bx_confirm for all its polls, instead of one broker call per poll. */
     int gather;
     args confirms;
+    /* bx_dispatch_gather_confirms: confirms wait for the loop's next pass (scheduled: a flush is due;
+     * the wait counts in live so a stopping server sends them) */
+    void (*confirm_schedule)(void *arg);
+    void *confirm_schedule_arg;
+    int confirm_scheduled;
     /* Connects that arrived while a bx_connect_batch was in flight (connect.c), oldest first: sent in
      * one call when it is answered. After a publish answers hundreds of polls their reconnects
      * arrive together, and one FCALL per connect made them queue in Redis (the p99 tail). */

@@ -28,6 +28,21 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- gathered confirms --------------------------------------------------------- */
+
+/* Written batches are confirmed once per loop pass, in one bx_confirm for every connection. */
+static void on_confirm_flush(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    bx_dispatch_flush_confirms(((bx_ws_server *)arg)->d);
+}
+
+static void confirm_schedule(void *arg)
+{
+    bx_ws_server *s = arg;
+    event_active(s->confirm_flush, 0, 0);
+}
+
 /* ---- wake-ups --------------------------------------------------------------- */
 
 static bx_exchange *find(char kind, const char *key, void *arg)
@@ -200,10 +215,13 @@ bx_ws_server *bx_ws_server_new(const bx_config *cfg, const char *conf_path, cons
              !(s->sig_int = evsignal_new(s->base, SIGINT, on_signal, s)) ||
              !(s->sig_hup = evsignal_new(s->base, SIGHUP, on_signal, s)) ||
              !(s->stopcheck = event_new(s->base, -1, EV_PERSIST, on_stopcheck, s)) ||
+             !(s->confirm_flush = event_new(s->base, -1, 0, on_confirm_flush, s)) ||
              event_add(s->sig_term, NULL) < 0 || event_add(s->sig_int, NULL) < 0 || event_add(s->sig_hup, NULL) < 0)
         snprintf(err, errlen, "cannot install signal handlers");
-    else
+    else {
+        bx_dispatch_gather_confirms(s->d, confirm_schedule, s);
         return s;
+    }
     bx_ws_server_free(s);
     return NULL;
 }
@@ -235,6 +253,8 @@ void bx_ws_server_free(bx_ws_server *s)
         event_free(s->sig_hup);
     if (s->stopcheck)
         event_free(s->stopcheck);
+    if (s->confirm_flush)
+        event_free(s->confirm_flush);
     if (s->base)
         event_base_free(s->base);
     bx_ws_deflate_cleanup();

@@ -27,6 +27,7 @@ typedef struct bx_ws_server {
     bx_parked *parked;        /* held connects by clientId and token → struct wsx (conn.c) */
     struct evconnlistener *lis;
     struct event *sig_term, *sig_int, *sig_hup, *stopcheck;
+    struct event *confirm_flush; /* sends the confirms gathered in one loop pass */
     bx_ws_conn *conns;        /* every open connection (linked by conn.c) */
     size_t n_conns;
     unsigned long next_conn_id;

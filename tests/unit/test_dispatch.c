@@ -677,6 +677,44 @@ static void test_ws_push_through(void **state)
     bx_exchange_free(ex);
 }
 
+/* bayeux-ws gathers the confirms of one loop pass: the first asks for a flush, none is sent until then,
+ * and any other broker call sends them first (a drain must not reach Redis before them). */
+static int n_schedules;
+static void count_schedule(void *arg)
+{
+    (void)arg;
+    n_schedules++;
+}
+
+static void test_confirms_gathered_per_pass(void **state)
+{
+    (void)state;
+    n_schedules = 0;
+    bx_dispatch_gather_confirms(d, count_schedule, NULL);
+    bx_dispatch_confirm(d, "c1", 5);
+    bx_dispatch_confirm(d, "c2", 6);
+    assert_int_equal(n_schedules, 1);
+    assert_int_equal(n_calls, 0);
+    bx_dispatch_flush_confirms(d);
+    assert_int_equal(n_calls, 1);
+    assert_string_equal(calls[0].text, "bx_confirm c1 5 c2 6");
+    answer(0, mk("i", 2LL));
+    bx_dispatch_flush_confirms(d); /* nothing gathered: nothing sent */
+    assert_int_equal(n_calls, 1);
+    /* a held connect's drain goes after the confirm gathered before it */
+    bx_exchange *ex = parked_connect(CONNECT("3", ""), 1);
+    bx_dispatch_confirm(d, "c3", 7);
+    assert_int_equal(n_schedules, 2);
+    bx_exchange_expire(ex);
+    assert_int_equal(n_calls, 4);
+    assert_string_equal(calls[2].text, "bx_confirm c3 7");
+    assert_memory_equal(calls[3].text, "bx_drain c1 ", 12);
+    answer(2, mk("i", 1LL));
+    answer(3, mk("si", "empty", 0LL));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    bx_exchange_free(ex);
+}
+
 static bx_exchange *two[2];
 static bx_exchange *find_two(char kind, const char *key, void *arg)
 {
@@ -788,6 +826,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push_answers_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_confirms_gathered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_push_through, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_confirms_gathered_per_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connects_gathered, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
     };
