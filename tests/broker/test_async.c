@@ -274,6 +274,18 @@ static void test_async_hung_redis(void **state) {
     bx_store *s = bx_store_new(base, &opts, on_wake, &w, err, sizeof err);
     assert_non_null(s);
     assert_true(loop_until(base, s, NULL, 1, 3000));
+    /* The subscriber must be subscribed before Redis stops, or its first subscribe is the one that
+     * comes back later, and a first subscribe rightly announces no lost wake-ups ("r"): publish until
+     * one of ours arrives. */
+    redisContext *pc = redisConnect("127.0.0.1", port);
+    assert_non_null(pc);
+    for (int i = 0; i < 300 && w.n == 0; i++) {
+        freeReplyObject(redisCommand(pc, "PUBLISH %s x", T_PREFIX "wake:wh"));
+        loop_until(base, s, &w.n, 0, 10);
+    }
+    redisFree(pc);
+    assert_int_not_equal(w.n, 0);
+    w.n = 0;
     bx_store_set_command_timeout(s, 300);
     /* Redis stops answering (SIGSTOP): the call fails after the timeout instead of hanging. */
     kill(redis_pid, SIGSTOP);
