@@ -683,6 +683,19 @@ end
 -- keys: P{cid}:f of each session
 -- args: prefix cid batch [cid batch ...] (a worker confirms all the polls of one push wake-up at once)
 -- returns: number of in-flight messages dropped (tag <= batch), over all sessions
+-- Read phase of bx_confirm for a session whose in-flight list it empties: the messages a publish left
+-- in the queue of its held websocket connect while that batch was written (recipients_parked), to go
+-- out now as the next pushed batch; nil when there are none or the session is not such a connect.
+local function held_next(sk)
+  if rd('list', sk.q, 'LLEN') < 2 then return nil end -- the sentinel alone (or an old-style queue)
+  local v = rd('hash', sk.s, 'HMGET', 'w', 'k', 't', 'ack', 'bn', 'tl')
+  if not (v[1] and v[2] and v[3] == 'websocket' and v[4] ~= '1') then return nil end
+  local q = redis.call('LRANGE', sk.q, 0, -1)
+  if q[1] ~= SENTINEL then return nil end
+  table.remove(q, 1)
+  return { w = v[1], token = v[2], bn = v[5], tl = tonumber(v[6]), msgs = q, ws = true }
+end
+
 local CONFIRM_SCAN = 32
 local function confirm(_, args)
   local fn = 'bx_confirm'
@@ -691,8 +704,8 @@ local function confirm(_, args)
   local P = arg_prefix(fn, args[1])
   local plans = {}
   for i = 2, #args, 2 do
-    local sk = SK(P, arg_id(fn, 'cid', args[i]))
-    plans[#plans + 1] = { sk = sk, batch = arg_int(fn, 'batch', args[i + 1], 0) }
+    local cid = arg_id(fn, 'cid', args[i])
+    plans[#plans + 1] = { cid = cid, sk = SK(P, cid), batch = arg_int(fn, 'batch', args[i + 1], 0) }
   end
   for _, pl in ipairs(plans) do
     -- Tags never decrease along the list (batch numbers only grow), so when the last entry is
@@ -716,8 +729,9 @@ local function confirm(_, args)
       end
       pl.n, pl.total = n, n + 1 -- the last entry is not confirmed: LTRIM below
     end
+    if pl.n > 0 and pl.n == pl.total then pl.next = held_next(pl.sk) end
   end
-  local dropped = 0
+  local dropped, woken, now = 0, {}, nil
   for _, pl in ipairs(plans) do
     if pl.n == pl.total then
       if pl.n > 0 then redis.call('DEL', pl.sk.f) end
@@ -725,7 +739,22 @@ local function confirm(_, args)
       redis.call('LTRIM', pl.sk.f, pl.n, -1)
     end
     dropped = dropped + pl.n
+    local nx = pl.next
+    if nx then
+      now = now or now_ms()
+      nx.batch = batch_after(nx.bn, now)
+      nx.prev = tonumber(nx.bn) or 0
+      local tag, tagged = string.format('%d|', nx.batch), {}
+      for j = 1, #nx.msgs do tagged[j] = tag .. nx.msgs[j] end
+      chunked('RPUSH', pl.sk.f, tagged, 1, #tagged)
+      local ttl = nx.tl or redis.call('PTTL', pl.sk.s)
+      if ttl > 0 then redis.call('PEXPIRE', pl.sk.f, ttl) end
+      redis.call('HSET', pl.sk.s, 'bn', string.format('%d', nx.batch))
+      queue_reset(pl.sk, true)
+      woken[#woken + 1] = { pl.cid, nx.w, nx }
+    end
   end
+  if #woken > 0 then wake_workers(K(P), woken) end
   return dropped
 end
 
@@ -863,19 +892,25 @@ local function recipients_parked(k, acc)
         local base = k.P .. '{' .. acc.id[i] .. '}:'
         local s = base .. 's'
         local v = rd('hash', s, 'HMGET', 'k', 't', 'xm', 'tl', 'bn', 'ack')
-        local push
-        if v[1] and not acc.legacy[i] and count[acc.id[i]] == 1 and acc.len[i] == 0 then
-          local f = base .. 'f'
+        local push, hold
+        local f = base .. 'f'
+        if v[1] and not acc.legacy[i] and count[acc.id[i]] == 1 then
           if v[2] == 'websocket' then
             if v[6] ~= '1' then
               local flen = rd('list', f, 'LLEN')
-              push = { i = i, token = v[1], s = s, f = f, tl = tonumber(v[4]), bn = v[5], ws = true, flen = flen }
+              if flen > 0 then
+                -- a batch is being written: these wait in the queue and its bx_confirm pushes them
+                -- (under load, one batch per session in flight gathers what arrives meanwhile)
+                hold = true
+              elseif acc.len[i] == 0 then
+                push = { i = i, token = v[1], s = s, f = f, tl = tonumber(v[4]), bn = v[5], ws = true, flen = flen }
+              end
             end
-          elseif rd('list', f, 'LLEN') == 0 then
+          elseif acc.len[i] == 0 and rd('list', f, 'LLEN') == 0 then
             push = { i = i, token = v[1], s = s, f = f, xm = tonumber(v[3]) or 0, tl = tonumber(v[4]), bn = v[5] }
           end
         end
-        parked[#parked + 1] = { acc.id[i], w, push }
+        if not hold then parked[#parked + 1] = { acc.id[i], w, push } end
       end
     end
   end

@@ -252,7 +252,9 @@ static void test_push_stays_parked(void **state) {
 
 /* A publish pushes to a held websocket connect (no ack extension, empty queue) itself: the messages go to
  * in-flight as a new batch, the wake-up carries them and the previous batch number, and the connect stays
- * parked for the next publish. bx_drain with framed skips what the worker wrote and waits to confirm. */
+ * parked. While that batch is unconfirmed, later publishes wait in the queue without a wake-up; the
+ * bx_confirm that empties the in-flight list pushes them as the next batch. bx_drain with framed skips what
+ * the worker wrote and waits to confirm. */
 static void test_ws_push_through(void **state) {
     (void)state;
     redisContext *w1 = t_wake_listen("w1");
@@ -263,47 +265,58 @@ static void test_ws_push_through(void **state) {
     assert_string_equal(t_str(r, 0), "parked");
     assert_int_equal(t_int(r, 3), 0); /* the session's batch number: none yet */
     freeReplyObject(r);
-    long long b[3];
     char want[128], num[32];
-    for (int i = 0; i < 2; i++) {
-        const char *msg = i ? "{\"m\":2}" : "{\"m\":1}";
-        assert_int_equal(publish_n("", "/chat/q", msg), 1);
-        char *p = t_wake_next(w1);
-        assert_non_null(p);
-        b[i] = t_unbatch(p);
-        assert_true(b[i] > (i ? b[i - 1] : 0));
-        snprintf(want, sizeof want, "p 1 1\n7:%s\nq1 tok B 1 %lld", msg, i ? b[i - 1] : 0LL);
-        assert_string_equal(p, want);
-        free(p);
-        /* still parked and listed: the next publish pushes again; no pk, nothing queued */
-        assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{q1}:s", "w", NULL), 1);
-        assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "q1", NULL), 1);
-        assert_int_equal(t_cmd_int(S, "HSTRLEN", T_PREFIX "{q1}:s", "pk", NULL), 0);
-        assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:q", NULL), 1); /* the sentinel */
-    }
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:f", NULL), 2);
-    snprintf(num, sizeof num, "%lld", b[0]);
-    freeReplyObject(t_fcall(S, "bx_confirm", "q1", num, NULL));
-    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:f", NULL), 1);
-    /* the worker wrote b[1] and waits for its confirm: a drain neither returns nor counts it */
-    snprintf(num, sizeof num, "%lld", b[1]);
-    r = t_fcall(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, num, NULL);
-    assert_string_equal(t_str(r, 0), "parked");
-    assert_int_equal(t_int(r, 1), b[1]);
-    freeReplyObject(r);
-    /* a batch it missed comes back, after what it wrote and in order; the connect is answered */
-    assert_int_equal(publish_n("", "/chat/q", "{\"m\":3}"), 1);
+    assert_int_equal(publish_n("", "/chat/q", "{\"m\":1}"), 1);
     char *p = t_wake_next(w1);
     assert_non_null(p);
-    b[2] = t_unbatch(p);
+    long long b0 = t_unbatch(p);
+    assert_true(b0 > 0);
+    assert_string_equal(p, "p 1 1\n7:{\"m\":1}\nq1 tok B 1 0");
     free(p);
+    /* still parked and listed; no pk; in flight, nothing queued */
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{q1}:s", "w", NULL), 1);
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "q1", NULL), 1);
+    assert_int_equal(t_cmd_int(S, "HSTRLEN", T_PREFIX "{q1}:s", "pk", NULL), 0);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:f", NULL), 1);
+    /* b0 is being written: the next two wait in the queue, no wake-up */
+    assert_int_equal(publish_n("", "/chat/q", "{\"m\":2}"), 1);
+    assert_int_equal(publish_n("", "/chat/q", "{\"m\":3}"), 1);
+    assert_null(t_wake_next(w1));
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:q", NULL), 3); /* sentinel + 2 */
+    assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "parked", "q1", NULL), 1);
+    /* confirming b0 pushes them, in order, as the next batch after b0 */
+    snprintf(num, sizeof num, "%lld", b0);
+    freeReplyObject(t_fcall(S, "bx_confirm", "q1", num, NULL));
+    p = t_wake_next(w1);
+    assert_non_null(p);
+    long long b1 = t_unbatch(p);
+    assert_true(b1 > b0);
+    snprintf(want, sizeof want, "p 2 1\n7:{\"m\":2}7:{\"m\":3}\nq1 tok B 1,2 %lld", b0);
+    assert_string_equal(p, want);
+    free(p);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:q", NULL), 1);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{q1}:f", NULL), 2);
+    assert_true(t_cmd_int(S, "PTTL", T_PREFIX "{q1}:f", NULL) > 0);
+    /* the worker wrote b1 and waits for its confirm: a drain neither returns nor counts it */
+    snprintf(num, sizeof num, "%lld", b1);
+    r = t_fcall(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, num, NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    assert_int_equal(t_int(r, 1), b1);
+    freeReplyObject(r);
+    /* held behind b1, a message comes back from a drain (after what was written); the connect is answered */
+    assert_int_equal(publish_n("", "/chat/q", "{\"m\":4}"), 1);
+    assert_null(t_wake_next(w1));
     r = t_fcall(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, num, NULL);
     assert_string_equal(t_str(r, 0), "msgs");
     assert_int_equal(r->elements, 3);
-    assert_true(t_int(r, 1) > b[2]);
-    assert_string_equal(t_str(r, 2), "{\"m\":3}");
+    assert_true(t_int(r, 1) > b1);
+    assert_string_equal(t_str(r, 2), "{\"m\":4}");
     freeReplyObject(r);
     assert_int_equal(t_cmd_int(S, "HEXISTS", T_PREFIX "{q1}:s", "w", NULL), 0); /* unparked */
+    /* confirming everything now pushes nothing: the connect is no longer held */
+    snprintf(num, sizeof num, "%lld", b1 + 1000000);
+    freeReplyObject(t_fcall(S, "bx_confirm", "q1", num, NULL));
+    assert_null(t_wake_next(w1));
     /* framed must be a number */
     assert_non_null(strstr(t_fcall_err(S, "bx_drain", "q1", "tok", "0", T_EXPIRY, T_TTL, "x", NULL), "framed"));
     redisFree(w1);
