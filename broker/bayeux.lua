@@ -683,6 +683,32 @@ end
 -- keys: P{cid}:f of each session
 -- args: prefix cid batch [cid batch ...] (a worker confirms all the polls of one push wake-up at once)
 -- returns: number of in-flight messages dropped (tag <= batch), over all sessions
+-- Write phase of a push (a publish's, or bx_confirm's for a held websocket connect): push.msgs go to
+-- the in-flight list push.f tagged with a new batch after push.bn (push.batch); the list gets its TTL
+-- when this creates it (push.flen, when known, says it exists). A held websocket connect stays parked:
+-- its bn is written here and push.prev keeps the one before. Returns the batch as text.
+local function push_write(push, now)
+  push.batch = batch_after(push.bn, now)
+  local bn = string.format('%d', push.batch)
+  local tag, msgs = bn .. '|', push.msgs
+  if #msgs == 1 then
+    redis.call('RPUSH', push.f, tag .. msgs[1])
+  else
+    local tagged = {}
+    for j = 1, #msgs do tagged[j] = tag .. msgs[j] end
+    chunked('RPUSH', push.f, tagged, 1, #tagged)
+  end
+  if not (push.flen and push.flen > 0) then -- a list that exists got its TTL when it was created
+    local ttl = push.tl or redis.call('PTTL', push.s)
+    if ttl > 0 then redis.call('PEXPIRE', push.f, ttl) end
+  end
+  if push.ws then
+    push.prev = tonumber(push.bn) or 0
+    redis.call('HSET', push.s, 'bn', bn)
+  end
+  return bn
+end
+
 -- Read phase of bx_confirm for a session whose in-flight list it empties: the messages a publish left
 -- in the queue of its held websocket connect while that batch was written (recipients_parked), to go
 -- out now as the next pushed batch; nil when there are none or the session is not such a connect.
@@ -693,7 +719,7 @@ local function held_next(sk)
   local q = redis.call('LRANGE', sk.q, 0, -1)
   if q[1] ~= SENTINEL then return nil end
   table.remove(q, 1)
-  return { w = v[1], token = v[2], bn = v[5], tl = tonumber(v[6]), msgs = q, ws = true }
+  return { w = v[1], token = v[2], bn = v[5], tl = tonumber(v[6]), msgs = q, ws = true, f = sk.f, s = sk.s, flen = 0 }
 end
 
 local CONFIRM_SCAN = 32
@@ -740,16 +766,9 @@ local function confirm(_, args)
     end
     dropped = dropped + pl.n
     local nx = pl.next
-    if nx then
+    if nx then -- the list was just deleted: push_write creates it
       now = now or now_ms()
-      nx.batch = batch_after(nx.bn, now)
-      nx.prev = tonumber(nx.bn) or 0
-      local tag, tagged = string.format('%d|', nx.batch), {}
-      for j = 1, #nx.msgs do tagged[j] = tag .. nx.msgs[j] end
-      chunked('RPUSH', pl.sk.f, tagged, 1, #tagged)
-      local ttl = nx.tl or redis.call('PTTL', pl.sk.s)
-      if ttl > 0 then redis.call('PEXPIRE', pl.sk.f, ttl) end
-      redis.call('HSET', pl.sk.s, 'bn', string.format('%d', nx.batch))
+      push_write(nx, now)
       queue_reset(pl.sk, true)
       woken[#woken + 1] = { pl.cid, nx.w, nx }
     end
@@ -927,24 +946,8 @@ local function recipients_write(k, acc, message, parked)
     if push then
       pushed[push.i] = true
       push.msgs = acc.msgs[push.i] or { message }
-      push.batch = batch_after(push.bn, now) -- stored with pk in one HSET below
-      local bn = string.format('%d', push.batch)
-      local tag, msgs = bn .. '|', push.msgs
-      if #msgs == 1 then
-        redis.call('RPUSH', push.f, tag .. msgs[1])
-      else
-        local tagged = {}
-        for j = 1, #msgs do tagged[j] = tag .. msgs[j] end
-        chunked('RPUSH', push.f, tagged, 1, #tagged)
-      end
-      if not (push.ws and push.flen > 0) then -- a list that exists got its TTL when it was created
-        local ttl = push.tl or redis.call('PTTL', push.s)
-        if ttl > 0 then redis.call('PEXPIRE', push.f, ttl) end
-      end
-      if push.ws then -- stays parked (and in Pparked): the next publish pushes again
-        push.prev = tonumber(push.bn) or 0
-        redis.call('HSET', push.s, 'bn', bn)
-      else
+      local bn = push_write(push, now)
+      if not push.ws then -- a held websocket connect stays parked (and in Pparked) for the next publish
         -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
         redis.call('HDEL', push.s, 'w', 'k')
         redis.call('HSET', push.s, 'pk', push.token, 'bn', bn)

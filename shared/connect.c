@@ -179,10 +179,7 @@ static void gathered_send(bx_dispatch *d)
             b->ex[b->n++] = ex;
         }
         char err[160] = "";
-        if (d->confirm_scheduled) /* gathered confirms go first (see bx_dispatch_gather_confirms) */
-            bx_dx_confirm_flush(d);
-        int rc = bx_store_fcall(d->store, "bx_connect_batch", (int)argc, v, len, connect_batch_done, b, err,
-                                sizeof err);
+        int rc = bx_dx_fcall(d, "bx_connect_batch", (int)argc, v, len, connect_batch_done, b, err, sizeof err);
         free(v), free(len);
         if (rc < 0) {
             free(b);
@@ -310,6 +307,15 @@ static void drain_done(bx_exchange *ex, const redisReply *r)
     connect_reply(ex, rint_at(r, 1), advice);
 }
 
+/* Hand the deliveries gathered on ex to the transport as frames of batch; from now on the exchange has
+ * heard of batch as the session's last and wrote it (a drain skips it). */
+static void write_frames(bx_exchange *ex, long long batch)
+{
+    ex->bn_known = ex->framed = batch;
+    ex->push(ex, batch, ex->hooks.arg);
+    bx_dx_texts_clear(&ex->deliveries);
+}
+
 /* Websocket push after a wake-up: the messages go out now and the connect stays held. */
 static void push_done(bx_exchange *ex, const redisReply *r)
 {
@@ -320,9 +326,7 @@ static void push_done(bx_exchange *ex, const redisReply *r)
     bx_dx_add_deliveries(ex, r, 2);
     bx_debug("connect c=%s token %s stays held: %zu messages pushed (batch %lld)", ex->cid, ex->token,
              ex->deliveries.n, rint_at(r, 1));
-    ex->bn_known = ex->framed = rint_at(r, 1);
-    ex->push(ex, rint_at(r, 1), ex->hooks.arg);
-    bx_dx_texts_clear(&ex->deliveries);
+    write_frames(ex, rint_at(r, 1));
     connect_parked(ex);
 }
 
@@ -428,9 +432,7 @@ static void exchange_push_held(bx_exchange *ex, long long batch, long long prev,
         bx_dx_deliver_text(ex, pool[idx[i]].s, pool[idx[i]].len, i);
     bx_debug("connect c=%s token %s stays held: %zu messages pushed by the publish (batch %lld)", ex->cid,
              ex->token, ex->deliveries.n, batch);
-    ex->bn_known = ex->framed = batch;
-    ex->push(ex, batch, ex->hooks.arg);
-    bx_dx_texts_clear(&ex->deliveries);
+    write_frames(ex, batch);
 }
 
 void bx_dx_exchange_push(bx_exchange *ex, long long batch, long long prev, const pooled *pool, const size_t *idx,

@@ -177,10 +177,7 @@ void bx_dx_call(bx_exchange *ex, const char *fn, args *a, step_fn *k)
         k(ex, NULL);
         return;
     }
-    if (ex->d->confirm_scheduled) /* gathered confirms go first: a drain must not overtake them */
-        bx_dx_confirm_flush(ex->d);
-    int rc = bx_store_fcall(ex->d->store, fn, a->n, (const char **)a->v, a->len, bx_dx_store_reply, ex, err,
-                            sizeof err);
+    int rc = bx_dx_fcall(ex->d, fn, a->n, (const char **)a->v, a->len, bx_dx_store_reply, ex, err, sizeof err);
     bx_dx_args_free(a);
     if (rc < 0) {
         ex->busy = 0;
@@ -619,6 +616,14 @@ static void confirm_done(const redisReply *r, const char *err, void *arg)
     d->live--;
     if (!r)
         bx_warn("bx_confirm failed: %s (the batches will be sent again)", err ? err : "?");
+}
+
+int bx_dx_fcall(bx_dispatch *d, const char *fn, int argc, const char **argv, const size_t *lens, bx_store_cb *cb,
+                void *arg, char *err, size_t errlen)
+{
+    if (d->confirm_scheduled) /* gathered confirms go first: a drain must not overtake them */
+        bx_dx_confirm_flush(d);
+    return bx_store_fcall(d->store, fn, argc, argv, lens, cb, arg, err, errlen);
 }
 
 /* Send the gathered (cid, batch) pairs in one bx_confirm. */

@@ -262,6 +262,11 @@ const char *bx_dx_session_cid(const bx_exchange *ex);
 void bx_dx_session_args(bx_exchange *ex, args *a, const char *cid);
 /* Check session cid (bx_touch), then answer with error (static string; NULL success), may free ex. */
 void bx_dx_touch_then(bx_exchange *ex, const char *cid, const char *error);
+/* bx_store_fcall for a call of d's exchanges; the confirms gathered by bx_dispatch_gather_confirms go
+ * first, so a confirm never reaches Redis after a later call for its session. Same ownership as
+ * bx_store_fcall. */
+int bx_dx_fcall(bx_dispatch *d, const char *fn, int argc, const char **argv, const size_t *lens, bx_store_cb *cb,
+                void *arg, char *err, size_t errlen);
 /* Send the gathered confirms of d in one bx_confirm (fire and forget). */
 void bx_dx_confirm_flush(bx_dispatch *d);
 
