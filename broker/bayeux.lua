@@ -643,8 +643,8 @@ local function drain(_, args)
 end
 
 -- keys: P{cid}:s P{cid}:q P{cid}:f  Pparked
--- args: prefix cid token ttl_ms
--- returns: {"gone"} | {"superseded"} | {"msgs", batch, msg...} | {"parked", 0}
+-- args: prefix cid token ttl_ms [known]
+-- returns: {"gone"} | {"superseded"} | {"missed", bn} | {"msgs", batch, msg...} | {"parked", bn}
 -- Websocket push (CometD sends queued messages in their own frames while /meta/connect stays
 -- held): the queue moves to the in-flight list under a new batch, the request stays parked and
 -- Pparked lists it again, so the next publish wakes this worker again. Only the messages moved
@@ -652,16 +652,21 @@ end
 -- the next connect if their bx_confirm never comes.
 local function push(_, args)
   local fn = 'bx_push'
-  arg_count(fn, args, 4, 4)
+  arg_count(fn, args, 4, 5)
   local P = arg_prefix(fn, args[1])
   local cid = arg_id(fn, 'cid', args[2])
   local token = arg_id(fn, 'token', args[3])
   local ttl = arg_int(fn, 'ttl_ms', args[4], 1)
+  local known = args[5] and arg_int(fn, 'known', args[5], 0)
   local k, sk = K(P), SK(P, cid)
 
   local sess = load_session(sk)
   if not sess then return { 'gone' } end
   if sess.k ~= token then return { 'superseded' } end
+  -- A batch after the one the worker last heard of was pushed by a publish and its wake-up not yet
+  -- written (or lost): a batch pushed now would go out before it, and its confirm would drop it.
+  local bn = tonumber(sess.bn) or 0
+  if known and bn ~= known then return { 'missed', bn } end
   need(k.parked, 'hash')
   local queued, _, has_sentinel = drain_read(sk)
 

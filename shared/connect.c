@@ -56,8 +56,7 @@ static void connect_done(bx_exchange *ex, const redisReply *r)
         ex->advice_due = advice != NULL; /* sent when the held connect is answered */
         json_decref(advice);
         ex->bn_known = batch;
-        ex->framed = 0;
-        ex->need_drain = 0;
+        ex->framed = 0; /* need_drain stays: a pushed batch may have come while this call was in flight */
         connect_parked(ex);
         return;
     }
@@ -319,6 +318,14 @@ static void write_frames(bx_exchange *ex, long long batch)
 /* Websocket push after a wake-up: the messages go out now and the connect stays held. */
 static void push_done(bx_exchange *ex, const redisReply *r)
 {
+    if (is_status(r, "missed")) { /* the session has a batch this exchange has not written: drain, in order */
+        bx_debug("connect c=%s token %s: bx_push found batch %lld, known %lld → drain", ex->cid, ex->token,
+                 rint_at(r, 1), ex->bn_known);
+        ex->need_drain = 1;
+        ex->pend |= PEND_WAKE;
+        connect_parked(ex);
+        return;
+    }
     if (!is_status(r, "msgs")) { /* parked (nothing new), superseded, gone, broker down: as a drain */
         drain_done(ex, r);
         return;
@@ -343,6 +350,7 @@ static void push(bx_exchange *ex)
     bx_dx_args_add(&a, ex->cid);
     bx_dx_args_add(&a, ex->token);
     bx_dx_args_addl(&a, ttl_ms(ex));
+    bx_dx_args_addl(&a, ex->bn_known);
     bx_dx_call(ex, "bx_push", &a, push_done);
 }
 

@@ -16,6 +16,9 @@ source tests/lib/common.sh
 
 failed=()
 start=$(date +%s)
+# Each suite's output is also kept, so the summary can repeat the lines that name a failure: CI shows
+# only the tail of the log.
+suite_logs=$(mktemp -d /tmp/bx-suites.XXXXXX)
 
 echo "== unit =="
 for t in "$BUILD"/tests/test_*; do
@@ -27,7 +30,7 @@ echo "== broker =="
 if ls "$BUILD"/tests/broker_* >/dev/null 2>&1; then
   tmp=$(mktemp -d /tmp/bx-broker.XXXXXX)
   port=$(bx_free_port)
-  trap 'bx_stop_pidfile "$tmp/redis.pid"; rm -rf "$tmp"' EXIT
+  trap 'bx_stop_pidfile "$tmp/redis.pid"; rm -rf "$tmp" "$suite_logs"' EXIT
   if bx_start_redis "$tmp" "$port"; then
     for t in "$BUILD"/tests/broker_*; do
       [ -x "$t" ] || continue
@@ -42,13 +45,23 @@ fi
 for suite in tests/*/run.sh; do
   name=$(basename "$(dirname "$suite")")
   echo "== $name =="
-  bash "$suite" || failed+=("$name")
+  bash "$suite" 2>&1 | tee "$suite_logs/$name.log"
+  [ "${PIPESTATUS[0]}" = 0 ] || failed+=("$name")
 done
 
 echo
 echo "== summary: $(( $(date +%s) - start )) s =="
 if [ ${#failed[@]} -gt 0 ]; then
+  for f in "${failed[@]}"; do
+    log=$suite_logs/${f%%:*}.log
+    [ -f "$log" ] || continue
+    echo "-- ${f}: lines naming the failure (whole output above) --"
+    grep -a -E '✖|^not ok|FAIL|[Ee]rror|ERROR|sanitizer|runtime error|expected|actual|timed? ?out' "$log" \
+      | grep -v -E '^ℹ ' | head -60
+  done
+  rm -rf "$suite_logs"
   echo "FAILED: ${failed[*]}"
   exit 1
 fi
+rm -rf "$suite_logs"
 echo "all suites passed"

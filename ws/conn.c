@@ -238,10 +238,11 @@ static void on_push(bx_exchange *ex, long long batch, void *arg)
         return;
     }
     pushed *p = calloc(1, sizeof *p);
-    if (!p)
-        bx_error("ws#%lu: out of memory: pushed batch %lld of c=%s stays in flight (sent again by its next "
-                 "connect)", c->id, batch, bx_exchange_client_id(ex));
-    else if (send_frames(c, ex, 0) < 0)
+    if (!p) { /* the exchange counts the batch as written: only a new connection's connect sends it again */
+        bx_error("ws#%lu: out of memory: pushed batch %lld of c=%s stays in flight, connection dropped (its next "
+                 "connect sends it again)", c->id, batch, bx_exchange_client_id(ex));
+        c->drop = 1;
+    } else if (send_frames(c, ex, 0) < 0)
         free(p);
     else {
         snprintf(p->cid, sizeof p->cid, "%s", bx_exchange_client_id(ex));

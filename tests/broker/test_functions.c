@@ -226,6 +226,21 @@ static void test_push_stays_parked(void **state) {
     r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
+    /* The worker names the batch it heard of last: a session past it was pushed a batch that worker has
+     * not written, so bx_push moves nothing ("missed", the session's batch) and the worker drains. */
+    r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, "0", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    long long bn0 = t_int(r, 1);
+    freeReplyObject(r);
+    freeReplyObject(t_cmd(S, "RPUSH", T_PREFIX "{p1}:q", "{\"m\":0}", NULL));
+    r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, "12345", NULL);
+    assert_string_equal(t_str(r, 0), "missed");
+    assert_int_equal(t_int(r, 1), bn0);
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p1}:q", NULL), 2); /* the sentinel and {"m":0} */
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{p1}:f", NULL), 0);
+    assert_non_null(strstr(t_fcall_err(S, "bx_push", "p1", "tok", T_TTL, "-1", NULL), "known"));
+    freeReplyObject(t_cmd(S, "RPOP", T_PREFIX "{p1}:q", NULL)); /* the queue is its sentinel again */
     long long b1 = push_one("{\"m\":1}", 0);
     /* Only the newly queued message: batch b1 is still in flight (not confirmed), not sent twice here. */
     push_one("{\"m\":2}", b1);

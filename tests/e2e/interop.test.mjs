@@ -77,7 +77,11 @@ for (const transport of TRANSPORTS) {
       for (let i = 0; i < 1000; i++) {
         pub.publish(ch, { i }, {}, r => { if (!r.successful) failures.push(r); });
       }
-      await inbox.waitFor(1000, 90000);
+      await inbox.waitFor(1000, 90000).catch(e => {
+        const got = new Set(inbox.data().map(d => d.i));
+        throw new Error(`${e.message}; missing ${[...Array(1000).keys()].filter(i => !got.has(i)).join(',')}; ` +
+          `publish failures ${failures.length}, subscriber status ${sub.getStatus()}`);
+      });
       await sleep(300);
       assert.deepEqual(failures, []);
       const got = inbox.data().map(d => d.i);

@@ -6,6 +6,7 @@
 #   bash tests/e2e/run.sh                          # everything (tests/run.sh calls it this way)
 #   bash tests/e2e/run.sh --test-name-pattern=ack  # extra arguments go to `node --test`
 #   BX_E2E_FILES="interop.test.mjs" bash tests/e2e/run.sh
+#   BX_E2E_LOG_LEVEL=debug BX_E2E_KEEP_LOGS=1 bash tests/e2e/run.sh  # server logs to build/e2e-logs/ even on success
 #   BX_E2E_URL=http://127.0.0.1:18092/cometd bash tests/e2e/run.sh   # against a server already running
 #                                                  # (no stack: the worker-restart test then fails)
 # Binaries from $BUILD (default build). Screenshots in build/e2e-screenshots/.
@@ -42,7 +43,7 @@ if [ -z "${BX_E2E_URL:-}" ]; then
       for f in $bad; do grep -E -A30 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:' "$f" | head -60 >&2; done
       rc=1
     fi
-    if [ "$rc" != 0 ] && [ -d "$tmp" ]; then
+    if { [ "$rc" != 0 ] || [ -n "${BX_E2E_KEEP_LOGS:-}" ]; } && [ -d "$tmp" ]; then
       mkdir -p "$ROOT/build/e2e-logs" && cp "$tmp"/*.log "$ROOT/build/e2e-logs/" 2>/dev/null
       echo "e2e: logs kept in build/e2e-logs/" >&2
     fi
@@ -53,7 +54,7 @@ if [ -z "${BX_E2E_URL:-}" ]; then
   # Every extension on (timestamp is off by default in bayeux.conf); CometD's other defaults.
   cat > "$tmp/bayeux.conf" <<CONF
 redisPort = $redis_port
-logLevel = info
+logLevel = ${BX_E2E_LOG_LEVEL:-info}
 ackExtension = 1
 timesyncExtension = 1
 timestampExtension = 1

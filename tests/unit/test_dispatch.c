@@ -677,6 +677,47 @@ static void test_ws_push_through(void **state)
     bx_exchange_free(ex);
 }
 
+/* A pushed batch whose wake-up comes before the reply of the connect that parked (two Redis connections,
+ * no order between them) is not lost: the connect drains when it parks, it does not bx_push (whose later
+ * batch would go out first, and whose confirm would drop the unwritten one). And bx_push itself names
+ * the batch the exchange heard of last: a session past it ("missed") is drained, in order. */
+static void test_ws_push_before_connect_reply(void **state)
+{
+    (void)state;
+    n_ws = 0;
+    bx_exchange *ex = the_ex = ex_new(CONNECT("3", ""), "b1");
+    bx_exchange_set_push(ex, on_ws_push);
+    bx_exchange_start(ex);
+    assert_int_equal(n_calls, 1);
+    ws_wake(ex, M(1), "1", 41, 40); /* bx_connect parked at bn 40, then a publish pushed 41 */
+    assert_int_equal(n_ws, 0);
+    answer(0, mk("siii", "parked", 0LL, 0LL, 40LL));
+    assert_int_equal(n_calls, 2);
+    assert_memory_equal(calls[1].text, "bx_drain c1 ", 12);
+    answer(1, mk("sis", "msgs", 42LL, "{\"channel\":\"/a\",\"data\":1}"));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    assert_string_equal(body, "[{\"channel\":\"/a\",\"data\":1},"
+                              "{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true}]");
+    bx_exchange_free(ex);
+
+    ex = the_ex = ex_new(CONNECT("4", ""), "b1");
+    bx_exchange_set_push(ex, on_ws_push);
+    bx_exchange_start(ex);
+    answer(2, mk("siii", "parked", 0LL, 0LL, 50LL));
+    bx_exchange_wake(ex); /* a plain wake-up: bx_push, naming batch 50 */
+    assert_int_equal(n_calls, 4);
+    size_t tl = strlen(calls[3].text);
+    assert_memory_equal(calls[3].text, "bx_push c1 ", 11);
+    assert_true(tl > 3 && strcmp(calls[3].text + tl - 3, " 50") == 0);
+    answer(3, mk("si", "missed", 51LL));
+    assert_int_equal(n_ws, 0);
+    assert_int_equal(n_calls, 5);
+    assert_memory_equal(calls[4].text, "bx_drain c1 ", 12);
+    answer(4, mk("sis", "msgs", 52LL, "{\"channel\":\"/a\",\"data\":2}"));
+    assert_int_equal(last_state, BX_EX_REPLY);
+    bx_exchange_free(ex);
+}
+
 /* bayeux-ws gathers the confirms of one loop pass: the first asks for a flush, none is sent until then,
  * and any other broker call sends them first (a drain must not reach Redis before them). */
 static int n_schedules;
@@ -826,6 +867,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_push_answers_parked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_confirms_gathered, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ws_push_through, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ws_push_before_connect_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_confirms_gathered_per_pass, setup, teardown),
         cmocka_unit_test_setup_teardown(test_connects_gathered, setup, teardown),
         cmocka_unit_test(test_wake_payloads),
