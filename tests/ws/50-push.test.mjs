@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { Client, CFG, direct, frame, sleep, subscriber, unique, upgradeHead } from './lib.mjs';
+import { Client, CFG, LongPoll, direct, frame, sleep, subscriber, unique, upgradeHead } from './lib.mjs';
 
 const DIRECT = `ws://${process.env.BX_WS_DIRECT}/cometd`;
 const redis = (...args) => execFileSync('redis-cli', ['-p', process.env.BX_REDIS_PORT, '--raw', ...args]).toString().trim();
@@ -142,4 +142,61 @@ test('a socket that dies before pushed messages were written: they come again on
   assert.deepEqual(again, [...Array(again.length).keys()].map((k) => n - again.length + k), 'the newest ones, in order');
   await c2.close();
   await pub.close();
+});
+
+test('connects that cycle every few ms while publishes stream: every subscriber gets each message once, in order', { timeout: 60000 }, async () => {
+  // Each held connect ends after a client advice.timeout of 1-8 ms, so a new bx_connect is often in
+  // flight when a publish pushes to the session (the wake-up and the connect reply come over two Redis
+  // connections, in either order). A pushed batch the exchange has not written must never be overtaken
+  // by a later one, whose confirm would drop it. Publishers over websocket and over long-polling (other
+  // processes, other Redis connections) stream frames of 5 without waiting for replies.
+  const ch = `/push/${unique()}`;
+  const N = 400, SUBS = 16, HTTP_PUBS = 3;
+  const subs = [];
+  for (let s = 0; s < SUBS; s++) {
+    const c = await Client.open();
+    await c.handshake();
+    await c.connectFirst();
+    await c.subscribe(ch);
+    c.cycles = 0;
+    c.connect = function () {
+      const id = `k${s}x${++this.cycles}`;
+      this.send([{ channel: '/meta/connect', clientId: this.clientId, connectionType: 'websocket', id,
+        advice: { timeout: 1 + ((this.cycles * 7 + s) % 8) } }]);
+      return id;
+    };
+    c.autoConnect = true;
+    c.connect();
+    subs.push(c);
+  }
+  const ws = await Client.open();
+  await ws.handshake();
+  const http = [];
+  for (let k = 0; k < HTTP_PUBS; k++) { const lp = new LongPoll(); await lp.handshake(); http.push(lp); }
+  const frameOf = (cid, p, i) => [0, 1, 2, 3, 4].map((j) => ({ channel: ch, clientId: cid, data: { p, i: i + j }, id: `p${p}x${i + j}` }));
+  const streams = [(async () => {
+    for (let i = 0; i < N; i += 5) { ws.send(frameOf(ws.clientId, 0, i)); if (i % 25 === 0) await sleep(1); }
+  })(), ...http.map((lp, k) => (async () => {
+    for (let i = 0; i < N; i += 5) await lp.post(frameOf(lp.clientId, k + 1, i)); // in order: one at a time
+  })())];
+  try {
+    await Promise.all(streams);
+    const P = 1 + HTTP_PUBS;
+    const got = (c, p) => deliveries(c, ch).filter((m) => m.data.p === p).map((m) => m.data.i);
+    const done = () => subs.every((c) => deliveries(c, ch).length >= N * P);
+    for (let t = 0; t < 600 && !done(); t++) await sleep(50);
+    await sleep(200); // a duplicate would arrive now
+    for (const [s, c] of subs.entries()) {
+      for (let p = 0; p < P; p++) {
+        const seq = got(c, p);
+        const have = new Set(seq);
+        const missing = [...Array(N).keys()].filter((i) => !have.has(i));
+        assert.deepEqual(missing, [], `subscriber ${s} (${c.cycles} connects), publisher ${p}: ${seq.length} of ${N}, missing ${missing.slice(0, 20)}`);
+        assert.deepEqual(seq, [...Array(N).keys()], `subscriber ${s}, publisher ${p}: each once, in order`);
+      }
+    }
+    assert.ok(subs.every((c) => c.cycles > 10), 'the connects cycled: ' + subs.map((c) => c.cycles));
+  } finally {
+    for (const c of [...subs, ws]) { c.autoConnect = false; await c.close(); }
+  }
 });
