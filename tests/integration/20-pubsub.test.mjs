@@ -171,3 +171,46 @@ test('#21 unsubscribe: a never-created channel is channel_missing; after unsubsc
   assert.equal((await pub.publish(ch, 'after')).successful, true);
   assert.deepEqual((await drainNow(s1)).filter((m) => m.channel === ch), []);
 });
+
+test('#22 polls that cycle every few ms while three publishers stream: every subscriber gets each message once, in order', { timeout: 90000 }, async () => {
+  // Each held connect ends after a client advice.timeout of 1-8 ms, so publishes find polls parked,
+  // being parked, being answered and not parked at all: pushed wake-ups, drains and queued messages mix.
+  const ch = `/stress/${unique()}`;
+  const N = 300, SUBS = 12, PUBS = 3;
+  const subs = await Promise.all([...Array(SUBS).keys()].map(async (s) => {
+    const c = await new Client(`sub${s}`).ready();
+    assert.equal((await c.subscribe(ch)).successful, true);
+    c.got = [];
+    c.cycles = 0;
+    return c;
+  }));
+  const pubs = await Promise.all([...Array(PUBS).keys()].map(async (p) => { const c = new Client(`pub${p}`); await c.handshake(); return c; }));
+  let streaming = true;
+  const polls = subs.map((c, s) => (async () => {
+    const end = Date.now() + 60000;
+    while (Date.now() < end && (streaming || c.got.length < N * PUBS)) {
+      const res = await c.connect({ advice: { timeout: 1 + ((++c.cycles * 7 + s) % 8) } });
+      assert.equal(res.status, 200, `${c.name} connect: HTTP ${res.status} ${res.text}`);
+      assert.equal(connectReply(res).successful, true, `${c.name} connect: ${res.text}`);
+      c.got.push(...deliveries(res).filter((m) => m.channel === ch).map((m) => m.data));
+    }
+  })());
+  await Promise.all(pubs.map((c, p) => (async () => {
+    for (let i = 0; i < N; i += 5) {
+      const res = await c.post([0, 1, 2, 3, 4].map((j) => ({ channel: ch, clientId: c.clientId, data: { p, i: i + j }, id: c.nextId() })));
+      assert.equal(res.status, 200, `${c.name} publish: HTTP ${res.status} ${res.text}`);
+    }
+  })()));
+  streaming = false;
+  await Promise.all(polls);
+  for (const c of subs) {
+    for (let p = 0; p < PUBS; p++) {
+      const seq = c.got.filter((d) => d.p === p).map((d) => d.i);
+      const have = new Set(seq);
+      const missing = [...Array(N).keys()].filter((i) => !have.has(i));
+      assert.deepEqual(missing, [], `${c.name} (${c.cycles} connects), publisher ${p}: ${seq.length} of ${N}, missing ${missing.slice(0, 20)}`);
+      assert.deepEqual(seq, [...Array(N).keys()], `${c.name}, publisher ${p}: each once, in order`);
+    }
+  }
+  assert.ok(subs.every((c) => c.cycles > 10), 'the polls cycled: ' + subs.map((c) => c.cycles));
+});
