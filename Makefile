@@ -8,6 +8,13 @@
 
 CC      ?= cc
 BUILD   ?= build
+# build/san is always the sanitizer build (make test's): any target built there gets its flags, so a
+# later `make BUILD=build/san <one target>` (bench/selftest.sh's floor) links with the same runtime.
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+ifeq ($(BUILD),build/san)
+SAN     ?= $(SAN_FLAGS)
+OPT     ?= -O1
+endif
 OPT     ?= -O2
 V       ?= 0
 PKGS    := jansson hiredis libevent libevent_pthreads libjwt
@@ -127,8 +134,7 @@ test-build: $(BINS) $(CGEN) $(UNIT_BIN) $(BRK_BIN) $(INT_BIN)
 
 # make test: sanitizer build (ASan + UBSan, leaks on) of everything, then every suite.
 test: deps
-	$(MAKE) --no-print-directory BUILD=build/san OPT=-O1 \
-	  SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test-build
+	$(MAKE) --no-print-directory BUILD=build/san OPT=-O1 SAN="$(SAN_FLAGS)" test-build
 	$(MAKE) --no-print-directory all
 	BUILD=build/san bash tests/run.sh
 
