@@ -77,4 +77,4 @@ cd "$E2E"
 # --test-force-exit: a client still retrying in the background (its server was killed) must not keep a
 # finished test file alive.
 # shellcheck disable=SC2086
-node --test --test-concurrency=1 --test-force-exit --test-reporter=spec "$@" ${BX_E2E_FILES:-*.test.mjs}
+node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "$@" ${BX_E2E_FILES:-*.test.mjs}
