@@ -321,9 +321,7 @@ static void push_done(bx_exchange *ex, const redisReply *r)
     if (is_status(r, "missed")) { /* the session has a batch this exchange has not written: drain, in order */
         bx_debug("connect c=%s token %s: bx_push found batch %lld, known %lld → drain", ex->cid, ex->token,
                  rint_at(r, 1), ex->bn_known);
-        ex->need_drain = 1;
-        ex->pend |= PEND_WAKE;
-        connect_parked(ex);
+        bx_exchange_resync(ex);
         return;
     }
     if (!is_status(r, "msgs")) { /* parked (nothing new), superseded, gone, broker down: as a drain */
