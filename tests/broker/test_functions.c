@@ -192,6 +192,19 @@ static void test_drain_parked_and_final(void **state) {
     assert_int_equal(t_cmd_int(S, "EXISTS", T_PREFIX "parked", NULL), 0);
 }
 
+/* A new session cid subscribed to channel whose websocket connect (token "tok", worker w1) is parked;
+ * returns the session's batch number from the reply. */
+static long long ws_parked(const char *cid, const char *channel) {
+    t_session(S, cid, "");
+    t_subscribe(S, cid, channel);
+    redisReply *r = t_fcall(S, "bx_connect", cid, "", "w1", "tok", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
+                            "websocket", NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    long long bn = t_int(r, 3);
+    freeReplyObject(r);
+    return bn;
+}
+
 /* One message in p1's queue (a publish pushes to a held websocket connect itself when the queue is empty:
  * test_ws_push_through; a queue fills when it was not parked); bx_push returns just it as a batch after
  * `after` (batch numbers only grow); returns that batch. */
@@ -215,15 +228,10 @@ static long long push_one(const char *msg, long long after) {
 static void test_push_stays_parked(void **state) {
     (void)state;
     redisContext *w1 = t_wake_listen("w1");
-    t_session(S, "p1", "");
-    t_subscribe(S, "p1", "/chat/p");
     /* a websocket poll (long-polling ones are pushed by the publish itself: 'p' wake-ups) */
-    redisReply *r = t_fcall(S, "bx_connect", "p1", "", "w1", "tok", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
-                            "websocket", NULL);
-    assert_string_equal(t_str(r, 0), "parked");
-    freeReplyObject(r);
+    ws_parked("p1", "/chat/p");
     /* Nothing queued: stays parked. */
-    r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
+    redisReply *r = t_fcall(S, "bx_push", "p1", "tok", T_TTL, NULL);
     assert_string_equal(t_str(r, 0), "parked");
     freeReplyObject(r);
     /* The worker names the batch it heard of last: a session past it was pushed a batch that worker has
@@ -273,13 +281,8 @@ static void test_push_stays_parked(void **state) {
 static void test_ws_push_through(void **state) {
     (void)state;
     redisContext *w1 = t_wake_listen("w1");
-    t_session(S, "q1", "");
-    t_subscribe(S, "q1", "/chat/q");
-    redisReply *r = t_fcall(S, "bx_connect", "q1", "", "w1", "tok", "-1", "1", T_TIMEOUT, T_EXPIRY, T_TTL, "-1",
-                            "websocket", NULL);
-    assert_string_equal(t_str(r, 0), "parked");
-    assert_int_equal(t_int(r, 3), 0); /* the session's batch number: none yet */
-    freeReplyObject(r);
+    assert_int_equal(ws_parked("q1", "/chat/q"), 0); /* the session's batch number: none yet */
+    redisReply *r;
     char want[128], num[32];
     assert_int_equal(publish_n("", "/chat/q", "{\"m\":1}"), 1);
     char *p = t_wake_next(w1);

@@ -640,13 +640,20 @@ static void ws_wake(bx_exchange *ex, const char *msgs, const char *idx, long lon
 
 #define M(n) "25:{\"channel\":\"/a\",\"data\":" #n "}"
 
+/* A websocket connect (push hook set) sent to the broker: the next call is its bx_connect. */
+static bx_exchange *ws_connect(const char *json)
+{
+    bx_exchange *ex = the_ex = ex_new(json, "b1");
+    bx_exchange_set_push(ex, on_ws_push);
+    bx_exchange_start(ex);
+    return ex;
+}
+
 static void test_ws_push_through(void **state)
 {
     (void)state;
     n_ws = 0;
-    bx_exchange *ex = the_ex = ex_new(CONNECT("3", ""), "b1");
-    bx_exchange_set_push(ex, on_ws_push);
-    bx_exchange_start(ex);
+    bx_exchange *ex = ws_connect(CONNECT("3", ""));
     answer(0, mk("siii", "parked", 0LL, 0LL, 40LL)); /* the session's batch number is 40 */
     assert_int_equal(last_state, BX_EX_PARKED);
     int states = n_states;
@@ -685,9 +692,7 @@ static void test_ws_push_before_connect_reply(void **state)
 {
     (void)state;
     n_ws = 0;
-    bx_exchange *ex = the_ex = ex_new(CONNECT("3", ""), "b1");
-    bx_exchange_set_push(ex, on_ws_push);
-    bx_exchange_start(ex);
+    bx_exchange *ex = ws_connect(CONNECT("3", ""));
     assert_int_equal(n_calls, 1);
     ws_wake(ex, M(1), "1", 41, 40); /* bx_connect parked at bn 40, then a publish pushed 41 */
     assert_int_equal(n_ws, 0);
@@ -700,9 +705,7 @@ static void test_ws_push_before_connect_reply(void **state)
                               "{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true}]");
     bx_exchange_free(ex);
 
-    ex = the_ex = ex_new(CONNECT("4", ""), "b1");
-    bx_exchange_set_push(ex, on_ws_push);
-    bx_exchange_start(ex);
+    ex = ws_connect(CONNECT("4", ""));
     answer(2, mk("siii", "parked", 0LL, 0LL, 50LL));
     bx_exchange_wake(ex); /* a plain wake-up: bx_push, naming batch 50 */
     assert_int_equal(n_calls, 4);
