@@ -176,12 +176,27 @@ local function stat(k, name, n)
 end
 
 -- Load the session hash fields we need; nil when the session does not exist.
--- Fields: st b t w k bn pk tx ('' pk = none).
+-- Fields: st b t w k bn pk tx ww wa ack ('' pk = none).
 local function load_session(sk)
-  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn', 'pk', 'tx')
+  local v = rd('hash', sk.s, 'HMGET', 'st', 'b', 't', 'w', 'k', 'bn', 'pk', 'tx', 'ww', 'wa', 'ack')
   if not v[1] then return nil end
   local pk = v[7] ~= '' and v[7] or nil
-  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6], pk = pk, tx = tonumber(v[8]) }
+  return { st = v[1], b = v[2] or '', t = v[3] or '', w = v[4], k = v[5], bn = v[6], pk = pk, tx = tonumber(v[8]),
+           ww = v[9], wa = tonumber(v[10]), ack = v[11] == '1' }
+end
+
+-- The confirm window (API.md): the worker that was handed the session's last batch (field ww, at
+-- time wa) confirms it right after writing the reply, over its own Redis connection. The client's
+-- next /meta/connect can reach Redis through another worker first; the batch is still in flight
+-- then, and returning it would deliver it twice. So for CONFIRM_GRACE_MS after the hand-out a
+-- request of another worker waits for that confirm instead (sessions without the ack extension:
+-- with it the client's ext.ack decides). After the grace the batch counts as not written (its worker
+-- died, or its write failed) and goes out again. Returns the ms left to wait, 0 = do not wait.
+local CONFIRM_GRACE_MS = 1000
+local function writer_wait(sess, me, now)
+  if sess.ack or not sess.ww or sess.ww == '' or sess.ww == me then return 0 end
+  local left = (sess.wa or 0) + CONFIRM_GRACE_MS - now
+  return left > 0 and left or 0
 end
 
 -- The browser check of API.md: empty browser argument = skip.
@@ -481,10 +496,14 @@ local function connect_one(k, c, now, acc)
   local dropped = 0
   if c.ack_k >= 0 then dropped = inflight_upto(inflight, c.ack_k) end
   local pending = #queued + #inflight - dropped
+  -- another worker may still be writing the in-flight batch: wait for its confirm (queued messages
+  -- wait too: they must not overtake it)
+  local wait = #inflight > dropped and writer_wait(sess, c.worker, now) or 0
+  local deliver = pending > 0 and wait == 0
   local first = sess.st == 'h'
   local tc = sess.t ~= c.transport
   local held_live = 0
-  local want_park = pending == 0 and c.hold and not first
+  local want_park = not deliver and c.hold and not first
   local max_spb = c.max_spb
   -- No type check of Pbrowser:<b> of its own: held_others' SMEMBERS is one, and the only write
   -- to it here is a PEXPIRE, which takes any type.
@@ -501,9 +520,11 @@ local function connect_one(k, c, now, acc)
   if pending == 0 and not has_sentinel then queue_reset(sk, false) end
   local reply = { '', first and 1 or 0, tc and 1 or 0 }
   local expiry = now + c.expiry_ms
-  if pending > 0 then
+  if deliver then
     if sess.w then unpark(k, sk, cid, sess) end
     reply[1] = 'msgs'
+    local n = #fields
+    fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4] = 'ww', c.worker, 'wa', now
     drain_write(sk, queued, inflight, dropped, reply, has_sentinel, c.ttl, sess.bn, now)
   elseif want_park and sess.b ~= '' and max_spb >= 0 and held_live >= max_spb then
     if sess.w then unpark(k, sk, cid, sess) end
@@ -515,6 +536,9 @@ local function connect_one(k, c, now, acc)
     fields[n + 5], fields[n + 6], fields[n + 7], fields[n + 8] = 'xm', c.expiry_ms, 'tl', c.ttl
     redis.call('HSET', k.parked, cid, c.worker)
     reply[1], reply[4] = 'parked', tonumber(sess.bn) or 0
+    -- waiting for another worker's confirm: hold at most until the grace ends, then the final
+    -- drain sends the batch again if that confirm never came
+    if wait > 0 then reply[5] = wait end
     expiry = now + c.timeout_ms + c.expiry_ms
   else
     if sess.w then unpark(k, sk, cid, sess) end
@@ -618,18 +642,24 @@ local function drain(_, args)
   need(k.parked, 'hash')
   local queued, inflight, has_sentinel = drain_read(sk)
   local skip = framed > 0 and inflight_upto(inflight, framed) or 0
+  local now = now_ms()
+  -- a pushed poll's batch was handed to this worker (ww); else the worker is the one it is parked at
+  local me = pushed and sess.ww or sess.w
+  local wait = #inflight > skip and writer_wait(sess, me, now) > 0
 
   -- writes
-  local now = now_ms()
   local reply
   if pushed then redis.call('HSET', sk.s, 'pk', '') end
-  if #queued + #inflight - skip > 0 then
+  if #queued + #inflight - skip > 0 and not wait then
     unpark(k, sk, cid, sess)
     reply = { 'msgs' }
+    redis.call('HSET', sk.s, 'ww', me or '', 'wa', now)
     drain_write(sk, queued, inflight, skip, reply, has_sentinel, ttl, sess.bn, now)
   elseif final or pushed then
+    -- final while another worker's confirm is awaited: answered empty; the client's next connect
+    -- gets the batch once confirmed (or again after the grace)
     unpark(k, sk, cid, sess)
-    if not has_sentinel then queue_reset(sk, false) end
+    if not has_sentinel and #queued == 0 then queue_reset(sk, false) end
     reply = { 'empty', 0 }
   else
     -- A wake-up found nothing (another path drained it): wake this worker again next time.
@@ -720,7 +750,9 @@ end
 local function held_next(sk)
   if rd('list', sk.q, 'LLEN') < 2 then return nil end -- the sentinel alone (or an old-style queue)
   local v = rd('hash', sk.s, 'HMGET', 'w', 'k', 't', 'ack', 'bn', 'tl')
-  if not (v[1] and v[2] and v[3] == 'websocket' and v[4] ~= '1') then return nil end
+  if not (v[1] and v[2] and v[4] ~= '1') then return nil end
+  -- a held HTTP poll that waited for this confirm (writer_wait) while messages queued: a plain wake-up
+  if v[3] ~= 'websocket' then return { w = v[1], plain = true } end
   local q = redis.call('LRANGE', sk.q, 0, -1)
   if q[1] ~= SENTINEL then return nil end
   table.remove(q, 1)
@@ -761,6 +793,7 @@ local function confirm(_, args)
       pl.n, pl.total = n, n + 1 -- the last entry is not confirmed: LTRIM below
     end
     if pl.n > 0 and pl.n == pl.total then pl.next = held_next(pl.sk) end
+    if pl.next and pl.next.plain then need(K(P).parked, 'hash') end
   end
   local dropped, woken, now = 0, {}, nil
   for _, pl in ipairs(plans) do
@@ -771,7 +804,10 @@ local function confirm(_, args)
     end
     dropped = dropped + pl.n
     local nx = pl.next
-    if nx then -- the list was just deleted: push_write creates it
+    if nx and nx.plain then -- its worker drains (bx_drain), as after a publish's wake-up
+      redis.call('HDEL', K(P).parked, pl.cid)
+      woken[#woken + 1] = { pl.cid, nx.w, nil }
+    elseif nx then -- the list was just deleted: push_write creates it
       now = now or now_ms()
       push_write(nx, now)
       queue_reset(pl.sk, true)
@@ -955,7 +991,7 @@ local function recipients_write(k, acc, message, parked)
       if not push.ws then -- a held websocket connect stays parked (and in Pparked) for the next publish
         -- unparked, remembering whose poll the messages are for (bx_drain, bx_connect clear pk)
         redis.call('HDEL', push.s, 'w', 'k')
-        redis.call('HSET', push.s, 'pk', push.token, 'bn', bn)
+        redis.call('HSET', push.s, 'pk', push.token, 'bn', bn, 'ww', p[2], 'wa', now)
         -- answered now: the session expires maxInterval after this, as after a drain
         if push.xm > 0 then -- 0: parked by an older library version, its expiry stays
           zadd[#zadd + 1] = now + push.xm

@@ -57,6 +57,14 @@ static void connect_done(bx_exchange *ex, const redisReply *r)
         json_decref(advice);
         ex->bn_known = batch;
         ex->framed = 0; /* need_drain stays: a pushed batch may have come while this call was in flight */
+        /* Held while another worker's confirm of the in-flight batch is awaited (API.md, confirm
+         * window): the final drain at the end of the wait sends it again if that confirm never came. */
+        long long wait = r->elements > 4 ? rint_at(r, 4) : 0;
+        if (wait > 0 && wait < ex->hold_ms) {
+            bx_debug("connect c=%s: the in-flight batch is another worker's until its confirm; held %lld ms at most",
+                     ex->cid, wait);
+            ex->hold_ms = (long)wait;
+        }
         connect_parked(ex);
         return;
     }

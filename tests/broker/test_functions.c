@@ -340,6 +340,97 @@ static void test_ws_push_through(void **state) {
     redisFree(w1);
 }
 
+/* One in-flight element check: r is a "msgs" reply holding exactly the messages of want (NULL-ended). */
+static void assert_msgs(redisReply *r, int batch_at, const char *const *want) {
+    assert_string_equal(t_str(r, 0), "msgs");
+    size_t n = 0;
+    while (want[n]) n++;
+    assert_int_equal(r->elements, batch_at + 1 + n);
+    for (size_t i = 0; i < n; i++) assert_string_equal(t_str(r, batch_at + 1 + i), want[i]);
+}
+
+/* A held connect of cid through worker that is answered at once with exactly want; returns its batch. */
+static long long connect_gets(const char *cid, const char *worker, const char *token, const char *const *want) {
+    redisReply *r = t_connect(S, cid, worker, token);
+    assert_msgs(r, 3, want);
+    long long batch = t_int(r, 3);
+    freeReplyObject(r);
+    return batch;
+}
+
+/* The confirm window (API.md): worker w1 was handed a batch and confirms it once its reply is written, but
+ * the client's next connect can reach Redis through w2 first. w2 then waits for that confirm (held at most
+ * the grace, its wake-ups and final drain send nothing) instead of sending the batch a second time; the
+ * confirm wakes it for what queued meanwhile. Unconfirmed after the grace, the batch goes out again. The
+ * worker that wrote the batch, and sessions with the ack extension, never wait. */
+static void test_confirm_window(void **state) {
+    (void)state;
+    static const char *const m1[] = { "{\"m\":1}", NULL }, *const m2[] = { "{\"m\":2}", NULL };
+    redisContext *w2 = t_wake_listen("w2");
+    t_session(S, "cw", "");
+    t_subscribe(S, "cw", "/chat/cw");
+    assert_int_equal(publish_n("", "/chat/cw", m1[0]), 1);
+    long long b1 = connect_gets("cw", "w1", "t1", m1);
+    /* the next connect, through w2, before w1's confirm: held, at most until the grace ends */
+    redisReply *r = t_connect(S, "cw", "w2", "t2");
+    assert_string_equal(t_str(r, 0), "parked");
+    assert_int_equal(r->elements, 5);
+    assert_true(t_int(r, 4) > 0 && t_int(r, 4) <= 1000);
+    freeReplyObject(r);
+    /* a publish meanwhile queues behind the batch; w2's drain after its wake-up still waits */
+    assert_int_equal(publish_n("", "/chat/cw", m2[0]), 1);
+    char *wake = t_wake_next(w2);
+    assert_non_null(wake);
+    assert_string_equal(wake, "w cw");
+    free(wake);
+    r = t_fcall(S, "bx_drain", "cw", "t2", "0", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    /* w1's confirm drops its batch and wakes w2 for the queued message, which alone goes out */
+    char num[32];
+    snprintf(num, sizeof num, "%lld", b1);
+    r = t_fcall(S, "bx_confirm", "cw", num, NULL);
+    assert_int_equal(r->integer, 1);
+    freeReplyObject(r);
+    wake = t_wake_next(w2);
+    assert_non_null(wake);
+    assert_string_equal(wake, "w cw");
+    free(wake);
+    r = t_fcall(S, "bx_drain", "cw", "t2", "0", T_EXPIRY, T_TTL, NULL);
+    assert_msgs(r, 1, m2);
+    freeReplyObject(r);
+    /* w2 has not confirmed: a connect through w1 that is not held answers empty, a held one's final
+     * drain too, and the batch stays in flight */
+    r = t_fcall(S, "bx_connect", "cw", "", "w1", "t3", "-1", "0", T_TIMEOUT, T_EXPIRY, T_TTL, "-1", "long-polling",
+                NULL);
+    assert_string_equal(t_str(r, 0), "empty");
+    freeReplyObject(r);
+    r = t_connect(S, "cw", "w1", "t4");
+    assert_string_equal(t_str(r, 0), "parked");
+    freeReplyObject(r);
+    r = t_fcall(S, "bx_drain", "cw", "t4", "1", T_EXPIRY, T_TTL, NULL);
+    assert_string_equal(t_str(r, 0), "empty");
+    freeReplyObject(r);
+    assert_int_equal(t_cmd_int(S, "LLEN", T_PREFIX "{cw}:f", NULL), 1);
+    /* the grace is over (w2 died, or its write failed): the batch goes out again */
+    r = t_cmd(S, "HGET", T_PREFIX "{cw}:s", "wa", NULL);
+    snprintf(num, sizeof num, "%lld", atoll(r->str) - 1001);
+    freeReplyObject(r);
+    freeReplyObject(t_cmd(S, "HSET", T_PREFIX "{cw}:s", "wa", num, NULL));
+    connect_gets("cw", "w1", "t5", m2);
+    /* the worker that was handed it does not wait for itself */
+    connect_gets("cw", "w1", "t6", m2);
+    /* with the ack extension the client's ext.ack decides: no waiting */
+    r = t_fcall(S, "bx_handshake", "ca", "", "long-polling", T_EXPIRY, T_TTL, "1", "", NULL);
+    freeReplyObject(r);
+    freeReplyObject(t_connect(S, "ca", "w0", "first"));
+    t_subscribe(S, "ca", "/chat/cw");
+    assert_int_equal(publish_n("", "/chat/cw", m1[0]), 2);
+    connect_gets("ca", "w1", "a1", m1);
+    connect_gets("ca", "w2", "a2", m1);
+    redisFree(w2);
+}
+
 static void test_supersede(void **state) {
     (void)state;
     redisContext *w1 = t_wake_listen("w1");
@@ -1119,6 +1210,7 @@ int main(void) {
         cmocka_unit_test_setup(test_drain_parked_and_final, setup),
         cmocka_unit_test_setup(test_push_stays_parked, setup),
         cmocka_unit_test_setup(test_ws_push_through, setup),
+        cmocka_unit_test_setup(test_confirm_window, setup),
         cmocka_unit_test_setup(test_supersede, setup),
         cmocka_unit_test_setup(test_disconnect_notifies_and_removes_all, setup),
         cmocka_unit_test_setup(test_inflight_ack, setup),

@@ -209,7 +209,9 @@ test('#22 polls that cycle every few ms while three publishers stream: every sub
       const have = new Set(seq);
       const missing = [...Array(N).keys()].filter((i) => !have.has(i));
       assert.deepEqual(missing, [], `${c.name} (${c.cycles} connects), publisher ${p}: ${seq.length} of ${N}, missing ${missing.slice(0, 20)}`);
-      assert.deepEqual(seq, [...Array(N).keys()], `${c.name}, publisher ${p}: each once, in order`);
+      const dups = seq.filter((i, k) => seq.indexOf(i) !== k);
+      const ooo = seq.map((i, k) => [k, i]).filter(([k, i]) => k > 0 && i < seq[k - 1]).map(([k, i]) => `${seq[k - 1]}->${i}@${k}`);
+      assert.deepEqual(seq, [...Array(N).keys()], `${c.name} (${c.cycles} connects), publisher ${p}: each once, in order; ${seq.length} received, duplicated ${dups.slice(0, 20)}, out of order ${ooo.slice(0, 10)}`);
     }
   }
   assert.ok(subs.every((c) => c.cycles > 10), 'the polls cycled: ' + subs.map((c) => c.cycles));

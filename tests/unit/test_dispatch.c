@@ -113,6 +113,7 @@ static bx_config cfg;
 static bx_dispatch *d;
 static bx_ex_state last_state;
 static int n_states, n_holds;
+static long parked_hold_ms; /* the hold a transport arms its timer with when told PARKED */
 static int confirm_in_state; /* behave like the FastCGI transport: confirm right after writing */
 static char *body;
 
@@ -127,6 +128,8 @@ static void on_state(bx_exchange *ex, bx_ex_state st, void *arg)
     (void)arg;
     last_state = st;
     n_states++;
+    if (st == BX_EX_PARKED)
+        parked_hold_ms = bx_exchange_hold_ms(ex);
     if (st == BX_EX_REPLY) {
         size_t len;
         free(body);
@@ -145,6 +148,7 @@ static int setup(void **state)
     d = bx_dispatch_new(&cfg, NULL, "w1", err, sizeof err);
     assert_non_null(d);
     n_calls = store_down = n_states = n_holds = confirm_in_state = 0;
+    parked_hold_ms = -1;
     body = NULL;
     return 0;
 }
@@ -300,6 +304,30 @@ static void test_parked_wake_without_messages_stays(void **state)
     assert_string_equal(body, "[{\"channel\":\"/meta/connect\",\"id\":\"3\",\"successful\":true}]");
     bx_exchange_confirm(ex); /* nothing delivered: nothing to confirm */
     assert_int_equal(n_calls, 3);
+    bx_exchange_free(ex);
+}
+
+/* Parked while another worker's confirm of the in-flight batch is awaited (the reply's 5th element, the ms
+ * left of the broker's grace): the hold is that long at most, so the final drain resends the batch soon if
+ * the confirm never comes; a longer wait leaves the client's timeout as it is. */
+static void test_parked_waiting_for_confirm_holds_less(void **state)
+{
+    (void)state;
+    bx_exchange *ex = ex_new(CONNECT("3", ""), "b1");
+    bx_exchange_start(ex);
+    answer(0, mk("siiii", "parked", 0LL, 0LL, 7LL, 300LL));
+    assert_int_equal(last_state, BX_EX_PARKED);
+    assert_int_equal(parked_hold_ms, 300);
+    bx_exchange_expire(ex);
+    assert_non_null(strstr(calls[1].text, " 1 10000 ")); /* final=1 */
+    answer(1, mk("si", "empty", 0LL));
+    bx_exchange_free(ex);
+    ex = ex_new(CONNECT("4", ""), "b1");
+    bx_exchange_start(ex);
+    answer(2, mk("siiii", "parked", 0LL, 0LL, 7LL, 50000LL));
+    assert_int_equal(parked_hold_ms, 20000);
+    bx_exchange_expire(ex);
+    answer(3, mk("si", "empty", 0LL));
     bx_exchange_free(ex);
 }
 
@@ -856,6 +884,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wake_before_parked_answer, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_wake_without_messages_stays, setup, teardown),
         cmocka_unit_test_setup_teardown(test_parked_transport_changed_advice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parked_waiting_for_confirm_holds_less, setup, teardown),
         cmocka_unit_test_setup_teardown(test_ack_connect_no_confirm, setup, teardown),
         cmocka_unit_test_setup_teardown(test_superseded_and_disconnected, setup, teardown),
         cmocka_unit_test_setup_teardown(test_abandon_unparks, setup, teardown),
