@@ -13,6 +13,8 @@
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT=$PWD
+# shellcheck source=../lib/common.sh
+source tests/lib/common.sh
 export BUILD=${BUILD:-build}
 E2E=$ROOT/tests/e2e
 
@@ -74,7 +76,7 @@ export BX_E2E_MAX_INTERVAL=${BX_E2E_MAX_INTERVAL:-10000}
 export BX_E2E_SHOTS=${BX_E2E_SHOTS:-$ROOT/build/e2e-screenshots}
 
 cd "$E2E"
-# --test-force-exit: a client still retrying in the background (its server was killed) must not keep a
-# finished test file alive.
+# bx_node_test exits with --test-force-exit: a client still retrying in the background (its server was
+# killed) must not keep a finished test file alive.
 # shellcheck disable=SC2086
-node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "$@" ${BX_E2E_FILES:-*.test.mjs}
+bx_node_test "$@" ${BX_E2E_FILES:-*.test.mjs}

@@ -48,7 +48,7 @@ bx_stack_nginx_start "$front2" 127.0.0.1 "$port2" || { echo "fault: the second n
 
 failed=0
 BX_URL=http://127.0.0.1:$port BX_URL2=http://127.0.0.1:$port2 BX_REDIS_PORT=$redis_port BX_FRONT2_DIR=$front2 \
-  node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec \
+  bx_node_test \
   ${BX_FAULT_ONLY:+--test-name-pattern="$(echo "$BX_FAULT_ONLY" | tr ' ' '|')"} tests/fault/fault.test.mjs || failed=1
 
 bx_test_stack_down # first: a leak report is printed when a worker exits
@@ -92,7 +92,7 @@ if bx_stack_redis_start "$sdir" && redis-cli -p "$primary_port" CONFIG SET repl-
    bx_stack_workers_start "$sdir" && bx_stack_nginx_start "$sdir" 127.0.0.1 "$sport"; then
   BX_URL=http://127.0.0.1:$sport BX_SENTINEL_PORT=$sentinel_port BX_REPLICA_PORT=$replica_port \
     BX_PRIMARY_PID=$sdir/redis/redis.pid BX_PRIMARY_PORT=$primary_port BX_CTL=${BX_STACK_BIN%/bayeux-fcgi}/bayeuxctl BX_STACK_DIR=$sdir \
-    node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec tests/fault/sentinel.test.mjs || failed=1
+    bx_node_test tests/fault/sentinel.test.mjs || failed=1
 else
   echo "fault: the sentinel stack did not start"; failed=1
 fi

@@ -63,7 +63,7 @@ done
 failed=0
 echo "-- behind nginx (127.0.0.1:$nginx_port), ${#files[@]} files --"
 BX_URL=http://127.0.0.1:$nginx_port BX_TLS_URL=https://127.0.0.1:$tls_port BX_FRONT=nginx \
-  node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "${files[@]}" || failed=1
+  bx_node_test "${files[@]}" || failed=1
 
 # The core scenarios behind lighttpd.
 if [ -n "$lighttpd_port" ]; then
@@ -76,7 +76,7 @@ if [ -n "$lighttpd_port" ]; then
   if [ ${#core[@]} -gt 0 ]; then
     echo "-- behind lighttpd (127.0.0.1:$lighttpd_port), ${#core[@]} files --"
     BX_URL=http://127.0.0.1:$lighttpd_port BX_FRONT=lighttpd \
-      node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "${core[@]}" || failed=1
+      bx_node_test "${core[@]}" || failed=1
   fi
 else
   echo "-- lighttpd not installed: the lighttpd run is missing (make deps installs it) --"

@@ -9,6 +9,13 @@ s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.clos
 PY
 }
 
+# bx_node_test ARGS... — node's test runner as every suite runs it: one file at a time; node exits when a
+# file's tests are done even if a socket is left open (--test-force-exit); a file fails after 10 min
+# (in Node 20 --test-timeout applies per file).
+bx_node_test() {
+  node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "$@"
+}
+
 # bx_start_redis DIR PORT [redis-server args...] → starts redis-server (no persistence unless
 # the extra args, which come last and so win, turn it on), pid in DIR/redis.pid.
 # BX_SETSID=1: in its own session, so a terminal's Ctrl-C reaches only the script that stops it.

@@ -57,13 +57,13 @@ export BX_URL=http://127.0.0.1:$nginx_port BX_SVC_DIR=$tmp BX_REDIS_PORT=$redis_
 # the example external service (examples/services) runs under Debian's python3 with python3-redis
 /usr/bin/python3 -c 'import redis' 2>/dev/null || { echo "services: /usr/bin/python3 lacks python3-redis (make deps)"; exit 1; }
 echo "-- HS256, authorizers, presence --"
-node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec tests/services/[12456]*.test.mjs || failed=1
+bx_node_test tests/services/[12456]*.test.mjs || failed=1
 echo "-- RS256: workers restarted with jwtAlgorithm=RS256 --"
 for i in $(seq 1 "$BX_STACK_WORKERS"); do
   bash scripts/stack.sh worker-stop "$tmp" "$i" >/dev/null 2>&1
   BX_JWT_ALGORITHM=RS256 BX_JWT_PUBLIC_KEY_FILE=$tmp/rsa.pub.pem bash scripts/stack.sh worker-start "$tmp" "$i" || failed=1
 done
-node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec tests/services/3*.test.mjs || failed=1
+bx_node_test tests/services/3*.test.mjs || failed=1
 bx_test_stack_down # first: a leak report is printed when a worker exits
 bx_sanitizer_report services "$tmp"/worker*.log "$tmp"/poolb/worker*.log || failed=1
 echo "services: $(( $(date +%s) - start )) s"

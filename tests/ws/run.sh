@@ -52,7 +52,7 @@ for f in tests/ws/[0-9]*.test.mjs; do
 done
 failed=0
 BX_URL=http://127.0.0.1:$nginx_port BX_WS_DIRECT=127.0.0.1:$BX_STACK_WS_PORT BX_REDIS_PORT=$redis_port BX_REDIS_PREFIX=wst: \
-  node --test --test-concurrency=1 --test-force-exit --test-timeout=600000 --test-reporter=spec "${files[@]}" || failed=1
+  bx_node_test "${files[@]}" || failed=1
 
 bx_test_stack_down # first: a leak report is printed when a process exits
 bx_sanitizer_report ws "$tmp"/ws*.log "$tmp"/worker*.log || failed=1
